@@ -1,0 +1,107 @@
+"""The contract every service core follows. Services are sans-IO: bytes in, bytes out.
+
+A service never touches a socket or trio. Adapters in `netlab.runner` drive it:
+
+* on a **stream** transport, the adapter makes one `Session` per connection with
+  `Service.new_session()`, feeds it every chunk it reads with `Session.receive_data`, and
+  writes whatever that returns. ``receive_data(b"")`` means the peer closed its sending
+  side (end of stream); the session returns its last words and is finished.
+* on a **datagram** transport, the adapter calls `Service.handle_datagram` once per
+  datagram and sends back the returned datagram (``None`` means: no reply).
+
+The client side of a service's framing lives here too (`ReplyReader`), so that a generic
+client can tell where one reply ends without knowing which service it talks to.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import deque
+
+
+class Session(abc.ABC):
+    """One stream connection's worth of protocol state."""
+
+    @abc.abstractmethod
+    def receive_data(self, data: bytes) -> bytes:
+        """Take bytes read from the peer; return bytes to write back (may be empty).
+
+        ``data == b""`` signals end of stream. Must never raise on any input: bad input is
+        answered in-band (for example ``ERR <reason>``).
+        """
+
+
+class ReplyReader(abc.ABC):
+    """Client-side framing: splits the bytes a server sends into replies."""
+
+    @abc.abstractmethod
+    def expect(self, request: bytes) -> int:
+        """Register a request that was sent; return how many replies it will produce."""
+
+    @abc.abstractmethod
+    def feed(self, data: bytes) -> list[bytes]:
+        """Take bytes from the server; return the replies completed by them, in order."""
+
+
+class Service(abc.ABC):
+    """A protocol core. Subclasses set `name`, `summary` and `example`."""
+
+    name: str = ""
+    summary: str = ""
+    #: a request and the reply it gets, for help texts
+    example: tuple[str, str] = ("", "")
+
+    @abc.abstractmethod
+    def new_session(self) -> Session:
+        """State for one new stream connection."""
+
+    @abc.abstractmethod
+    def handle_datagram(self, data: bytes) -> bytes | None:
+        """Answer one datagram. Must never raise."""
+
+    @abc.abstractmethod
+    def encode_request(self, message: bytes, *, stream: bool) -> bytes:
+        """Turn a user's message into what goes on the wire (e.g. add the line ending)."""
+
+    @abc.abstractmethod
+    def new_reply_reader(self) -> ReplyReader:
+        """Client-side framing for replies on a stream."""
+
+
+class LengthReplyReader(ReplyReader):
+    """Each request is answered by exactly as many bytes as it had (echo)."""
+
+    def __init__(self) -> None:
+        self._pending: deque[int] = deque()
+        self._buffer = bytearray()
+
+    def expect(self, request: bytes) -> int:
+        self._pending.append(len(request))
+        return 1
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        replies = []
+        while self._pending and len(self._buffer) >= self._pending[0]:
+            n = self._pending.popleft()
+            replies.append(bytes(self._buffer[:n]))
+            del self._buffer[:n]
+        return replies
+
+
+class LineReplyReader(ReplyReader):
+    """Each request line is answered by one reply line (sum, and most text protocols)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def expect(self, request: bytes) -> int:
+        return max(1, request.count(b"\n"))
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        replies = []
+        while (end := self._buffer.find(b"\n")) >= 0:
+            replies.append(bytes(self._buffer[: end + 1]))
+            del self._buffer[: end + 1]
+        return replies

@@ -1,0 +1,51 @@
+"""The transport registry: one line per scheme. A new transport is one module plus one line.
+
+`TRANSPORTS` maps every scheme of the address grammar to the transport that serves it;
+`COMPARE_SCHEMES` are the six socket variants `netlab compare` puts side by side.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from ..errors import UnknownNameError
+from .addresses import Address, parse_address
+from .base import Datagram, DatagramSocket, DatagramTransport, StreamTransport, Transport
+from .tcp import TcpTransport
+from .udp import UdpTransport
+from .unix import UnixStreamTransport
+from .unix_dgram import UnixDatagramTransport
+
+TRANSPORTS: dict[str, Transport] = {
+    "tcp": TcpTransport("tcp", None),
+    "tcp4": TcpTransport("tcp4", socket.AF_INET),
+    "tcp6": TcpTransport("tcp6", socket.AF_INET6),
+    "udp": UdpTransport("udp", None),
+    "udp4": UdpTransport("udp4", socket.AF_INET),
+    "udp6": UdpTransport("udp6", socket.AF_INET6),
+    "unix": UnixStreamTransport(),
+    "unix-dgram": UnixDatagramTransport(),
+}
+
+#: one of each socket variant: (name shown, address template; {dir} is a private temp dir)
+COMPARE_SCHEMES: dict[str, str] = {
+    "tcp": "tcp:127.0.0.1:0",
+    "tcp6": "tcp6:[::1]:0",
+    "udp": "udp:127.0.0.1:0",
+    "udp6": "udp6:[::1]:0",
+    "unix": "unix:{dir}/stream.sock",
+    "unix-dgram": "unix-dgram:{dir}/dgram.sock",
+}
+
+
+def get_transport(scheme: str) -> Transport:
+    try:
+        return TRANSPORTS[scheme]
+    except KeyError:
+        raise UnknownNameError(f"unknown transport {scheme!r} (known: {', '.join(TRANSPORTS)})") from None
+
+
+__all__ = [
+    "TRANSPORTS", "COMPARE_SCHEMES", "Address", "Datagram", "DatagramSocket", "DatagramTransport",
+    "StreamTransport", "Transport", "get_transport", "parse_address",
+]

@@ -1,0 +1,228 @@
+"""What a transport is: a socket kind, its declared properties, and how to open it.
+
+Two kinds (after anyio's ``abc/_sockets.py``):
+
+* `StreamTransport` hands out ``trio.SocketStream`` objects (a
+  ``trio.abc.HalfCloseableStream``): `open_listeners` for servers (served with
+  ``trio.serve_listeners``), `connect` for clients. Bytes arrive in order, with no
+  message boundaries.
+* `DatagramTransport` carries whole messages: `bind` for servers and `connect` for
+  clients both return a `DatagramSocket`, which sends and receives ``(bytes, peer)``.
+
+Whether a transport is reliable, ordered and keeps message boundaries is *declared* here
+as data, not implied by the class name: unix datagrams are reliable and ordered on Linux,
+UDP is neither. Transports know nothing of services.
+
+Every socket call a transport makes runs inside `netlab.errors.translate_os_errors`, so
+callers only ever see netlab errors.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import trio
+
+from ..errors import MessageTooLargeError, translate_os_errors
+from .addresses import Address, format_sockaddr, parse_address
+
+#: the read buffer for datagrams: larger than any UDP datagram (65535), and than the
+#: default unix datagram limit (SO_SNDBUF 212992 less 32). Anything larger is detected
+#: with MSG_TRUNC and never served as if whole.
+DATAGRAM_BUFFER = 256 * 1024
+
+
+class Transport(abc.ABC):
+    """One socket kind, reachable by one scheme name."""
+
+    scheme: ClassVar[str]
+    kind: ClassVar[Literal["stream", "datagram"]]
+    target: ClassVar[Literal["inet", "unix"]]
+    #: AF_INET, AF_INET6, AF_UNIX; None for "tcp"/"udp", which follow the host
+    family: socket.AddressFamily | None
+    socktype: ClassVar[socket.SocketKind]
+    reliable: ClassVar[bool]
+    ordered: ClassVar[bool]
+    boundaries: ClassVar[bool]
+    options: ClassVar[frozenset[str]]
+    summary: ClassVar[str]
+
+    @property
+    def family_name(self) -> str:
+        if self.family is None:
+            return "AF_INET or AF_INET6"
+        return self.family.name
+
+    def format_peer(self, sockaddr: object) -> str:
+        return format_sockaddr(self.scheme, sockaddr)
+
+    def address(self, text: str | Address) -> Address:
+        address = parse_address(text)
+        if address.scheme != self.scheme:
+            raise ValueError(f"{address} is not a {self.scheme}: address")
+        return address
+
+
+class StreamTransport(Transport):
+    kind = "stream"
+    reliable = True
+    ordered = True
+    boundaries = False
+
+    @abc.abstractmethod
+    async def open_listeners(self, address: Address) -> list[trio.abc.Listener[trio.SocketStream]]:
+        """Bind and listen. Returns one listener per bound socket.
+
+        Raises:
+            AddressInUseError, PermissionDeniedError, AddressUnavailableError, ResolveError
+        """
+
+    @abc.abstractmethod
+    def listener_address(self, listener: trio.abc.Listener[trio.SocketStream], requested: Address) -> Address:
+        """The address the kernel actually gave (real port, real abstract name)."""
+
+    @abc.abstractmethod
+    async def connect(self, address: Address) -> trio.SocketStream:
+        """Open a connection.
+
+        Raises:
+            ConnectionRefusedError, ResolveError, TransportError
+        """
+
+
+@dataclass(frozen=True)
+class Datagram:
+    data: bytes
+    peer: object  # the kernel's address of the sender; None for an unbound unix sender
+    truncated: bool = False  # the datagram was larger than the read buffer (MSG_TRUNC)
+
+
+class DatagramSocket:
+    """A bound datagram socket: the server side, or a connected client.
+
+    ``local`` is the address the kernel gave; ``remote`` is the connected peer (clients).
+    """
+
+    def __init__(
+        self,
+        transport: DatagramTransport,
+        sock: trio.socket.SocketType,
+        local: Address,
+        remote: Address | None = None,
+        cleanup: object = None,
+    ) -> None:
+        self.transport = transport
+        self.socket = sock
+        self.local = local
+        self.remote = remote
+        self._cleanup = cleanup  # Callable[[], None] | None, run once on close
+        self._buffer = bytearray(DATAGRAM_BUFFER)
+
+    @property
+    def max_datagram(self) -> int:
+        return self.transport.max_datagram_for(self.socket)
+
+    def _check_size(self, data: bytes, where: object) -> None:
+        limit = self.transport.hard_limit(self.socket)
+        if limit is not None and len(data) > limit:
+            raise MessageTooLargeError(
+                f"a {len(data)}-byte datagram is over the limit for {where}: "
+                f"{self.transport.limit_text(self.socket)}"
+            )
+
+    async def send(self, data: bytes) -> None:
+        """Send one datagram to the connected peer."""
+        assert self.remote is not None, "send() needs a connected socket; use send_to()"
+        self._check_size(data, self.remote)
+        with self._translate(self.remote, "send to"):
+            await self.socket.send(data)
+
+    async def send_to(self, data: bytes, peer: object) -> None:
+        """Send one datagram to a peer address as the kernel gave it (from `receive`)."""
+        where = self.transport.format_peer(peer)
+        self._check_size(data, where)
+        with self._translate(where, "send to"):
+            await self.socket.sendto(data, peer)
+
+    async def receive(self) -> Datagram:
+        """Wait for one datagram. ``truncated`` is set when it did not fit the buffer."""
+        where = self.remote if self.remote is not None else self.local
+        with translate_os_errors(where, "receive from"):
+            nbytes, _anc, flags, peer = await self.socket.recvmsg_into([self._buffer])
+        return Datagram(bytes(self._buffer[:nbytes]), peer or None, bool(flags & socket.MSG_TRUNC))
+
+    @contextlib.contextmanager
+    def _translate(self, where: object, op: str) -> Iterator[None]:
+        """Like `translate_os_errors`, but EMSGSIZE states this transport's limit."""
+        try:
+            with translate_os_errors(where, op):
+                yield
+        except MessageTooLargeError as err:
+            raise MessageTooLargeError(
+                f"datagram too large for {where}: {self.transport.limit_text(self.socket)}",
+                errno=err.errno,
+            ) from err
+
+    def close(self) -> None:
+        self.socket.close()
+        if self._cleanup is not None:
+            cleanup, self._cleanup = self._cleanup, None
+            cleanup()  # type: ignore[operator]
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> DatagramSocket:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DatagramTransport(Transport):
+    kind = "datagram"
+    boundaries = True
+
+    @abc.abstractmethod
+    async def bind(self, address: Address) -> DatagramSocket:
+        """Bind a server socket.
+
+        Raises:
+            AddressInUseError, PermissionDeniedError, AddressUnavailableError, ResolveError
+        """
+
+    @abc.abstractmethod
+    async def connect(self, address: Address) -> DatagramSocket:
+        """A client socket connected to `address` and bound, so replies can reach it.
+
+        Raises:
+            ConnectionRefusedError, ResolveError, TransportError
+        """
+
+    @abc.abstractmethod
+    def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
+        """The largest datagram this socket can send."""
+
+    def hard_limit(self, sock: trio.socket.SocketType) -> int | None:
+        """A limit known before sending (checked up front), or None to let the kernel say."""
+        return None
+
+    @abc.abstractmethod
+    def limit_text(self, sock: trio.socket.SocketType) -> str:
+        """The limit, stated for an error message."""
+
+
+def apply_buffer_options(sock: trio.socket.SocketType | socket.socket, address: Address) -> None:
+    """Set SO_RCVBUF / SO_SNDBUF from ``?rcvbuf=`` / ``?sndbuf=``."""
+    rcvbuf = address.option("rcvbuf")
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sndbuf = address.option("sndbuf")
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
