@@ -61,7 +61,10 @@ def _parse_number(token: str) -> int | decimal.Decimal:
         digits = sum(c.isdigit() for c in mantissa)
         if digits > limit:
             raise SumError(f"number too long: {digits} digits (limit {limit})")
-        return decimal.Decimal(token)
+        try:
+            return decimal.Decimal(token)
+        except decimal.DecimalException:  # an exponent too large for decimal to represent
+            raise SumError(f"number out of range: {_show(token)}") from None
     raise SumError(f"not a number: {_show(token)}")
 
 
@@ -98,7 +101,11 @@ def add(text: str) -> str:
         prec=needed, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
         traps=[decimal.Inexact, decimal.Overflow, decimal.InvalidOperation],
     )
-    return _format_decimal(context.add(da, db))
+    try:
+        total_decimal = context.add(da, db)
+    except decimal.DecimalException:  # beyond decimal's exponent range (Overflow, Underflow)
+        raise SumError("result out of range: its exponent is beyond what decimal arithmetic holds") from None
+    return _format_decimal(total_decimal)
 
 
 def answer(body: bytes, max_line: int = DEFAULT_MAX_LINE) -> bytes:

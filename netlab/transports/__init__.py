@@ -33,8 +33,8 @@ COMPARE_SCHEMES: dict[str, str] = {
     "tcp6": "tcp6:[::1]:0",
     "udp": "udp:127.0.0.1:0",
     "udp6": "udp6:[::1]:0",
-    "unix": "unix:{dir}/stream.sock",
-    "unix-dgram": "unix-dgram:{dir}/dgram.sock",
+    "unix": "unix:{dir}/s.sock",
+    "unix-dgram": "unix-dgram:{dir}/d.sock",
 }
 
 

@@ -164,7 +164,7 @@ class Address:
         if self.abstract is not None:
             return "@" + _quote(self.abstract)
         if self.path is not None:
-            return _quote(self.path)
+            return _quote_path(self.path)
         host = self.host or ""
         if ":" in host:
             host = f"[{host}]"
@@ -179,6 +179,12 @@ class Address:
 
 def _quote(text: str) -> str:
     return urllib.parse.quote(text, safe="/@:+,=~!$&'()*;[]", errors="surrogateescape")
+
+
+def _quote_path(path: str) -> str:
+    """A unix path as address text; a leading "@" is escaped so it does not read as abstract."""
+    text = _quote(path)
+    return "%40" + text[1:] if text.startswith("@") else text
 
 
 def _unquote(text: str) -> str:
@@ -277,6 +283,14 @@ def _parse_inet(scheme: str, target: str, transport: Transport) -> Address:
     return Address(scheme=scheme, host=host, port=_parse_port(port_text))
 
 
+def _encoded_size(text: str, what: str) -> int:
+    """Bytes `text` takes in sun_path. Lone surrogates other than surrogateescape's are refused."""
+    try:
+        return len(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError as exc:
+        raise AddressError(f"{what} {text!r} cannot be encoded as bytes: {exc.reason}") from None
+
+
 def _parse_unix(scheme: str, target: str) -> Address:
     if not target:
         raise AddressError(f"missing path: {scheme}:/path/to.sock or {scheme}:@abstract-name")
@@ -286,7 +300,7 @@ def _parse_unix(scheme: str, target: str) -> Address:
             raise AddressError("empty abstract name after '@'")
         if "\0" in name:
             raise AddressError("abstract names may not contain NUL")
-        size = len(name.encode("utf-8", "surrogateescape"))
+        size = _encoded_size(name, "abstract name")
         if size > UNIX_PATH_MAX:
             raise AddressError(
                 f"abstract name is {size} bytes; Linux allows at most {UNIX_PATH_MAX} "
@@ -296,7 +310,7 @@ def _parse_unix(scheme: str, target: str) -> Address:
     path = _unquote(target)
     if "\0" in path:
         raise AddressError("unix socket paths may not contain NUL")
-    size = len(path.encode("utf-8", "surrogateescape"))
+    size = _encoded_size(path, "unix socket path")
     if size > UNIX_PATH_MAX:
         raise AddressError(
             f"unix socket path is {size} bytes; Linux allows at most {UNIX_PATH_MAX} "
@@ -337,11 +351,11 @@ def format_sockaddr(scheme: str, sockaddr: object) -> str:
     if isinstance(sockaddr, bytes):
         if sockaddr.startswith(b"\0"):
             return f"{scheme}:@" + _quote(sockaddr[1:].decode("utf-8", "surrogateescape"))
-        return f"{scheme}:" + _quote(sockaddr.decode("utf-8", "surrogateescape"))
+        return f"{scheme}:" + _quote_path(sockaddr.decode("utf-8", "surrogateescape"))
     if isinstance(sockaddr, str):
         if sockaddr.startswith("\0"):
             return f"{scheme}:@" + _quote(sockaddr[1:])
-        return f"{scheme}:" + _quote(sockaddr)
+        return f"{scheme}:" + _quote_path(sockaddr)
     assert isinstance(sockaddr, tuple)
     host, port = sockaddr[0], sockaddr[1]
     if ":" in host:

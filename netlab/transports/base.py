@@ -55,7 +55,7 @@ class Transport(abc.ABC):
     @property
     def family_name(self) -> str:
         if self.family is None:
-            return "AF_INET or AF_INET6"
+            return "AF_INET/6"
         return self.family.name
 
     def format_peer(self, sockaddr: object) -> str:
