@@ -1,0 +1,369 @@
+"""The `netlab` command, driven through typer's CliRunner.
+
+These are plain sync tests: every command calls ``trio.run`` itself, which cannot run
+inside a trio test. Servers the commands talk to run in a background thread with their
+own ``trio.run`` (one trio run per thread is allowed), and are cancelled when the test
+ends. Fixtures are local to this file on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+from rich.console import Console
+from typer.testing import CliRunner
+
+import netlab.cli
+from netlab.cli import app
+from netlab.runner import serve
+from netlab.transports import COMPARE_SCHEMES, TRANSPORTS
+
+COMMANDS = ["serve", "send", "chat", "transports", "compare"]
+
+#: how long any test waits for a server thread to start or stop
+THREAD_TIMEOUT = 10.0
+
+
+@pytest.fixture(autouse=True)
+def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Render tables as for a pipe, which is what CliRunner's stdout is. netlab.cli picks
+    its console width when imported, from the real stdout: under ``pytest -s`` in a narrow
+    terminal that would squeeze (and ellipsize) the tables these tests read."""
+    monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+
+
+def invoke(args: list[str], input: str | None = None):
+    return CliRunner().invoke(app, args, input=input, prog_name="netlab")
+
+
+def flat(text: str) -> str:
+    """Output with rich's box drawing removed and white space collapsed, so a message that
+    rich wrapped across lines of an error panel can be matched as one string."""
+    text = re.sub(r"[\u2500-\u257f]", " ", text)
+    return " ".join(text.split())
+
+
+def assert_no_traceback(result) -> None:
+    assert "Traceback" not in result.output, result.output
+    # CliRunner catches what escapes the command; only SystemExit (typer.Exit) may escape
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+@pytest.fixture
+def unix_dir() -> Iterator[Path]:
+    """A short private directory under /tmp: AF_UNIX paths may have at most 107 bytes."""
+    path = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def free_port(socktype: int) -> int:
+    """A loopback port nothing listens on (bound, read, closed)."""
+    with socket.socket(socket.AF_INET, socktype) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server_thread(service: str, address: str) -> Iterator[str]:
+    """Serve `service` on `address` in a background thread; yield the bound address text."""
+    started: queue.Queue = queue.Queue()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(serve, service, address)
+            started.put((str(server.address), trio.lowlevel.current_trio_token(), nursery.cancel_scope))
+
+    def run() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            started.put(exc)
+
+    thread = threading.Thread(target=run, name=f"netlab-{service}-server", daemon=True)
+    thread.start()
+    item = started.get(timeout=THREAD_TIMEOUT)
+    if isinstance(item, BaseException):
+        raise item
+    bound, token, scope = item
+    try:
+        yield bound
+    finally:
+        token.run_sync_soon(scope.cancel)
+        thread.join(timeout=THREAD_TIMEOUT)
+        assert not thread.is_alive(), "the server thread did not stop"
+        if not started.empty():  # the server crashed while the test ran
+            raise started.get_nowait()
+
+
+LIVE_TEMPLATES = {
+    "tcp": "tcp:127.0.0.1:0",
+    "udp": "udp:127.0.0.1:0",
+    "unix": "unix:{dir}/s.sock",
+    "unix-dgram": "unix-dgram:{dir}/d.sock",
+}
+
+
+@pytest.fixture(params=list(LIVE_TEMPLATES))
+def live(request, unix_dir: Path):
+    """A function starting a server of a given service on the scheme under test."""
+    template = LIVE_TEMPLATES[request.param]
+
+    def start(service: str):
+        return server_thread(service, template.format(dir=unix_dir))
+
+    return start
+
+
+# -- help -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_exits_0_and_shows_an_example(command: str) -> None:
+    result = invoke([command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert re.search(rf"^\s*Example: .*netlab {command}\b", result.output, re.MULTILINE), result.output
+
+
+def test_no_arguments_shows_help_listing_every_command() -> None:
+    result = invoke([])
+    for command in COMMANDS:
+        assert command in result.output
+    assert_no_traceback(result)
+
+
+# -- usage errors: exit 2, name the problem, no traceback -----------------------------
+
+USAGE_ERRORS = {
+    "unknown scheme": (["send", "-t", "foo:127.0.0.1:7000", "2 3"], ["unknown scheme 'foo'"]),
+    "bad port": (["send", "-t", "tcp:127.0.0.1:99999", "2 3"], ["port 99999 is out of range"]),
+    "port not a number": (["send", "-t", "tcp:127.0.0.1:http", "2 3"], ["port must be a number"]),
+    "IPv6 without brackets": (["send", "-t", "tcp:::1:7000", "2 3"], ["IPv6 addresses need brackets"]),
+    "path too long": (["send", "-t", "unix:/" + "a" * 120, "2 3"], ["121 bytes", "at most 107"]),
+    "option not for scheme": (["send", "-t", "tcp:127.0.0.1:0?mode=0600", "2 3"],
+                              ["option 'mode' does not apply to tcp"]),
+    "unknown service": (["send", "-t", "tcp:127.0.0.1:7000", "--service", "nope", "2 3"],
+                        ["unknown service 'nope'"]),
+    "unknown service (serve)": (["serve", "-t", "tcp:127.0.0.1:0", "--service", "nope"],
+                                ["unknown service 'nope'"]),
+    "bad address (serve)": (["serve", "-t", "unix:"], ["missing path"]),
+    "bad address (chat)": (["chat", "-t", "udp:127.0.0.1"], ["port must be a number", "127.0.0.1"]),
+    "unknown compare transport": (["compare", "--transports", "nope"], ["unknown transport 'nope'"]),
+    "unknown compare service": (["compare", "--services", "nope", "-n", "1"], ["'nope'"]),
+    "missing transport": (["send", "2 3"], ["--transport"]),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_usage_error_exits_2_naming_the_problem(case: str) -> None:
+    args, wanted = USAGE_ERRORS[case]
+    result = invoke(args)
+    assert result.exit_code == 2, result.output
+    assert_no_traceback(result)
+    text = flat(result.output)
+    for piece in wanted:
+        assert piece in text, text
+
+
+# -- transports -----------------------------------------------------------------------
+
+
+def test_transports_table_lists_every_scheme() -> None:
+    result = invoke(["transports"])
+    assert result.exit_code == 0, result.output
+    first_cells = {line.split()[1] for line in result.output.splitlines() if line.startswith("│")}
+    assert set(TRANSPORTS) <= first_cells
+    assert len(TRANSPORTS) == 8
+
+
+def test_transports_json_declares_delivery_properties() -> None:
+    result = invoke(["transports", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["scheme"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix", "unix-dgram"}
+    assert rows["udp"]["reliable"] is False
+    assert rows["udp"]["boundaries"] is True
+    assert rows["unix-dgram"]["reliable"] is True
+    assert rows["unix-dgram"]["boundaries"] is True
+    assert rows["tcp"]["boundaries"] is False
+    assert rows["tcp"]["reliable"] is True
+    assert "mode" in rows["unix"]["options"] and "mode" not in rows["tcp"]["options"]
+
+
+# -- send to nothing: exit 1, one clear line ------------------------------------------
+
+
+def test_send_tcp_refused() -> None:
+    result = invoke(["send", "-t", f"tcp:127.0.0.1:{free_port(socket.SOCK_STREAM)}", "2 3"])
+    assert result.exit_code == 1, result.output
+    assert "refused" in result.output
+    assert result.stdout == ""
+    assert_no_traceback(result)
+
+
+def test_send_udp_refused_by_icmp_port_unreachable() -> None:
+    result = invoke(["send", "-t", f"udp:127.0.0.1:{free_port(socket.SOCK_DGRAM)}", "--timeout", "3", "2 3"])
+    assert result.exit_code == 1, result.output
+    assert "refused" in result.output
+    assert_no_traceback(result)
+
+
+@pytest.mark.parametrize("scheme", ["unix", "unix-dgram"])
+def test_send_unix_missing_path(scheme: str, unix_dir: Path) -> None:
+    result = invoke(["send", "-t", f"{scheme}:{unix_dir}/nobody.sock", "2 3"])
+    assert result.exit_code == 1, result.output
+    assert "no such socket file" in result.output
+    assert result.output.startswith("netlab: error:")
+    assert_no_traceback(result)
+
+
+def test_chat_tcp_refused() -> None:
+    result = invoke(["chat", "-t", f"tcp:127.0.0.1:{free_port(socket.SOCK_STREAM)}"], input="1 2\n")
+    assert result.exit_code == 1, result.output
+    assert "refused" in result.output
+    assert_no_traceback(result)
+
+
+# -- timeouts -------------------------------------------------------------------------
+
+
+def test_send_udp_timeout_when_nobody_replies() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        result = invoke(["send", "--timeout", "0.5", "-t", f"udp:127.0.0.1:{port}", "2 3"])
+        silent.settimeout(1)
+        assert silent.recvfrom(100)[0] == b"2 3"  # the request did arrive
+    assert result.exit_code == 1, result.output
+    assert "no reply" in result.output and "0.5 s" in result.output
+    assert_no_traceback(result)
+
+
+def test_send_tcp_timeout_when_server_accepts_but_never_replies() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nobody ever reads
+        port = silent.getsockname()[1]
+        result = invoke(["send", "--timeout", "0.5", "-t", f"tcp:127.0.0.1:{port}", "2 3"])
+    assert result.exit_code == 1, result.output
+    assert "no reply" in result.output
+    assert_no_traceback(result)
+
+
+# -- send and chat against a live server ----------------------------------------------
+
+
+def test_send_sum(live) -> None:
+    with live("sum") as address:
+        result = invoke(["send", "-t", address, "2 3"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "5\n"
+
+
+def test_send_sum_refusal_is_printed_not_an_error(live) -> None:
+    with live("sum") as address:
+        result = invoke(["send", "-t", address, "two three"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("ERR ")
+
+
+def test_send_echo_replies_the_message(live) -> None:
+    message = "hello, echo: 1 2 3"
+    with live("echo") as address:
+        result = invoke(["send", "-t", address, "--service", "echo", message])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == message + "\n"
+
+
+def test_chat_sum(live) -> None:
+    with live("sum") as address:
+        result = invoke(["chat", "-t", address, "--timeout", "3"], input="1 2\n3 4\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "3\n7\n"
+    assert_no_traceback(result)
+
+
+def test_chat_last_line_without_newline(live) -> None:
+    with live("sum") as address:
+        result = invoke(["chat", "-t", address, "--timeout", "3"], input="1 2\n3 4")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "3\n7\n"
+
+
+def test_send_abstract_unix_dgram() -> None:
+    name = f"netlab-test-{os.getpid()}-{time.monotonic_ns()}"
+    with server_thread("sum", f"unix-dgram:@{name}") as address:
+        assert address == f"unix-dgram:@{name}"
+        result = invoke(["send", "-t", address, "40 2"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "42\n"
+
+
+# -- compare --------------------------------------------------------------------------
+
+INT_COLUMNS = ["requests", "verified", "lost", "duplicated", "out_of_order", "corrupted"]
+
+
+def table_rows(output: str) -> dict[tuple[str, str], dict[str, int]]:
+    """The data rows of compare's table: (transport, service) -> integer columns."""
+    rows = {}
+    for line in output.splitlines():
+        cells = line.split()
+        if len(cells) >= 10 and cells[0] in COMPARE_SCHEMES and cells[1] in ("echo", "sum"):
+            key = (cells[0], cells[1])
+            assert key not in rows, f"row {key} printed twice"
+            rows[key] = dict(zip(INT_COLUMNS, map(int, cells[2:8])))
+    return rows
+
+
+def test_compare_json_matches_table(unix_dir: Path) -> None:
+    json_file = unix_dir / "compare.json"
+    result = invoke(["compare", "-n", "20", "--json", str(json_file)])
+    assert result.exit_code == 0, result.output
+    assert_no_traceback(result)
+    document = json.loads(json_file.read_text())
+    assert document["requests"] == 20
+    results = document["results"]
+    assert len(results) == 12
+    assert {(r["transport"], r["service"]) for r in results} == {
+        (t, s) for t in COMPARE_SCHEMES for s in ("echo", "sum")
+    }
+    for r in results:
+        assert r["requests"] == r["verified"] == 20, r
+        assert r["lost"] == r["duplicated"] == r["out_of_order"] == r["corrupted"] == 0, r
+        assert r["error"] is None, r
+    table = table_rows(result.stdout)
+    assert table == {(r["transport"], r["service"]): {c: r[c] for c in INT_COLUMNS} for r in results}
+    assert f"wrote {json_file}" in result.output
+
+
+def test_compare_subset() -> None:
+    result = invoke(["compare", "--transports", "tcp,udp", "-n", "10"])
+    assert result.exit_code == 0, result.output
+    table = table_rows(result.stdout)
+    assert set(table) == {("tcp", "echo"), ("tcp", "sum"), ("udp", "echo"), ("udp", "sum")}
+    for row in table.values():
+        assert row["requests"] == row["verified"] == 10
+
+
+def test_compare_unwritable_json_file_exits_1(unix_dir: Path) -> None:
+    result = invoke(["compare", "--transports", "tcp", "--services", "sum", "-n", "1",
+                     "--json", str(unix_dir / "no-such-dir" / "c.json")])
+    assert result.exit_code == 1, result.output
+    assert "cannot write" in result.output
+    assert_no_traceback(result)
