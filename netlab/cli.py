@@ -22,7 +22,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import __version__
-from .errors import AddressError, NetlabError
+from .errors import AddressError, NetlabError, TimeoutError
 from .runner import open_client, serve
 from .services import SERVICES
 from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, DatagramTransport, StreamTransport, parse_address
@@ -60,6 +60,14 @@ def _transport_names(value: Optional[str]) -> Optional[list[str]]:
     if unknown or not names:
         raise typer.BadParameter(f"unknown transport {unknown[0] if unknown else value!r} "
                                  f"(known: {', '.join(COMPARE_SCHEMES)})")
+    return names
+
+
+def _compare_services(value: str) -> list[str]:
+    names = list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    unknown = [name for name in names if name not in ("echo", "sum")]
+    if unknown or not names:
+        raise typer.BadParameter(f"compare has the workloads echo and sum, not {(unknown or [value])[0]!r}")
     return names
 
 
@@ -135,7 +143,7 @@ def send(
         "--service", "-s", callback=_service,
         help="reply framing: sum (default) reads one line per request line; "
              "echo reads as many bytes as were sent")] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for the reply", min=0.0)] = 5.0,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the reply", min=0.001)] = 5.0,
 ) -> None:
     """Send one request and print the reply. Exit 1 on refusal or timeout."""
 
@@ -226,9 +234,10 @@ async def _chat_datagram(address: Address, timeout: float) -> None:
         if received >= sent:
             nursery.cancel_scope.cancel()
         await trio.sleep(timeout)
-        missing = sent - received
-        _say(f"{missing} of {sent} datagrams got no reply within {timeout:g} s")
         nursery.cancel_scope.cancel()
+    if received < sent:
+        raise TimeoutError(f"{sent - received} of {sent} datagrams got no reply within {timeout:g} s "
+                           f"of the last one")
 
 
 @app.command(epilog="Example: netlab transports --json")
@@ -264,7 +273,8 @@ def compare(
     transports_opt: Annotated[Optional[str], typer.Option(
         "--transports", callback=_transport_names,
         help=f"comma-separated subset of: {', '.join(COMPARE_SCHEMES)}")] = None,
-    services: Annotated[Optional[str], typer.Option(help="comma-separated: echo,sum")] = None,
+    services: Annotated[str, typer.Option(callback=_compare_services, metavar="LIST",
+                                          help="comma-separated workloads: echo,sum")] = "echo,sum",
     size: Annotated[int, typer.Option(min=9, max=65000, help="echo request size in bytes")] = 64,
     timeout: Annotated[float, typer.Option(min=0.001, help="seconds to wait for each reply")] = 1.0,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
@@ -272,10 +282,7 @@ def compare(
     """Send the same echo and sum workload through every transport; check every reply."""
     from .experiments.compare import run_compare
 
-    service_names = [s.strip() for s in (services or "echo,sum").split(",") if s.strip()]
-    for name in service_names:
-        if name not in ("echo", "sum"):
-            raise _fail(AddressError(f"compare knows the echo and sum workloads, not {name!r}"))
+    service_names = services
     names = transports_opt or list(COMPARE_SCHEMES)
     total = requests * len(names) * len(service_names)
     with Progress(console=err, transient=True) as progress:

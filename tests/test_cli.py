@@ -162,7 +162,7 @@ USAGE_ERRORS = {
     "unknown service (serve)": (["serve", "-t", "tcp:127.0.0.1:0", "--service", "nope"],
                                 ["unknown service 'nope'"]),
     "bad address (serve)": (["serve", "-t", "unix:"], ["missing path"]),
-    "bad address (chat)": (["chat", "-t", "udp:127.0.0.1"], ["port must be a number", "127.0.0.1"]),
+    "bad address (chat)": (["chat", "-t", "udp:127.0.0.1"], ["missing port", "udp:127.0.0.1:PORT"]),
     "unknown compare transport": (["compare", "--transports", "nope"], ["unknown transport 'nope'"]),
     "unknown compare service": (["compare", "--services", "nope", "-n", "1"], ["'nope'"]),
     "missing transport": (["send", "2 3"], ["--transport"]),
@@ -251,6 +251,16 @@ def test_send_udp_timeout_when_nobody_replies() -> None:
         assert silent.recvfrom(100)[0] == b"2 3"  # the request did arrive
     assert result.exit_code == 1, result.output
     assert "no reply" in result.output and "0.5 s" in result.output
+    assert_no_traceback(result)
+
+
+def test_chat_datagram_exits_1_when_replies_are_missing() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        result = invoke(["chat", "--timeout", "0.3", "-t", f"udp:127.0.0.1:{port}"], input="1 2\n3 4\n")
+    assert result.exit_code == 1, result.output
+    assert "2 of 2 datagrams got no reply" in flat(result.output)
     assert_no_traceback(result)
 
 

@@ -274,8 +274,10 @@ def _parse_inet(scheme: str, target: str, transport: Transport) -> Address:
         host_text, _, port_text = target.rpartition(":")
         if ":" in host_text:
             raise AddressError(f"IPv6 addresses need brackets: {scheme}:[{host_text}]:{port_text}")
-    else:
+    elif re.fullmatch(r"[0-9]*", target):
         host_text, port_text = "", target
+    else:
+        raise AddressError(f"missing port: write {scheme}:{target}:PORT (0 asks the kernel for a free one)")
     if host_text:
         host = _parse_host(host_text, scheme, family)
     else:
