@@ -1,0 +1,118 @@
+"""Fixtures shared by the whole suite.
+
+This is the ONE place that parametrizes over transports. Every test that asks for
+`transport_name` (directly, or through `make_address` / `start_server`) runs once per
+socket variant in `netlab.transports.COMPARE_SCHEMES`; a new transport joins the whole
+suite by adding one entry there.
+
+A test narrows the set with a marker instead of a second parameter list::
+
+    @pytest.mark.transports(kind="stream")          # tcp, tcp6, unix
+    @pytest.mark.transports(kind="datagram")        # udp, udp6, unix-dgram
+    @pytest.mark.transports(target="unix")          # unix, unix-dgram
+    @pytest.mark.transports(kind="datagram", target="inet")
+
+Servers run in pytest-trio's `nursery` fixture, which is cancelled when the test ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from netlab.runner import Server, serve
+from netlab.services import Service
+from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport, parse_address
+
+#: every socket variant the conformance suite covers, in registry order
+TRANSPORT_NAMES: list[str] = list(COMPARE_SCHEMES)
+
+
+def transport_of(name: str) -> Transport:
+    """The transport behind a COMPARE_SCHEMES entry (its template's scheme)."""
+    return get_transport(COMPARE_SCHEMES[name].partition(":")[0])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "transports(kind=None, target=None): run only on the transports of that kind "
+        "('stream'/'datagram') and/or target ('inet'/'unix')",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "transport_name" not in metafunc.fixturenames:
+        return
+    names = TRANSPORT_NAMES
+    marker = metafunc.definition.get_closest_marker("transports")
+    if marker is not None:
+        kind = marker.kwargs.get("kind")
+        target = marker.kwargs.get("target")
+        names = [
+            n for n in names
+            if (kind is None or transport_of(n).kind == kind)
+            and (target is None or transport_of(n).target == target)
+        ]
+        assert names, f"no transport matches {marker}"
+    metafunc.parametrize("transport_name", names)
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short private directory under /tmp (AF_UNIX paths may have at most 107 bytes)."""
+    path = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def transport(transport_name: str) -> Transport:
+    return transport_of(transport_name)
+
+
+@pytest.fixture
+def make_address(transport_name: str, short_tmp: Path) -> Callable[[], Address]:
+    """A function returning a fresh address on the transport under test each call:
+    port 0 on loopback for inet, a new socket path under `short_tmp` for unix."""
+    counter = itertools.count()
+    template = COMPARE_SCHEMES[transport_name]
+
+    def make() -> Address:
+        directory = short_tmp / str(next(counter))
+        directory.mkdir()
+        return parse_address(template.format(dir=directory))
+
+    return make
+
+
+StartServer = Callable[..., Awaitable[Server]]
+
+
+@pytest.fixture
+async def start_server(nursery: trio.Nursery, make_address: Callable[[], Address]) -> StartServer:
+    """``server = await start_server("sum")``: serve a service on a fresh address of the
+    transport under test, in the test's nursery. ``server.address`` is the bound address."""
+
+    async def start(service: Service | str = "echo", address: Address | str | None = None) -> Server:
+        return await nursery.start(serve, service, address if address is not None else make_address())
+
+    return start
+
+
+@pytest.fixture
+async def echo_server(start_server: StartServer) -> Server:
+    return await start_server("echo")
+
+
+@pytest.fixture
+async def sum_server(start_server: StartServer) -> Server:
+    return await start_server("sum")
