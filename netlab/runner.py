@@ -241,7 +241,13 @@ class DatagramClient(Client):
 
     async def _request(self, message: bytes) -> bytes:
         await self.socket.send(self.service.encode_request(message, stream=False))
-        return (await self.socket.receive()).data
+        reply = await self.socket.receive()
+        if reply.truncated:
+            raise TransportError(
+                f"the reply from {self.address} was larger than the {self.socket.buffer_size}-byte "
+                f"receive buffer and was cut short (MSG_TRUNC)"
+            )
+        return reply.data
 
     async def aclose(self) -> None:
         await self.socket.aclose()

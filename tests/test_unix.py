@@ -18,7 +18,7 @@ import trio
 from netlab import errors
 from netlab.runner import open_client, serve
 from netlab.transports import Address, Transport, parse_address
-from netlab.transports.base import DATAGRAM_BUFFER
+import netlab.transports.unix_dgram
 
 from conftest import StartServer
 
@@ -240,14 +240,25 @@ async def test_unbound_sender_is_counted_not_answered(start_server: StartServer)
 
 
 @pytest.mark.transports(target="unix", kind="datagram")
-async def test_datagram_over_the_read_buffer_is_counted_not_answered(start_server: StartServer) -> None:
-    assert DATAGRAM_BUFFER == 256 * 1024
+async def test_datagram_a_client_may_send_with_a_raised_sndbuf_is_served(start_server: StartServer) -> None:
+    """A client may raise SO_SNDBUF to 2 * wmem_max: the server reads and answers all of it."""
     server = await start_server("echo")
-    async with open_client(server.address, "echo") as client:
-        sock = client.socket  # type: ignore[attr-defined]
-        sock.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024 * 1024)
-        assert sock.max_datagram > 300 * 1024
-        await sock.send(b"z" * (300 * 1024))
+    async with open_client(str(server.address) + "?sndbuf=400000", "echo") as client:
+        payload = b"z" * (300 * 1024)
+        assert await client.request(payload, timeout=TIMEOUT) == payload
+    assert server.stats.truncated == 0 and server.stats.reply_failures == 0
+
+
+@pytest.mark.transports(target="unix", kind="datagram")
+async def test_datagram_over_the_read_buffer_is_counted_not_answered(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real server buffer (2 * wmem_max) is larger than any datagram this kernel will
+    # build (about 4 MiB); shrink it to exercise the MSG_TRUNC path.
+    monkeypatch.setattr(netlab.transports.unix_dgram, "server_receive_buffer", lambda: 64 * 1024)
+    server = await start_server("echo")
+    async with open_client(str(server.address) + "?sndbuf=200000", "echo") as client:
+        await client.socket.send(b"z" * (100 * 1024))  # type: ignore[attr-defined]
         # ordered: the next reply we get is the one to this request, not a cut-off echo
         assert await client.request(b"small", timeout=TIMEOUT) == b"small"
     assert server.stats.truncated == 1

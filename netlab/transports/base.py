@@ -33,8 +33,22 @@ from .addresses import Address, format_sockaddr, parse_address
 
 #: the read buffer for datagrams: larger than any UDP datagram (65535), and than the
 #: default unix datagram limit (SO_SNDBUF 212992 less 32). Anything larger is detected
-#: with MSG_TRUNC and never served as if whole.
+#: with MSG_TRUNC and never served as if whole. Unix datagram servers read with a larger
+#: buffer (`server_receive_buffer`), since a client may raise its SO_SNDBUF.
 DATAGRAM_BUFFER = 256 * 1024
+
+
+def server_receive_buffer() -> int:
+    """Room for the largest unix datagram an unprivileged sender can make.
+
+    SO_SNDBUF can be raised to twice ``net.core.wmem_max`` without CAP_NET_ADMIN.
+    """
+    try:
+        with open("/proc/sys/net/core/wmem_max") as f:
+            wmem_max = int(f.read())
+    except (OSError, ValueError):
+        return DATAGRAM_BUFFER
+    return max(DATAGRAM_BUFFER, 2 * wmem_max + 1024)
 
 
 class Transport(abc.ABC):
@@ -115,13 +129,15 @@ class DatagramSocket:
         local: Address,
         remote: Address | None = None,
         cleanup: object = None,
+        buffer_size: int = DATAGRAM_BUFFER,
     ) -> None:
         self.transport = transport
         self.socket = sock
         self.local = local
         self.remote = remote
         self._cleanup = cleanup  # Callable[[], None] | None, run once on close
-        self._buffer = bytearray(DATAGRAM_BUFFER)
+        self.buffer_size = buffer_size
+        self._buffer = bytearray(buffer_size)
 
     @property
     def max_datagram(self) -> int:
@@ -143,9 +159,14 @@ class DatagramSocket:
             await self.socket.send(data)
 
     async def send_to(self, data: bytes, peer: object) -> None:
-        """Send one datagram to a peer address as the kernel gave it (from `receive`)."""
+        """Send one datagram to a peer address as the kernel gave it (from `receive`).
+
+        A reply larger than this socket's send limit raises the limit first, as far as
+        the kernel allows, so a server can answer what a client was allowed to send.
+        """
         where = self.transport.format_peer(peer)
         self._check_size(data, where)
+        self.transport.make_room(self.socket, len(data))
         with self._translate(where, "send to"):
             await self.socket.sendto(data, peer)
 
@@ -208,6 +229,9 @@ class DatagramTransport(Transport):
     @abc.abstractmethod
     def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
         """The largest datagram this socket can send."""
+
+    def make_room(self, sock: trio.socket.SocketType, size: int) -> None:
+        """Raise the socket's send limit so a datagram of `size` bytes fits, if needed."""
 
     def hard_limit(self, sock: trio.socket.SocketType) -> int | None:
         """A limit known before sending (checked up front), or None to let the kernel say."""

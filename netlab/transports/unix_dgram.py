@@ -18,7 +18,7 @@ import trio
 
 from ..errors import translate_os_errors
 from .addresses import Address, bound_address
-from .base import DatagramSocket, DatagramTransport, apply_buffer_options
+from .base import DATAGRAM_BUFFER, DatagramSocket, DatagramTransport, apply_buffer_options, server_receive_buffer
 from .unix import bind_unix
 
 #: what the kernel keeps back from SO_SNDBUF for a unix datagram's own bookkeeping
@@ -44,7 +44,8 @@ class UnixDatagramTransport(DatagramTransport):
             sock.close()
             raise
         await trio.lowlevel.checkpoint()
-        return DatagramSocket(self, trio.socket.from_stdlib_socket(sock), local, cleanup=cleanup)
+        return DatagramSocket(self, trio.socket.from_stdlib_socket(sock), local, cleanup=cleanup,
+                              buffer_size=server_receive_buffer())
 
     async def connect(self, address: Address) -> DatagramSocket:
         raw = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -58,14 +59,24 @@ class UnixDatagramTransport(DatagramTransport):
         except BaseException:
             sock.close()
             raise
-        return DatagramSocket(self, sock, local, remote=address)
+        # a client that raised its send buffer may get replies as large as its requests
+        sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        return DatagramSocket(self, sock, local, remote=address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024))
 
     def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - _UNIX_DGRAM_OVERHEAD
+
+    def make_room(self, sock: trio.socket.SocketType, size: int) -> None:
+        if size > self.max_datagram_for(sock):
+            try:  # the kernel doubles the value and caps it at 2 * net.core.wmem_max
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, (size + _UNIX_DGRAM_OVERHEAD + 1) // 2 + 1)
+            except OSError:
+                pass
 
     def limit_text(self, sock: trio.socket.SocketType) -> str:
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         return (
             f"a unix datagram must fit the sender's send buffer: SO_SNDBUF is {sndbuf} bytes here, "
-            f"so at most {sndbuf - _UNIX_DGRAM_OVERHEAD} bytes (raise it with ?sndbuf=)"
+            f"so at most {sndbuf - _UNIX_DGRAM_OVERHEAD} bytes (raise it with ?sndbuf=, up to twice "
+            f"net.core.wmem_max)"
         )
