@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,11 +22,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from . import __version__
-from .errors import AddressError, NetlabError, TimeoutError
-from .runner import open_client, serve
+from .errors import AddressError, NetlabError
+from .runner import open_client, run_chat, serve
 from .services import SERVICES
-from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, DatagramTransport, StreamTransport, parse_address
+from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, parse_address
 
 app = typer.Typer(
     help="netlab, a socket lab: one service core (echo, sum) over TCP, UDP, IPv6 and unix sockets.",
@@ -36,7 +36,7 @@ app = typer.Typer(
 )
 # piped output is not cut to 80 columns: a table a script reads must not be truncated
 out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err_console = Console(stderr=True)
 
 
 def _address(value: str) -> Address:
@@ -164,80 +164,16 @@ def chat(
 ) -> None:
     """The lab's client: send each line of stdin, print what comes back. Works in a pipe."""
 
-    async def main() -> None:
-        if isinstance(transport.transport, StreamTransport):
-            await _chat_stream(transport, timeout)
-        else:
-            await _chat_datagram(transport, timeout)
+    async def lines():
+        while line := await trio.to_thread.run_sync(sys.stdin.buffer.readline, abandon_on_cancel=True):
+            yield line
 
-    _run(main)
-
-
-async def _stdin_lines():
-    while True:
-        line = await trio.to_thread.run_sync(sys.stdin.buffer.readline, abandon_on_cancel=True)
-        if not line:
-            return
-        yield line
+    _run(lambda: run_chat(transport, lines(), _write, timeout=timeout))
 
 
 def _write(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
-
-
-async def _chat_stream(address: Address, timeout: float) -> None:
-    from .errors import translate_os_errors
-
-    transport = address.transport
-    assert isinstance(transport, StreamTransport)
-    stream = await transport.connect(address)
-    async with stream, trio.open_nursery() as nursery:
-
-        async def receive() -> None:
-            with translate_os_errors(address, "receive from"):
-                while data := await stream.receive_some(65536):
-                    _write(data)
-            nursery.cancel_scope.cancel()  # the server closed: we are done
-
-        nursery.start_soon(receive)
-        with translate_os_errors(address, "send to"):
-            async for line in _stdin_lines():
-                await stream.send_all(line if line.endswith(b"\n") else line + b"\n")
-            await stream.send_eof()
-        await trio.sleep(timeout)  # the server did not close after our EOF: stop waiting
-        nursery.cancel_scope.cancel()
-
-
-async def _chat_datagram(address: Address, timeout: float) -> None:
-    transport = address.transport
-    assert isinstance(transport, DatagramTransport)
-    sent = 0
-    received = 0
-    done = trio.Event()
-    async with await transport.connect(address) as sock, trio.open_nursery() as nursery:
-
-        async def receive() -> None:
-            nonlocal received
-            while True:
-                data = (await sock.receive()).data
-                _write(data if data.endswith(b"\n") else data + b"\n")
-                received += 1
-                if done.is_set() and received >= sent:
-                    nursery.cancel_scope.cancel()
-
-        nursery.start_soon(receive)
-        async for line in _stdin_lines():
-            await sock.send(line.rstrip(b"\r\n"))
-            sent += 1
-        done.set()
-        if received >= sent:
-            nursery.cancel_scope.cancel()
-        await trio.sleep(timeout)
-        nursery.cancel_scope.cancel()
-    if received < sent:
-        raise TimeoutError(f"{sent - received} of {sent} datagrams got no reply within {timeout:g} s "
-                           f"of the last one")
 
 
 @app.command(epilog="Example: netlab transports --json")
@@ -267,59 +203,223 @@ def transports(
               "Options per scheme: netlab transports --json.", highlight=False)
 
 
-@app.command(epilog="Example: netlab compare --requests 200 --transports tcp,udp --json compare.json")
+# -- impairments, shared by relay and compare ---------------------------------------------
+
+_IMP = "Impairments (VALUE for both directions, or FORWARD/BACKWARD; forward = client to server)"
+LossOpt = Annotated[Optional[str], typer.Option("--loss", metavar="P", rich_help_panel=_IMP,
+                                                help="drop datagrams with probability P (0-1)")]
+LossBurstOpt = Annotated[Optional[str], typer.Option("--loss-burst", metavar="P:R", rich_help_panel=_IMP,
+                                                     help="Gilbert-Elliott bursts: enter with P, leave with R")]
+DuplicateOpt = Annotated[Optional[str], typer.Option("--duplicate", metavar="P", rich_help_panel=_IMP,
+                                                     help="send a datagram twice with probability P")]
+ReorderOpt = Annotated[Optional[str], typer.Option("--reorder", metavar="P", rich_help_panel=_IMP,
+                                                   help="hold a datagram back behind the next ones, probability P")]
+CorruptOpt = Annotated[Optional[str], typer.Option("--corrupt", metavar="P", rich_help_panel=_IMP,
+                                                   help="flip one bit of a datagram with probability P")]
+DelayOpt = Annotated[Optional[str], typer.Option("--delay", metavar="MS", rich_help_panel=_IMP,
+                                                 help="delay every packet or chunk by MS milliseconds")]
+JitterOpt = Annotated[Optional[str], typer.Option("--jitter", metavar="MS", rich_help_panel=_IMP,
+                                                  help="vary the delay by up to ±MS (at most the delay)")]
+QueueOpt = Annotated[Optional[str], typer.Option("--queue", metavar="BYTES", rich_help_panel=_IMP,
+                                                 help="queue behind the rate limit; datagrams over it drop")]
+SliceOpt = Annotated[Optional[str], typer.Option("--slice", metavar="MIN:MAX", rich_help_panel=_IMP,
+                                                 help="streams: re-chunk bytes into writes of MIN..MAX bytes")]
+ResetOpt = Annotated[Optional[str], typer.Option("--reset-after", metavar="BYTES", rich_help_panel=_IMP,
+                                                 help="streams: send RST after BYTES bytes")]
+CloseOpt = Annotated[Optional[str], typer.Option("--close-after", metavar="BYTES", rich_help_panel=_IMP,
+                                                 help="streams: close cleanly after BYTES bytes")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", rich_help_panel=_IMP,
+                                                help="seed for the impairment decisions (same seed, same decisions)")]
+
+
+def _impairments(**texts: Optional[str]):
+    from .experiments.impair import ImpairmentError, impairments_from_text
+
+    try:
+        return impairments_from_text(texts)
+    except ImpairmentError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command(epilog="Example: netlab relay --listen udp:127.0.0.1:9000 --to udp:127.0.0.1:7000 --loss 0.1 --seed 1")
+def relay(
+    listen: Annotated[Address, typer.Option("--listen", "-l", parser=_address, metavar="ADDR",
+                                            help="where clients connect")],
+    to: Annotated[Address, typer.Option("--to", parser=_address, metavar="ADDR", help="the server behind it")],
+    loss: LossOpt = None, loss_burst: LossBurstOpt = None, duplicate: DuplicateOpt = None,
+    reorder: ReorderOpt = None, corrupt: CorruptOpt = None, delay: DelayOpt = None, jitter: JitterOpt = None,
+    rate: Annotated[Optional[str], typer.Option("--rate", metavar="BYTES_PER_S", rich_help_panel=_IMP,
+                                                help="link rate in bytes/s (k, M, G suffixes)")] = None,
+    queue: QueueOpt = None, slice_: SliceOpt = None, reset_after: ResetOpt = None, close_after: CloseOpt = None,
+    seed: SeedOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every connection")] = False,
+) -> None:
+    """Forward between two transports of the same kind, impairing traffic on the way. Ctrl-C stops
+    it and prints what it did."""
+    from .experiments.relay import run_relay
+
+    forward, backward = _impairments(loss=loss, loss_burst=loss_burst, duplicate=duplicate, reorder=reorder,
+                                     corrupt=corrupt, delay=delay, jitter=jitter, rate=rate, queue=queue,
+                                     slice=slice_, reset_after=reset_after, close_after=close_after)
+    _logging(verbose)
+    state = {}
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                running = await nursery.start(partial(run_relay, listen, to, forward=forward, backward=backward,
+                                                      seed=seed))
+                state["relay"] = running
+                for bound in running.bound:
+                    print(f"listening {bound}  to={to}  seed={running.seed}", flush=True)
+                print(f"  forward: {forward.describe()}\n  backward: {backward.describe()}", flush=True)
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        _run(main)
+    finally:
+        if "relay" in state:
+            _relay_summary(state["relay"])
+
+
+def _relay_summary(running) -> None:
+    stats = running.stats
+    table = Table(title="relay summary", box=box.SIMPLE_HEAD)
+    table.add_column("direction")
+    names = ["received", "passed", "dropped", "queue_dropped", "duplicated", "reordered", "corrupted", "bytes"]
+    for name in names:
+        table.add_column(name.replace("_", " "), justify="right")
+    for label, direction in (("forward", stats.forward), ("backward", stats.backward)):
+        table.add_row(label, *(str(getattr(direction, n)) for n in names))
+    err_console.print(table)
+    extra = f"connections {stats.connections}, upstream failures {stats.upstream_failures}"
+    if stats.unanswerable:
+        extra += f", datagrams from unbound senders {stats.unanswerable}"
+    _say(extra)
+
+
+@app.command(epilog="Example: netlab compare --loss 0.05 --delay 5 --jitter 2 --reorder 0.02 --duplicate 0.01 "
+                    "--seed 1 --json compare.json --plot compare.png")
 def compare(
-    requests: Annotated[int, typer.Option("--requests", "-n", min=1, help="requests per transport and service")] = 1000,
+    messages: Annotated[int, typer.Option("--messages", "--requests", "-n", min=1,
+                                          help="messages per transport and service")] = 1000,
     transports_opt: Annotated[Optional[str], typer.Option(
         "--transports", callback=_transport_names,
         help=f"comma-separated subset of: {', '.join(COMPARE_SCHEMES)}")] = None,
-    services: Annotated[str, typer.Option(callback=_compare_services, metavar="LIST",
-                                          help="comma-separated workloads: echo,sum")] = "echo,sum",
-    size: Annotated[int, typer.Option(min=9, max=65000, help="echo request size in bytes")] = 64,
-    timeout: Annotated[float, typer.Option(min=0.001, help="seconds to wait for each reply")] = 1.0,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="also write the figures to this file")] = None,
+    services: Annotated[str, typer.Option("--service", "--services", callback=_compare_services, metavar="LIST",
+                                          help="workloads: echo, sum, or echo,sum")] = "echo,sum",
+    size: Annotated[int, typer.Option(min=48, max=65000, help="echo message size in bytes")] = 64,
+    rate: Annotated[Optional[float], typer.Option("--rate", min=0.001, metavar="MSGS_PER_S",
+                                                  help="open loop: send at this rate (default: closed loop)")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="clients per transport, each with its own socket")] = 1,
+    timeout: Annotated[Optional[float], typer.Option(min=0.001, help="seconds to wait for a reply "
+                                                     "[default: 1, or scaled to the impairments]")] = None,
+    loss: LossOpt = None, loss_burst: LossBurstOpt = None, duplicate: DuplicateOpt = None,
+    reorder: ReorderOpt = None, corrupt: CorruptOpt = None, delay: DelayOpt = None, jitter: JitterOpt = None,
+    link_rate: Annotated[Optional[str], typer.Option("--link-rate", metavar="BYTES_PER_S", rich_help_panel=_IMP,
+                                                     help="the relay's --rate: link rate in bytes/s")] = None,
+    queue: QueueOpt = None, slice_: SliceOpt = None, reset_after: ResetOpt = None, close_after: CloseOpt = None,
+    seed: Annotated[int, typer.Option(rich_help_panel=_IMP, help="seed for probes and impairments")] = 1,
+    parallel: Annotated[Optional[bool], typer.Option(
+        "--parallel/--sequential", help="run the transports at once [default: only with impairments]")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="write the figures (iperf3 -J shape)")] = None,
+    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="draw latency and losses to this PNG")] = None,
 ) -> None:
-    """Send the same echo and sum workload through every transport; check every reply."""
-    from .experiments.compare import run_compare
+    """Send the same workload through every transport, through an impairing relay if asked, and
+    check every reply: what was lost, duplicated, reordered or corrupted, and how long it took."""
+    from .experiments.compare import CompareSettings, expectations, plot, report, run_compare
 
-    service_names = services
-    names = transports_opt or list(COMPARE_SCHEMES)
-    total = requests * len(names) * len(service_names)
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task("comparing", total=total)
-        rows = _run(lambda: run_compare(names, service_names, requests=requests, size=size, timeout=timeout,
-                                        tick=lambda: progress.advance(task)))
-    table = Table(title=f"netlab compare: {requests} requests each, closed loop", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    wide = out.width >= 130  # narrower terminals get the addresses listed under the table
-    columns = ["transport", "service", "requests", "verified", "lost", "dup", "out of order", "corrupt",
-               "p50 µs", "p99 µs"] + (["address"] if wide else [])
-    for column in columns:
-        left = column in ("transport", "service", "address")
-        table.add_column(column, justify="left" if left else "right", no_wrap=left)
-    for row in rows:
-        cells = [row.transport, row.service, str(row.requests), str(row.verified), str(row.lost),
-                 str(row.duplicated), str(row.out_of_order), str(row.corrupted),
-                 "-" if row.median_us is None else f"{row.median_us:.0f}",
-                 "-" if row.p99_us is None else f"{row.p99_us:.0f}"]
-        table.add_row(*cells, *([row.address] if wide else []))
-    out.print(table)
-    if not wide:
-        for row in rows:
-            out.print(f"  {row.transport}/{row.service}: {row.address}", highlight=False)
-    for row in rows:
-        if row.error:
-            _say(f"{row.transport}/{row.service}: {row.error}")
-    if json_file is not None:
-        document = {"netlab": __version__, "requests": requests, "size": size, "timeout": timeout,
-                    "results": [row.summary() for row in rows]}
+    forward, backward = _impairments(loss=loss, loss_burst=loss_burst, duplicate=duplicate, reorder=reorder,
+                                     corrupt=corrupt, delay=delay, jitter=jitter, rate=link_rate, queue=queue,
+                                     slice=slice_, reset_after=reset_after, close_after=close_after)
+    names = tuple(transports_opt or COMPARE_SCHEMES)
+    try:
+        settings = CompareSettings(names, tuple(services), messages, size, rate, concurrency, timeout, forward,
+                                   backward, seed, parallel)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for target in (json_file, plot_file):
+        if target is not None and not target.parent.is_dir():
+            raise _fail(NetlabError(f"cannot write {target}: {target.parent} is not a directory"))
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("comparing", total=messages * len(names) * len(services))
+        results = _run(lambda: run_compare(settings, tick=lambda: progress.advance(task)))
+    _compare_tables(settings, results, expectations(settings))
+    for r in results:
+        if r.error:
+            _say(f"{r.transport}/{r.service}: {r.error}")
+    for target, write in ((json_file, lambda p: p.write_text(json.dumps(report(settings, results), indent=2) + "\n")),
+                          (plot_file, lambda p: plot(results, str(p)))):
+        if target is None:
+            continue
         try:
-            json_file.write_text(json.dumps(document, indent=2) + "\n")
+            write(target)
         except OSError as exc:
-            raise _fail(NetlabError(f"cannot write {json_file}: {exc.strerror}")) from None
-        _say(f"wrote {json_file}")
-    if any(row.error for row in rows):
+            raise _fail(NetlabError(f"cannot write {target}: {exc.strerror}")) from None
+        _say(f"wrote {target}")
+    if any(r.error for r in results):
         raise typer.Exit(1)
+
+
+def _us(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part} ({100 * part / whole:.1f}%)" if whole and part else str(part)
+
+
+def _compare_tables(settings, results, expected) -> None:
+    mode = f"open loop at {settings.rate:g} msg/s" if settings.rate else "closed loop"
+    impaired = f"; forward: {settings.forward.describe()}; backward: {settings.backward.describe()}" \
+        if settings.impaired else ""
+    delivery = Table(title=f"netlab compare: {settings.messages} messages each, {mode}, "
+                           f"{settings.concurrency} client(s){impaired}", box=box.SIMPLE_HEAD, title_justify="left")
+    wide = out.width >= 150  # narrower terminals get the addresses listed under the tables
+    for column in ("transport", "service", "sent", "delivered", "lost", "dup", "out of order", "corrupt", "trunc",
+                   "boundaries (msgs→reads)") + (("address",) if wide else ()):
+        delivery.add_column(column, justify="left" if column in ("transport", "service", "address") else "right",
+                            no_wrap=column in ("transport", "service", "address"))
+    for r in results:
+        delivery.add_row(r.transport, r.service, str(r.sent), str(r.delivered), _pct(r.lost, r.planned),
+                         _pct(r.duplicated, r.planned),
+                         f"{r.reordered} (max {r.max_displacement})" if r.reordered else "0",
+                         str(r.corrupted), str(r.truncated),
+                         f"{r.delivered + r.duplicated + r.corrupted}→{r.reads} "
+                         + ("kept" if r.boundaries_kept else "not kept"),
+                         *((r.via or r.address,) if wide else ()))
+    out.print(delivery)
+    latency = Table(box=box.SIMPLE_HEAD, title="round trip in µs, goodput, and what the relay did "
+                    "(→ requests, ← replies)", title_justify="left")
+    for column in ("transport", "service", "p50", "p90", "p99", "p99.9", "max", "goodput", "relay dropped →/←",
+                   "not applied"):
+        latency.add_column(column, justify="left" if column in ("transport", "service", "not applied") else "right",
+                           no_wrap=column in ("transport", "service"))
+    for r in results:
+        dropped = "-"
+        if r.relay is not None:
+            f, b = r.relay["forward"], r.relay["backward"]
+            dropped = f"{f['dropped'] + f['queue_dropped']}/{b['dropped'] + b['queue_dropped']}"
+        latency.add_row(r.transport, r.service, _us(r.p50_us), _us(r.p90_us), _us(r.p99_us), _us(r.p999_us),
+                        _us(r.max_us), f"{r.goodput_bps / 1e3:,.1f} kb/s", dropped,
+                        ", ".join(n.replace("_", "-") for n in r.not_applied) or "-")
+    out.print(latency)
+    if not wide or settings.impaired:
+        for r in results:
+            via = f" via relay {r.via}" if r.via else ""
+            out.print(f"  {r.transport}/{r.service}: server {r.address}{via}", highlight=False)
+    if settings.impaired:
+        out.print(
+            f"Expected on datagram transports: {100 * expected['round_trip_loss']:.1f}% of round trips lost "
+            f"({100 * expected['loss_forward']:.1f}% of requests, {100 * expected['loss_backward']:.1f}% of the "
+            f"replies left), about {100 * expected['duplicated']:.1f}% duplicated. Stream transports cannot lose "
+            f"or duplicate: their losses are repaired below the relay, and show as latency.", highlight=False)
+        if (settings.forward.reorder or settings.backward.reorder) and not settings.rate:
+            out.print("Closed loop keeps one message in flight, so a held-back packet has nothing to be "
+                      "reordered against: it arrives late instead. Use --rate to see reordering.",
+                      highlight=False)
 
 
 # typer names commands after functions; `serve` is taken by the library import

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -282,4 +282,70 @@ async def open_client(
             await client.aclose()
 
 
-__all__ = ["Client", "NetlabError", "Server", "ServerStats", "open_client", "serve"]
+async def run_chat(
+    address: Address | str,
+    lines: AsyncIterator[bytes],
+    write: Callable[[bytes], None],
+    *,
+    timeout: float = 5.0,
+) -> None:
+    """The lab's interactive client: send each line, hand whatever comes back to `write`.
+
+    On a stream, lines go out as they are (with a ``\n`` added to a last line without
+    one); after the last, the client half-closes and prints until the server closes, or
+    `timeout` s pass. On datagrams, each line (without its ending) is one datagram, and
+    each reply is written as a line; after the last, it waits up to `timeout` s for the
+    missing replies.
+
+    Raises:
+        TimeoutError: datagrams whose reply never came. ConnectionRefusedError, TransportError.
+    """
+    address = parse_address(address)
+    transport = address.transport
+    if isinstance(transport, StreamTransport):
+        stream = await transport.connect(address)
+        async with stream, trio.open_nursery() as nursery:
+
+            async def receive() -> None:
+                with translate_os_errors(address, "receive from"):
+                    while data := await stream.receive_some(RECEIVE_SIZE):
+                        write(data)
+                nursery.cancel_scope.cancel()  # the server closed: we are done
+
+            nursery.start_soon(receive)
+            with translate_os_errors(address, "send to"):
+                async for line in lines:
+                    await stream.send_all(line if line.endswith(b"\n") else line + b"\n")
+                await stream.send_eof()
+            await trio.sleep(timeout)  # the server did not close after our EOF: stop waiting
+            nursery.cancel_scope.cancel()
+        return
+    assert isinstance(transport, DatagramTransport)
+    sent = received = 0
+    done = trio.Event()
+    async with await transport.connect(address) as sock, trio.open_nursery() as nursery:
+
+        async def receive_datagrams() -> None:
+            nonlocal received
+            while True:
+                data = (await sock.receive()).data
+                write(data if data.endswith(b"\n") else data + b"\n")
+                received += 1
+                if done.is_set() and received >= sent:
+                    nursery.cancel_scope.cancel()
+
+        nursery.start_soon(receive_datagrams)
+        async for line in lines:
+            await sock.send(line.rstrip(b"\r\n"))
+            sent += 1
+        done.set()
+        if received >= sent:
+            nursery.cancel_scope.cancel()
+        await trio.sleep(timeout)
+        nursery.cancel_scope.cancel()
+    if received < sent:
+        raise TimeoutError(f"{sent - received} of {sent} datagrams got no reply within {timeout:g} s "
+                           f"of the last one")
+
+
+__all__ = ["Client", "run_chat", "NetlabError", "Server", "ServerStats", "open_client", "serve"]

@@ -31,7 +31,7 @@ from netlab.cli import app
 from netlab.runner import serve
 from netlab.transports import COMPARE_SCHEMES, TRANSPORTS
 
-COMMANDS = ["serve", "send", "chat", "transports", "compare"]
+COMMANDS = ["serve", "send", "chat", "transports", "compare", "relay"]
 
 #: how long any test waits for a server thread to start or stop
 THREAD_TIMEOUT = 10.0
@@ -326,18 +326,22 @@ def test_send_abstract_unix_dgram() -> None:
 
 # -- compare --------------------------------------------------------------------------
 
-INT_COLUMNS = ["requests", "verified", "lost", "duplicated", "out_of_order", "corrupted"]
+INT_COLUMNS = ["sent", "delivered", "lost", "duplicated", "reordered", "corrupted", "truncated"]
+#: a count, possibly followed by "(12.1%)" or "(max 3)"
+CELL = re.compile(r"(\d+)(?: \([^)]*\))?")
 
 
 def table_rows(output: str) -> dict[tuple[str, str], dict[str, int]]:
-    """The data rows of compare's table: (transport, service) -> integer columns."""
+    """The data rows of compare's delivery table: (transport, service) -> integer columns."""
+    delivery = output.split("round trip in µs")[0]
     rows = {}
-    for line in output.splitlines():
-        cells = line.split()
-        if len(cells) >= 10 and cells[0] in COMPARE_SCHEMES and cells[1] in ("echo", "sum"):
+    for line in delivery.splitlines():
+        cells = line.split(None, 2)
+        if len(cells) == 3 and cells[0] in COMPARE_SCHEMES and cells[1] in ("echo", "sum"):
             key = (cells[0], cells[1])
             assert key not in rows, f"row {key} printed twice"
-            rows[key] = dict(zip(INT_COLUMNS, map(int, cells[2:8])))
+            counts = [int(m.group(1)) for m in CELL.finditer(cells[2])][: len(INT_COLUMNS)]
+            rows[key] = dict(zip(INT_COLUMNS, counts))
     return rows
 
 
@@ -347,18 +351,22 @@ def test_compare_json_matches_table(unix_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert_no_traceback(result)
     document = json.loads(json_file.read_text())
-    assert document["requests"] == 20
-    results = document["results"]
+    assert set(document) == {"start", "intervals", "end", "error"}  # iperf3 -J's shape
+    assert document["start"]["settings"]["messages"] == 20
+    assert document["error"] is None
+    results = document["end"]["results"]
     assert len(results) == 12
     assert {(r["transport"], r["service"]) for r in results} == {
         (t, s) for t in COMPARE_SCHEMES for s in ("echo", "sum")
     }
     for r in results:
-        assert r["requests"] == r["verified"] == 20, r
-        assert r["lost"] == r["duplicated"] == r["out_of_order"] == r["corrupted"] == 0, r
+        assert r["planned"] == r["sent"] == r["delivered"] == r["verified"] == 20, r
+        assert r["lost"] == r["duplicated"] == r["reordered"] == r["corrupted"] == 0, r
+        assert r["boundaries_kept"] is True
         assert r["error"] is None, r
     table = table_rows(result.stdout)
     assert table == {(r["transport"], r["service"]): {c: r[c] for c in INT_COLUMNS} for r in results}
+    assert sum(i["sent"] for i in document["intervals"]) == 12 * 20
     assert f"wrote {json_file}" in result.output
 
 
@@ -368,7 +376,7 @@ def test_compare_subset() -> None:
     table = table_rows(result.stdout)
     assert set(table) == {("tcp", "echo"), ("tcp", "sum"), ("udp", "echo"), ("udp", "sum")}
     for row in table.values():
-        assert row["requests"] == row["verified"] == 10
+        assert row["sent"] == row["delivered"] == 10
 
 
 def test_compare_unwritable_json_file_exits_1(unix_dir: Path) -> None:

@@ -1,190 +1,518 @@
 """`netlab compare`: the same workload through every transport, every reply checked.
 
 For each transport, an in-process server is started on an ephemeral port or a temporary
-path, and one client sends `requests` numbered requests, closed loop (one outstanding at
-a time), for each service:
+path. With impairments, a seeded relay (`netlab.experiments.relay`) sits in front of it,
+applying to each transport the settings it can take (streams cannot lose or reorder
+bytes; datagrams cannot be re-sliced); the result says which settings did not apply.
 
-* echo: ``"%08d "`` + filler up to `size` bytes; the reply must be byte-identical;
-* sum: ``"<seq * 10**6> <r>"`` with a seeded ``r < 10**6``; the reply must be the exact sum,
-  and ``reply // 10**6`` tells which request it answers.
+Probes. Every message carries a sequence number:
 
-Because every reply names its request, the client can tell a reply that is missing
-(**lost**: no reply by the end), a reply that came twice (**duplicated**), and a reply that
-came after the client had given up waiting and moved on (**out of order**). A reply that
-names its request but has the wrong content counts as **corrupted**. A stream transport
-that fails mid-run counts what is left as lost, and says why in `error`.
+* echo: ``NL <seq> <send time ns> <crc32> <filler>``, padded to `size` bytes. The CRC covers
+  the sequence number, the timestamp and the filler, so a corrupted reply is recognised
+  as such without keeping a copy;
+* sum: ``<seq * 10**6> <r>`` with a seeded ``r < 10**6``; the reply must be the exact sum,
+  and ``reply // 10**6`` names its request. (A corrupted sum reply can only be told by its
+  value.)
+
+What is counted, per transport and service:
+
+* **sent**, **delivered** (requests with at least one reply), **lost** (planned requests
+  with no reply by the end: with a stream that breaks, what was not sent counts too),
+* **duplicated** (a reply for a request already answered), **reordered** (a reply older than
+  one already received on the same flow; with the largest displacement in sequence
+  numbers), **corrupted**, **truncated** (the kernel said MSG_TRUNC),
+* **boundaries**: N replies arrived as M reads. Datagram transports give M == N; a stream
+  may merge or split messages, and only framing puts them back,
+* latency from send to reply in µs (p50/p90/p99/p99.9/max, from an HdrHistogram),
+  goodput (bytes of verified replies per second), and per-second intervals.
+
+Closed loop (the default) keeps one message in flight per client; `rate` sends on a
+schedule instead (open loop), which is where reordering and queueing show. With one
+message in flight, a held-back packet has nothing to be reordered against: it just
+arrives late.
 """
 
 from __future__ import annotations
 
-import math
+import datetime
+import os
+import platform
 import random
 import shutil
-import statistics
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import trio
+from hdrh.histogram import HdrHistogram
 
+from .. import __version__
 from ..errors import NetlabError
-from ..runner import open_client, serve
+from ..runner import serve
 from ..services import get_service
-from ..transports import COMPARE_SCHEMES, DatagramTransport, parse_address
+from ..transports import COMPARE_SCHEMES, DatagramTransport, StreamTransport, parse_address
+from .impair import REORDER_HOLD, Impairments
+from .relay import run_relay
 
 SUM_SCALE = 10**6
+ECHO_HEADER = 48  # "NL " + 10-digit seq + " " + 20-digit ns + " " + 8 hex + " " = 45, rounded up
+_DATAGRAM_ONLY = ("loss", "loss_burst", "corrupt", "duplicate", "reorder")
+_STREAM_ONLY = ("slice", "reset_after", "close_after")
 
 
-@dataclass
-class CompareRow:
-    transport: str
-    service: str
-    address: str
-    requests: int
-    verified: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    out_of_order: int = 0
-    corrupted: int = 0
-    median_us: float | None = None
-    p99_us: float | None = None
-    error: str | None = None
-    rtts_us: list[float] = field(default_factory=list, repr=False)
+@dataclass(frozen=True)
+class CompareSettings:
+    transports: tuple[str, ...] = tuple(COMPARE_SCHEMES)
+    services: tuple[str, ...] = ("echo", "sum")
+    messages: int = 1000
+    size: int = 64
+    rate: float | None = None  # messages per second in all, open loop; None: closed loop
+    concurrency: int = 1
+    timeout: float | None = None  # per reply; None: 1 s, or scaled to the impairments
+    forward: Impairments = Impairments()
+    backward: Impairments = Impairments()
+    seed: int = 1
+    parallel: bool | None = None  # run transports at once; None: only when impaired
 
-    def summary(self) -> dict[str, object]:
+    def __post_init__(self) -> None:
+        if self.messages < 1 or self.concurrency < 1:
+            raise ValueError("messages and concurrency must be at least 1")
+        if self.concurrency > self.messages:
+            raise ValueError("concurrency cannot exceed the number of messages")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be positive")
+
+    @property
+    def impaired(self) -> bool:
+        return bool(self.forward.active or self.backward.active)
+
+    @property
+    def reply_timeout(self) -> float:
+        """How long to wait for a reply before counting it lost (closed loop)."""
+        if self.timeout is not None:
+            return self.timeout
+        if not self.impaired:
+            return 1.0
+        return max(0.1, 2 * (_slowest_way(self.forward) + _slowest_way(self.backward)))
+
+    @property
+    def runs_in_parallel(self) -> bool:
+        return self.impaired if self.parallel is None else self.parallel
+
+    def as_dict(self) -> dict[str, object]:
         data = asdict(self)
-        del data["rtts_us"]
+        data["reply_timeout"] = self.reply_timeout
+        data["parallel"] = self.runs_in_parallel
+        data["forward"] = {"text": self.forward.describe(), **asdict(self.forward)}
+        data["backward"] = {"text": self.backward.describe(), **asdict(self.backward)}
         return data
 
 
-def make_request(service: str, seq: int, size: int, rng: random.Random) -> tuple[bytes, bytes]:
-    """(request, expected reply body) for request number `seq`."""
+@dataclass
+class TransportResult:
+    transport: str
+    service: str
+    address: str  # the server
+    via: str | None = None  # the relay in front of it, if any
+    planned: int = 0
+    sent: int = 0
+    delivered: int = 0
+    verified: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    max_displacement: int = 0
+    corrupted: int = 0
+    truncated: int = 0
+    reads: int = 0
+    p50_us: float | None = None
+    p90_us: float | None = None
+    p99_us: float | None = None
+    p999_us: float | None = None
+    max_us: float | None = None
+    goodput_bps: float = 0.0
+    elapsed_s: float = 0.0
+    not_applied: list[str] = field(default_factory=list)
+    relay: dict[str, object] | None = None
+    intervals: list[dict[str, float]] = field(default_factory=list)
+    latencies_us: list[float] = field(default_factory=list, repr=False)
+    error: str | None = None
+
+    @property
+    def boundaries_kept(self) -> bool:
+        return self.reads == self.delivered + self.duplicated + self.corrupted
+
+    def summary(self) -> dict[str, object]:
+        data = asdict(self)
+        del data["latencies_us"]
+        data["boundaries_kept"] = self.boundaries_kept
+        return data
+
+
+# -- probes ---------------------------------------------------------------------------------
+
+
+def make_probe(service: str, seq: int, size: int, rng: random.Random) -> tuple[bytes, bytes]:
+    """(request, expected reply body) for message number `seq`."""
     if service == "echo":
-        head = b"%08d " % seq
-        filler = bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=max(size - len(head), 0)))
-        request = (head + filler)[: max(size, len(head))]
+        filler = bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=max(size - ECHO_HEADER, 0)))
+        stamp = time.time_ns()
+        crc = zlib.crc32(b"%d %d " % (seq, stamp) + filler)
+        head = b"NL %010d %020d %08x " % (seq, stamp, crc)
+        request = head.ljust(ECHO_HEADER, b"-") + filler
         return request, request
     r = rng.randrange(SUM_SCALE)
     return b"%d %d" % (seq * SUM_SCALE, r), b"%d" % (seq * SUM_SCALE + r)
 
 
-def reply_seq(service: str, reply: bytes) -> int | None:
-    """Which request a reply answers, or None if it cannot tell."""
+def read_probe(service: str, reply: bytes) -> tuple[int | None, bool]:
+    """(the sequence number a reply names, whether it is intact by its own evidence)."""
+    if service == "echo":
+        parts = reply[:ECHO_HEADER].split(b" ")
+        try:
+            seq, stamp, crc = int(parts[1]), int(parts[2]), int(parts[3], 16)
+        except (IndexError, ValueError):
+            return None, False
+        return seq, zlib.crc32(b"%d %d " % (seq, stamp) + reply[ECHO_HEADER:]) == crc
     try:
-        if service == "echo":
-            return int(reply[:8])
-        return int(reply.strip()) // SUM_SCALE
+        return int(reply.strip()) // SUM_SCALE, True
     except ValueError:
-        return None
+        return None, False
 
 
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    index = max(math.ceil(q * len(sorted_values)) - 1, 0)
-    return sorted_values[index]
+def split_settings(settings: Impairments, kind: str) -> tuple[Impairments, list[str]]:
+    """The part of `settings` a transport of `kind` can take, and the names it cannot."""
+    cannot = _DATAGRAM_ONLY if kind == "stream" else _STREAM_ONLY
+    not_applied = [name for name in settings.active if name in cannot]
+    defaults = Impairments()
+    return replace(settings, **{name: getattr(defaults, name) for name in cannot}), not_applied
+
+
+# -- one run --------------------------------------------------------------------------------
 
 
 class _Tally:
-    def __init__(self, row: CompareRow, service: str, expected: dict[int, bytes]) -> None:
-        self.row, self.service, self.expected = row, service, expected
+    def __init__(self, result: TransportResult, service: str, expected: dict[int, bytes], start: float) -> None:
+        self.result, self.service, self.expected, self.start = result, service, expected, start
+        self.sent_at: dict[int, float] = {}
         self.answered: set[int] = set()
+        self.unattributed = 0
+        self.histogram = HdrHistogram(1, 60_000_000, 3)
+        self.buckets: dict[int, list[float]] = {}
 
-    def record(self, reply: bytes, current: int | None) -> int | None:
-        """Count one reply; return the request it answers (None if unreadable)."""
-        seq = reply_seq(self.service, reply)
+    def _bucket(self, now: float) -> list[float]:
+        return self.buckets.setdefault(int(now - self.start), [0, 0, 0])
+
+    def sent(self, seq: int, now: float) -> None:
+        self.sent_at[seq] = now
+        self.result.sent += 1
+        self._bucket(now)[0] += 1
+
+    def received(self, flow: _Flow, reply: bytes, now: float) -> None:
+        r = self.result
+        seq, intact = read_probe(self.service, reply)
         if seq is None or seq not in self.expected:
-            self.row.corrupted += 1
-            return None
+            r.corrupted += 1
+            self.unattributed += 1
+            return
         if seq in self.answered:
-            self.row.duplicated += 1
-            return seq
+            r.duplicated += 1
+            return
         self.answered.add(seq)
-        if current is not None and seq != current:
-            self.row.out_of_order += 1
-        if reply.rstrip(b"\r\n") == self.expected[seq]:
-            self.row.verified += 1
+        r.delivered += 1
+        flow.answered += 1
+        if flow.answered == len(flow.seqs):
+            flow.all_in.set()
+        if seq < flow.max_seen:
+            r.reordered += 1
+            r.max_displacement = max(r.max_displacement, flow.max_seen - seq)
+        flow.max_seen = max(flow.max_seen, seq)
+        if intact and reply.rstrip(b"\r\n") == self.expected[seq]:
+            r.verified += 1
+            bucket = self._bucket(now)
+            bucket[1] += 1
+            bucket[2] += len(reply)
         else:
-            self.row.corrupted += 1
-        return seq
+            r.corrupted += 1
+        if seq in self.sent_at:
+            latency = (now - self.sent_at[seq]) * 1e6
+            r.latencies_us.append(latency)
+            self.histogram.record_value(max(int(latency), 1))
+        if flow.waiting == seq:
+            flow.arrived.set()
 
 
-async def _stream_workload(row: CompareRow, address: str, service: str, requests: list[bytes],
-                           tally: _Tally, timeout: float, tick: Callable[[], None]) -> None:
-    async with open_client(address, service, timeout=timeout) as client:
-        for seq, request in enumerate(requests):
-            start = time.perf_counter()
-            reply = await client.request(request, timeout=timeout)
-            row.rtts_us.append((time.perf_counter() - start) * 1e6)
-            tally.record(reply, seq)
-            tick()
+@dataclass
+class _Flow:
+    seqs: range
+    max_seen: int = -1
+    waiting: int | None = None
+    arrived: trio.Event = field(default_factory=trio.Event)
+    answered: int = 0
+    all_in: trio.Event = field(default_factory=trio.Event)
 
 
-async def _datagram_workload(row: CompareRow, address: str, service: str, requests: list[bytes],
-                             tally: _Tally, timeout: float, tick: Callable[[], None]) -> None:
-    target = parse_address(address)
-    transport = target.transport
+class _Conn:
+    """One client's connection: send bytes, receive replies (framed), count reads."""
+
+    def __init__(self, service: str, stream: trio.SocketStream | None = None, sock=None) -> None:
+        self.service = get_service(service)
+        self.stream, self.sock = stream, sock
+        self.reader = self.service.new_reply_reader()
+
+    async def send(self, request: bytes) -> None:
+        if self.stream is not None:
+            wire = self.service.encode_request(request, stream=True)
+            self.reader.expect(wire)
+            await self.stream.send_all(wire)
+        else:
+            await self.sock.send(self.service.encode_request(request, stream=False))
+
+    async def receive(self) -> tuple[list[bytes], bool]:
+        """(replies completed by one read, whether the kernel truncated it); [] at EOF."""
+        if self.stream is not None:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                raise NetlabError("the server closed the connection")
+            return self.reader.feed(data), False
+        datagram = await self.sock.receive()
+        return [datagram.data], datagram.truncated
+
+    async def aclose(self) -> None:
+        if self.stream is not None:
+            await self.stream.aclose()
+        else:
+            await self.sock.aclose()
+
+
+async def _open_conn(address, service: str) -> _Conn:
+    transport = address.transport
+    if isinstance(transport, StreamTransport):
+        return _Conn(service, stream=await transport.connect(address))
     assert isinstance(transport, DatagramTransport)
-    svc = get_service(service)
-    async with await transport.connect(target) as sock:
-        for seq, request in enumerate(requests):
-            start = time.perf_counter()
-            await sock.send(svc.encode_request(request, stream=False))
-            with trio.move_on_after(timeout):
-                while True:
-                    datagram = await sock.receive()
-                    if tally.record(datagram.data, seq) == seq:
-                        row.rtts_us.append((time.perf_counter() - start) * 1e6)
-                        break
+    return _Conn(service, sock=await transport.connect(address))
+
+
+async def _run_flow(flow: _Flow, conn: _Conn, tally: _Tally, requests: dict[int, bytes],
+                    settings: CompareSettings, tick: Callable[[], None], start: float) -> None:
+    per_flow_rate = settings.rate / settings.concurrency if settings.rate else None
+
+    async def receive() -> None:
+        while True:
+            replies, truncated = await conn.receive()
+            now = time.perf_counter()
+            tally.result.reads += 1
+            tally.result.truncated += truncated
+            for reply in replies:
+                tally.received(flow, reply, now)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive)
+        for index, seq in enumerate(flow.seqs):
+            if per_flow_rate:
+                await trio.sleep_until(trio.current_time() + max(0.0, start + index / per_flow_rate - time.perf_counter()))
+            flow.waiting, flow.arrived = seq, trio.Event()
+            tally.sent(seq, time.perf_counter())
+            await conn.send(requests[seq])
             tick()
-        # late replies and duplicates still in flight
-        with trio.move_on_after(min(timeout, 0.2)):
-            while True:
-                tally.record((await sock.receive()).data, None)
+            if not per_flow_rate:
+                with trio.move_on_after(settings.reply_timeout):
+                    await flow.arrived.wait()
+        flow.waiting = None
+        with trio.move_on_after(settings.reply_timeout):  # the last replies of an open loop
+            await flow.all_in.wait()
+        await trio.sleep(_drain_time(settings))  # duplicates still on their way
+        nursery.cancel_scope.cancel()
 
 
-async def compare_one(name: str, template: str, service: str, *, requests: int, size: int, timeout: float,
-                      seed: int, tick: Callable[[], None] = lambda: None) -> CompareRow:
-    """Run one service's workload over one transport; a failure is reported in the row."""
+def _slowest_way(s: Impairments) -> float:
+    """The longest one direction may hold a packet: delay, jitter, reordering, a full queue."""
+    hold = max(2 * s.delay, REORDER_HOLD) if s.reorder else 0.0
+    queue = s.queue / s.rate if s.rate else 0.0
+    return s.delay + s.jitter + hold + queue
+
+
+def _drain_time(settings: CompareSettings) -> float:
+    """How long to keep listening after the last reply, for late copies."""
+    if not settings.impaired:
+        return 0.0
+    return min(settings.reply_timeout, 0.05 + 2 * max(_slowest_way(settings.forward), _slowest_way(settings.backward)))
+
+
+def _finish(result: TransportResult, tally: _Tally, elapsed: float) -> None:
+    result.lost = max(result.planned - len(tally.answered) - tally.unattributed, 0)
+    result.elapsed_s = elapsed
+    h = tally.histogram
+    if h.get_total_count():
+        result.p50_us, result.p90_us, result.p99_us, result.p999_us = (
+            float(h.get_value_at_percentile(q)) for q in (50, 90, 99, 99.9))
+        result.max_us = float(h.get_max_value())
+    verified_bytes = sum(b[2] for b in tally.buckets.values())
+    result.goodput_bps = verified_bytes * 8 / elapsed if elapsed > 0 else 0.0
+    result.intervals = [
+        {"start": float(second), "end": float(second + 1), "sent": b[0], "delivered": b[1], "bytes": b[2]}
+        for second, b in sorted(tally.buckets.items())
+    ]
+
+
+async def compare_one(name: str, service: str, settings: CompareSettings,
+                      tick: Callable[[], None] = lambda: None) -> TransportResult:
+    """Run one service's workload over one transport. A failure is reported in the result."""
     tmp = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
+    template = COMPARE_SCHEMES[name]
     try:
         async with trio.open_nursery() as nursery:
             server = await nursery.start(serve, service, template.format(dir=tmp))
-            address = str(server.address)
-            row = CompareRow(name, service, address, requests)
-            rng = random.Random(seed)
-            pairs = [make_request(service, seq, size, rng) for seq in range(requests)]
-            tally = _Tally(row, service, {seq: expected for seq, (_req, expected) in enumerate(pairs)})
-            workload = _datagram_workload if isinstance(server.transport, DatagramTransport) else _stream_workload
+            result = TransportResult(name, service, str(server.address), planned=settings.messages)
+            target = server.address
+            kind = server.transport.kind
+            forward, not_fwd = split_settings(settings.forward, kind)
+            backward, not_back = split_settings(settings.backward, kind)
+            result.not_applied = sorted(set(not_fwd) | set(not_back))
+            relay = None
+            if forward.active or backward.active:
+                relay_at = template.format(dir=tmp).replace("/s.sock", "/r.sock").replace("/d.sock", "/rd.sock")
+                relay = await nursery.start(partial(run_relay, relay_at, server.address, forward=forward,
+                                                    backward=backward, seed=settings.seed))
+                target = relay.address
+                result.via = str(relay.address)
+            rng = random.Random(settings.seed)
+            probes = {seq: make_probe(service, seq, settings.size, rng) for seq in range(settings.messages)}
+            requests = {seq: req for seq, (req, _) in probes.items()}
+            start = time.perf_counter()
+            tally = _Tally(result, service, {seq: exp for seq, (_, exp) in probes.items()}, start)
+            share = -(-settings.messages // settings.concurrency)
+            flows = [_Flow(range(i, min(i + share, settings.messages))) for i in range(0, settings.messages, share)]
             try:
-                await workload(row, address, service, [req for req, _ in pairs], tally, timeout, tick)
-            except NetlabError as exc:
-                row.error = str(exc)
+                conns = []
+                try:
+                    for _ in flows:
+                        conns.append(await _open_conn(parse_address(str(target)), service))
+                    async with trio.open_nursery() as clients:
+                        for flow, conn in zip(flows, conns):
+                            clients.start_soon(_run_flow, flow, conn, tally, requests, settings, tick, start)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        for conn in conns:
+                            await conn.aclose()
+            except* (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError) as group:
+                result.error = _describe(group.exceptions[0])
+            _finish(result, tally, time.perf_counter() - start)
+            if relay is not None:
+                result.relay = relay.stats.as_dict()
             nursery.cancel_scope.cancel()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    row.lost = requests - len(tally.answered)
-    if row.rtts_us:
-        ordered = sorted(row.rtts_us)
-        row.median_us = statistics.median(ordered)
-        row.p99_us = _percentile(ordered, 0.99)
-    return row
+    return result
 
 
-async def run_compare(
-    transports: Sequence[str] | None = None,
-    services: Sequence[str] = ("echo", "sum"),
-    *,
-    requests: int = 1000,
-    size: int = 64,
-    timeout: float = 1.0,
-    seed: int = 1,
-    tick: Callable[[], None] = lambda: None,
-) -> list[CompareRow]:
-    """One row per (transport, service). `transports` are names from `COMPARE_SCHEMES`."""
-    names = list(transports or COMPARE_SCHEMES)
-    rows = []
-    for name in names:
-        for service in services:
-            rows.append(await compare_one(name, COMPARE_SCHEMES[name], service, requests=requests,
-                                          size=size, timeout=timeout, seed=seed, tick=tick))
-    return rows
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return _describe(exc.exceptions[0])
+    if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
+        return f"connection broken: {exc.__cause__}"
+    return str(exc) or type(exc).__name__
+
+
+async def run_compare(settings: CompareSettings = CompareSettings(),
+                      tick: Callable[[], None] = lambda: None) -> list[TransportResult]:
+    """One result per (transport, service): one after the other, or all at once when
+    `settings.runs_in_parallel` (with impairments, waiting dominates and runs barely compete
+    for the CPU; on a clean loopback they would, so there they run one at a time)."""
+    pairs = [(name, service) for name in settings.transports for service in settings.services]
+    results: list[TransportResult | None] = [None] * len(pairs)
+
+    async def one(index: int) -> None:
+        results[index] = await compare_one(*pairs[index], settings, tick)
+
+    if settings.runs_in_parallel:
+        async with trio.open_nursery() as nursery:
+            for index in range(len(pairs)):
+                nursery.start_soon(one, index)
+    else:
+        for index in range(len(pairs)):
+            await one(index)
+    return [r for r in results if r is not None]
+
+
+def environment() -> dict[str, object]:
+    return {
+        "netlab": __version__, "python": platform.python_version(), "trio": trio.__version__,
+        "kernel": platform.release(), "cores": os.cpu_count(),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def report(settings: CompareSettings, results: Sequence[TransportResult], error: str | None = None) -> dict:
+    """The results in the shape of iperf3's ``-J``: start, intervals, end, error."""
+    return {
+        "start": {"environment": environment(), "settings": settings.as_dict()},
+        "intervals": [
+            {"transport": r.transport, "service": r.service, **interval}
+            for r in results for interval in r.intervals
+        ],
+        "end": {"results": [r.summary() for r in results]},
+        "error": error,
+    }
+
+
+def plot(results: Sequence[TransportResult], path: str) -> None:
+    """Latency distribution per transport, and lost/duplicated/reordered bars, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for r in results:
+        if r.latencies_us:
+            values = sorted(r.latencies_us)
+            n = len(values)
+            left.plot(values, [(i + 1) / n for i in range(n)], label=f"{r.transport}/{r.service}")
+    left.set_xscale("log")
+    left.set_xlabel("round trip (µs, log scale)")
+    left.set_ylabel("fraction of replies")
+    left.set_title("latency distribution (CDF)")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize="small")
+    labels = [f"{r.transport}\n{r.service}" for r in results]
+    xs = range(len(results))
+    width = 0.27
+    for offset, (what, colour) in zip((-width, 0, width), (("lost", "tab:red"), ("duplicated", "tab:orange"),
+                                                             ("reordered", "tab:blue"))):
+        right.bar([x + offset for x in xs], [getattr(r, what) for r in results], width, label=what, color=colour)
+    right.set_xticks(list(xs), labels, fontsize="small", rotation=45, ha="right")
+    right.set_ylabel("messages")
+    right.set_title("what the network did")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+__all__ = ["CompareSettings", "TransportResult", "compare_one", "expectations", "plot", "report", "run_compare"]
+
+
+def expectations(settings: CompareSettings) -> dict[str, float]:
+    """What the settings predict for datagram transports, for the reader to check against.
+
+    Loss is a round trip: the request must survive the way there and the reply the way
+    back. A duplicated request is answered twice, a duplicated reply arrives twice.
+    """
+
+    def loss(s: Impairments) -> float:
+        burst = s.loss_burst[0] / (s.loss_burst[0] + s.loss_burst[1]) if s.loss_burst else 0.0
+        return 1 - (1 - s.loss) * (1 - burst)
+
+    there, back = loss(settings.forward), loss(settings.backward)
+    survive = (1 - there) * (1 - back)
+    return {
+        "loss_forward": there,
+        "loss_backward": back,
+        "round_trip_loss": 1 - survive,
+        "duplicated": survive * (settings.forward.duplicate + settings.backward.duplicate),
+        "corrupted": survive * (1 - (1 - settings.forward.corrupt) * (1 - settings.backward.corrupt)),
+    }

@@ -1,0 +1,306 @@
+"""A seeded impairment relay between two netlab transports of the same kind.
+
+::
+
+    async with trio.open_nursery() as nursery:
+        relay = await nursery.start(partial(run_relay, "udp:127.0.0.1:0", server_address,
+                                            forward=Impairments(loss=0.1), seed=1))
+        ...  # clients talk to relay.address; relay.stats says what it did
+
+Streams: every accepted connection gets its own upstream connection; each direction is
+a reader that asks the `StreamImpairer` what to write and when, and a writer that writes
+it then. A bounded channel between them keeps delay from cutting throughput while still
+pushing back on a fast sender. End of stream (half-close) passes through in order.
+
+Datagrams: each client address gets its own upstream socket (so replies find their way
+back, as socat's UDP forking mode does); every packet in either direction goes through
+that direction's `DatagramImpairer`, and a scheduler sends it when its time comes.
+
+The relay knows nothing of services: it moves bytes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import socket
+import struct
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from ..errors import AddressError, NetlabError, TransportError
+from ..transports import Address, DatagramSocket, DatagramTransport, StreamTransport, parse_address
+from .impair import DatagramImpairer, ImpairmentError, Impairments, ImpairStats, StreamImpairer
+
+log = logging.getLogger("netlab.relay")
+
+#: clients a datagram relay keeps an upstream socket for; the least recently heard is dropped
+MAX_PEERS = 1024
+#: chunks in flight per stream direction between reader and writer
+STREAM_QUEUE = 64
+
+
+@dataclass
+class RelayStats:
+    forward: ImpairStats = field(default_factory=ImpairStats)  # client -> server
+    backward: ImpairStats = field(default_factory=ImpairStats)  # server -> client
+    connections: int = 0
+    upstream_failures: int = 0
+    unanswerable: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"forward": self.forward.as_dict(), "backward": self.backward.as_dict(),
+                "connections": self.connections, "upstream_failures": self.upstream_failures,
+                "unanswerable": self.unanswerable}
+
+
+@dataclass
+class Relay:
+    """What `run_relay` hands to ``nursery.start``."""
+
+    bound: list[Address]
+    to: Address
+    forward: Impairments
+    backward: Impairments
+    seed: int
+    stats: RelayStats = field(default_factory=RelayStats)
+
+    @property
+    def address(self) -> Address:
+        return self.bound[0]
+
+
+def check_applicable(settings: Impairments, kind: str) -> None:
+    """Refuse settings a relay of this kind cannot apply, saying why."""
+    if kind == "stream" and settings.datagram_only:
+        names = ", ".join(n.replace("_", "-") for n in settings.datagram_only)
+        raise ImpairmentError(
+            f"{names}: a stream relay cannot lose, duplicate, reorder or corrupt bytes "
+            f"(the byte stream would just be broken; a real network's losses are repaired by TCP "
+            f"below the relay). Use them on datagram transports"
+        )
+    if kind == "datagram" and settings.stream_only:
+        names = ", ".join(n.replace("_", "-") for n in settings.stream_only)
+        raise ImpairmentError(f"{names}: these apply to stream transports only")
+
+
+async def run_relay(
+    listen: Address | str,
+    to: Address | str,
+    *,
+    forward: Impairments = Impairments(),
+    backward: Impairments | None = None,
+    seed: int | None = None,
+    task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Relay from `listen` to `to` until cancelled. `backward` defaults to `forward`.
+
+    Raises (before ``started``): AddressError (kinds differ), ImpairmentError (a setting
+    the kind cannot apply), and the bind errors of the listening transport.
+    """
+    listen, to = parse_address(listen), parse_address(to)
+    backward = forward if backward is None else backward
+    kind = listen.transport.kind
+    if to.transport.kind != kind:
+        raise AddressError(
+            f"a relay joins transports of the same kind: {listen.scheme} is a {kind} transport, "
+            f"{to.scheme} is a {to.transport.kind} transport"
+        )
+    check_applicable(forward, kind)
+    check_applicable(backward, kind)
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+    # one RNG per direction, so the decisions of one do not shift those of the other
+    fwd_rng, back_rng = random.Random(f"{seed}:forward"), random.Random(f"{seed}:backward")
+    if kind == "stream":
+        await _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status)
+    else:
+        await _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status)
+
+
+# -- streams ------------------------------------------------------------------------------
+
+
+def _abort(stream: trio.SocketStream) -> None:
+    """Close with RST (SO_LINGER 0) where the protocol has one."""
+    try:
+        if stream.socket.family in (socket.AF_INET, socket.AF_INET6):
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    stream.socket.close()
+
+
+async def _pump(src: trio.SocketStream, dst: trio.SocketStream, impairer: StreamImpairer,
+                cut_connection: Callable[[str], None]) -> None:
+    send_channel, receive_channel = trio.open_memory_channel[tuple[float, bytes | str]](STREAM_QUEUE)
+
+    async def reader() -> None:
+        async with send_channel:
+            while True:
+                data = await src.receive_some(65536)
+                if not data:
+                    await send_channel.send((trio.current_time(), "eof"))
+                    return
+                writes, cut = impairer.decide(data, trio.current_time())
+                for when, chunk in writes:
+                    await send_channel.send((when, chunk))
+                if cut is not None:
+                    await send_channel.send((writes[-1][0] if writes else trio.current_time(), cut))
+                    return
+
+    async def writer() -> None:
+        async with receive_channel:
+            async for when, item in receive_channel:
+                await trio.sleep_until(when)
+                if item == "eof":
+                    await dst.send_eof()
+                    return
+                if item in ("reset", "close"):
+                    cut_connection(item)  # type: ignore[arg-type]
+                    return
+                await dst.send_all(item)  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        nursery.start_soon(writer)
+
+
+async def _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status) -> None:
+    listen_transport, to_transport = listen.transport, to.transport
+    assert isinstance(listen_transport, StreamTransport) and isinstance(to_transport, StreamTransport)
+    listeners = await listen_transport.open_listeners(listen)
+    relay = Relay([listen_transport.listener_address(lis, listen) for lis in listeners], to, forward, backward, seed)
+    fwd = StreamImpairer(forward, fwd_rng, relay.stats.forward)
+    back = StreamImpairer(backward, back_rng, relay.stats.backward)
+
+    async def handle(client: trio.SocketStream) -> None:
+        relay.stats.connections += 1
+        try:
+            upstream = await to_transport.connect(to)
+        except NetlabError as exc:
+            relay.stats.upstream_failures += 1
+            log.warning("cannot reach %s for a new client: %s", to, exc)
+            _abort(client)
+            return
+        async with client, upstream, trio.open_nursery() as nursery:
+
+            def cut(how: str) -> None:
+                if how == "reset":
+                    _abort(client)
+                    _abort(upstream)
+                else:
+                    client.socket.close()
+                    upstream.socket.close()
+                nursery.cancel_scope.cancel()
+
+            async def guarded(src, dst, impairer) -> None:
+                try:
+                    await _pump(src, dst, impairer, cut)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    nursery.cancel_scope.cancel()  # one side broke: so does the relay of it
+
+            nursery.start_soon(guarded, client, upstream, fwd)
+            nursery.start_soon(guarded, upstream, client, back)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, handle, listeners)
+            task_status.started(relay)
+    finally:
+        with trio.CancelScope(shield=True):
+            for listener in listeners:
+                await listener.aclose()
+
+
+# -- datagrams ----------------------------------------------------------------------------
+
+
+class _Scheduler:
+    """Runs send jobs at their time; jobs due at the same time keep their order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], Awaitable[None]]]] = []
+        self._counter = itertools.count()
+        self._wakeup = trio.Event()
+
+    def at(self, when: float, job: Callable[[], Awaitable[None]]) -> None:
+        heapq.heappush(self._heap, (when, next(self._counter), job))
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while True:
+            if not self._heap:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                continue
+            when = self._heap[0][0]
+            if when > trio.current_time():
+                self._wakeup = trio.Event()
+                with trio.move_on_at(when):
+                    await self._wakeup.wait()
+                continue
+            _, _, job = heapq.heappop(self._heap)
+            try:
+                await job()
+            except TransportError as exc:
+                log.info("relay send failed: %s", exc)
+
+
+async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status) -> None:
+    listen_transport, to_transport = listen.transport, to.transport
+    assert isinstance(listen_transport, DatagramTransport) and isinstance(to_transport, DatagramTransport)
+    front = await listen_transport.bind(listen)
+    relay = Relay([front.local], to, forward, backward, seed)
+    fwd = DatagramImpairer(forward, fwd_rng, relay.stats.forward)
+    back = DatagramImpairer(backward, back_rng, relay.stats.backward)
+    scheduler = _Scheduler()
+    upstreams: OrderedDict[object, tuple[DatagramSocket, trio.CancelScope]] = OrderedDict()
+
+    async def replies(peer: object, upstream: DatagramSocket, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            async with upstream:
+                while True:
+                    try:
+                        reply = await upstream.receive()
+                    except TransportError as exc:
+                        relay.stats.upstream_failures += 1
+                        log.info("upstream for %s: %s", listen_transport.format_peer(peer), exc)
+                        continue
+                    for when, data in back.decide(reply.data, trio.current_time()):
+                        scheduler.at(when, lambda data=data: front.send_to(data, peer))
+
+    async with front, trio.open_nursery() as nursery:
+        nursery.start_soon(scheduler.run)
+        task_status.started(relay)
+        while True:
+            datagram = await front.receive()
+            if datagram.peer is None:
+                relay.stats.unanswerable += 1
+                continue
+            if datagram.truncated:
+                relay.stats.forward.dropped += 1
+                continue
+            entry = upstreams.get(datagram.peer)
+            if entry is None:
+                try:
+                    upstream = await to_transport.connect(to)
+                except NetlabError as exc:
+                    relay.stats.upstream_failures += 1
+                    log.warning("cannot reach %s: %s", to, exc)
+                    continue
+                scope = await nursery.start(replies, datagram.peer, upstream)
+                entry = upstreams[datagram.peer] = (upstream, scope)
+                if len(upstreams) > MAX_PEERS:
+                    _, (_, oldest_scope) = upstreams.popitem(last=False)
+                    oldest_scope.cancel()
+            upstreams.move_to_end(datagram.peer)
+            upstream = entry[0]
+            for when, data in fwd.decide(datagram.data, trio.current_time()):
+                scheduler.at(when, lambda data=data, upstream=upstream: upstream.send(data))
