@@ -36,7 +36,7 @@ app = typer.Typer(
 )
 # piped output is not cut to 80 columns: a table a script reads must not be truncated
 out = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _address(value: str) -> Address:
@@ -82,8 +82,11 @@ def _say(message: str) -> None:
 
 
 def _fail(exc: BaseException) -> typer.Exit:
+    from .experiments.impair import ImpairmentError
+
     _say(f"error: {exc}")
-    return typer.Exit(2 if isinstance(exc, AddressError) else 1)
+    # usage errors found once running (kinds differ; loss on a stream relay) exit 2 too
+    return typer.Exit(2 if isinstance(exc, (AddressError, ImpairmentError)) else 1)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -297,6 +300,8 @@ def _relay_summary(running) -> None:
     extra = f"connections {stats.connections}, upstream failures {stats.upstream_failures}"
     if stats.unanswerable:
         extra += f", datagrams from unbound senders {stats.unanswerable}"
+    if stats.send_failures:
+        extra += f", datagrams that could not be sent {stats.send_failures}"
     _say(extra)
 
 
@@ -387,7 +392,7 @@ def _compare_tables(settings, results, expected) -> None:
                          _pct(r.duplicated, r.planned),
                          f"{r.reordered} (max {r.max_displacement})" if r.reordered else "0",
                          str(r.corrupted), str(r.truncated),
-                         f"{r.delivered + r.duplicated + r.corrupted}→{r.reads} "
+                         f"{r.replies}→{r.reads} "
                          + ("kept" if r.boundaries_kept else "not kept"),
                          *((r.via or r.address,) if wide else ()))
     out.print(delivery)

@@ -13,6 +13,12 @@ A test narrows the set with a marker instead of a second parameter list::
     @pytest.mark.transports(kind="datagram", target="inet")
 
 Servers run in pytest-trio's `nursery` fixture, which is cancelled when the test ends.
+So do relays (`netlab.experiments.relay`): `start_relay` puts one in front of any server,
+listening on a fresh address of the transport under test, and `relay` is a transparent
+one in front of `echo_server`::
+
+    async def test_something(relay: Relay, echo_server: Server) -> None:
+        async with open_client(relay.address, "echo") as client: ...
 """
 
 from __future__ import annotations
@@ -21,11 +27,14 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
 
+from netlab.experiments.impair import Impairments
+from netlab.experiments.relay import Relay, run_relay
 from netlab.runner import Server, serve
 from netlab.services import Service
 from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport, parse_address
@@ -116,3 +125,34 @@ async def echo_server(start_server: StartServer) -> Server:
 @pytest.fixture
 async def sum_server(start_server: StartServer) -> Server:
     return await start_server("sum")
+
+
+StartRelay = Callable[..., Awaitable[Relay]]
+
+
+@pytest.fixture
+async def start_relay(nursery: trio.Nursery, make_address: Callable[[], Address]) -> StartRelay:
+    """``relay = await start_relay(server.address, forward=Impairments(loss=0.1), seed=1)``:
+    a relay in front of `to` (a server's address, or any address of the same kind), in the
+    test's nursery. It listens on a fresh address of the transport under test unless given
+    `listen`; `backward` defaults to `forward`, as in `run_relay`. ``relay.address`` is where
+    clients go, ``relay.stats`` what it did."""
+
+    async def start(
+        to: Address | str,
+        *,
+        forward: Impairments = Impairments(),
+        backward: Impairments | None = None,
+        seed: int = 1,
+        listen: Address | str | None = None,
+    ) -> Relay:
+        where = listen if listen is not None else make_address()
+        return await nursery.start(partial(run_relay, where, to, forward=forward, backward=backward, seed=seed))
+
+    return start
+
+
+@pytest.fixture
+async def relay(start_relay: StartRelay, echo_server: Server) -> Relay:
+    """A relay with no impairment in front of `echo_server`, on the transport under test."""
+    return await start_relay(echo_server.address)

@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 import trio
 from rich.console import Console
-from typer.testing import CliRunner
 
 import netlab.cli
-from netlab.cli import app
 from netlab.runner import serve
 from netlab.transports import COMPARE_SCHEMES, TRANSPORTS
+
+from helpers import INT_COLUMNS, assert_no_traceback, invoke, table_rows
 
 COMMANDS = ["serve", "send", "chat", "transports", "compare", "relay"]
 
@@ -45,21 +45,11 @@ def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(netlab.cli, "out", Console(width=160))
 
 
-def invoke(args: list[str], input: str | None = None):
-    return CliRunner().invoke(app, args, input=input, prog_name="netlab")
-
-
 def flat(text: str) -> str:
     """Output with rich's box drawing removed and white space collapsed, so a message that
     rich wrapped across lines of an error panel can be matched as one string."""
     text = re.sub(r"[\u2500-\u257f]", " ", text)
     return " ".join(text.split())
-
-
-def assert_no_traceback(result) -> None:
-    assert "Traceback" not in result.output, result.output
-    # CliRunner catches what escapes the command; only SystemExit (typer.Exit) may escape
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
 
 
 @pytest.fixture
@@ -324,25 +314,7 @@ def test_send_abstract_unix_dgram() -> None:
     assert result.stdout == "42\n"
 
 
-# -- compare --------------------------------------------------------------------------
-
-INT_COLUMNS = ["sent", "delivered", "lost", "duplicated", "reordered", "corrupted", "truncated"]
-#: a count, possibly followed by "(12.1%)" or "(max 3)"
-CELL = re.compile(r"(\d+)(?: \([^)]*\))?")
-
-
-def table_rows(output: str) -> dict[tuple[str, str], dict[str, int]]:
-    """The data rows of compare's delivery table: (transport, service) -> integer columns."""
-    delivery = output.split("round trip in µs")[0]
-    rows = {}
-    for line in delivery.splitlines():
-        cells = line.split(None, 2)
-        if len(cells) == 3 and cells[0] in COMPARE_SCHEMES and cells[1] in ("echo", "sum"):
-            key = (cells[0], cells[1])
-            assert key not in rows, f"row {key} printed twice"
-            counts = [int(m.group(1)) for m in CELL.finditer(cells[2])][: len(INT_COLUMNS)]
-            rows[key] = dict(zip(INT_COLUMNS, counts))
-    return rows
+# -- compare (table parsing in helpers.py; relay-backed runs in test_compare.py) ----------
 
 
 def test_compare_json_matches_table(unix_dir: Path) -> None:

@@ -16,11 +16,15 @@ Probes. Every message carries a sequence number:
 
 What is counted, per transport and service:
 
-* **sent**, **delivered** (requests with at least one reply), **lost** (planned requests
-  with no reply by the end: with a stream that breaks, what was not sent counts too),
+* **sent**, **delivered** (requests with at least one intact reply; **verified**, its bytes
+  checked, is the same count), **lost** (planned requests with no reply by the end: with a
+  stream that breaks, what was not sent counts too),
 * **duplicated** (a reply for a request already answered), **reordered** (a reply older than
   one already received on the same flow; with the largest displacement in sequence
-  numbers), **corrupted**, **truncated** (the kernel said MSG_TRUNC),
+  numbers), **corrupted** (every reply that is not exactly what was expected; it is not
+  taken as a reply to the message it names, since the flipped bit may be in the sequence
+  number: so sent = delivered + lost + corrupted, less any corrupted duplicates),
+  **truncated** (the kernel said MSG_TRUNC),
 * **boundaries**: N replies arrived as M reads. Datagram transports give M == N; a stream
   may merge or split messages, and only framing puts them back,
 * latency from send to reply in µs (p50/p90/p99/p99.9/max, from an HdrHistogram),
@@ -127,6 +131,7 @@ class TransportResult:
     max_displacement: int = 0
     corrupted: int = 0
     truncated: int = 0
+    replies: int = 0  # replies read, whatever they were (for boundaries: replies -> reads)
     reads: int = 0
     p50_us: float | None = None
     p90_us: float | None = None
@@ -143,7 +148,7 @@ class TransportResult:
 
     @property
     def boundaries_kept(self) -> bool:
-        return self.reads == self.delivered + self.duplicated + self.corrupted
+        return self.reads == self.replies
 
     def summary(self) -> dict[str, object]:
         data = asdict(self)
@@ -213,10 +218,16 @@ class _Tally:
 
     def received(self, flow: _Flow, reply: bytes, now: float) -> None:
         r = self.result
+        r.replies += 1
         seq, intact = read_probe(self.service, reply)
-        if seq is None or seq not in self.expected:
+        if seq is None or seq not in self.expected or not intact or reply.rstrip(b"\r\n") != self.expected[seq]:
+            # a reply that is not exactly what was expected may name the wrong message (the
+            # flipped bit may be in its sequence number): counted corrupted, never as a reply
+            # to some message, so it makes no phantom duplicate and no phantom loss
             r.corrupted += 1
             self.unattributed += 1
+            if flow.waiting is not None:
+                flow.arrived.set()  # closed loop: the one message in flight was answered, badly
             return
         if seq in self.answered:
             r.duplicated += 1
@@ -230,13 +241,10 @@ class _Tally:
             r.reordered += 1
             r.max_displacement = max(r.max_displacement, flow.max_seen - seq)
         flow.max_seen = max(flow.max_seen, seq)
-        if intact and reply.rstrip(b"\r\n") == self.expected[seq]:
-            r.verified += 1
-            bucket = self._bucket(now)
-            bucket[1] += 1
-            bucket[2] += len(reply)
-        else:
-            r.corrupted += 1
+        r.verified += 1
+        bucket = self._bucket(now)
+        bucket[1] += 1
+        bucket[2] += len(reply)
         if seq in self.sent_at:
             latency = (now - self.sent_at[seq]) * 1e6
             r.latencies_us.append(latency)

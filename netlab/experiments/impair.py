@@ -206,13 +206,17 @@ class DatagramImpairer:
 
 @dataclass
 class StreamImpairer:
-    """Decides how a byte stream is re-chunked and delayed, and when it is cut."""
+    """Decides how one connection's byte stream (one direction) is re-chunked and delayed,
+    and when it is cut. Use one per connection and direction (as Toxiproxy does): the byte
+    count behind ``reset_after``/``close_after``, the order of chunks and the rate belong to
+    a connection. Several may share one `stats` (and one RNG)."""
 
     settings: Impairments
     rng: random.Random
     stats: ImpairStats = field(default_factory=ImpairStats)
     _last_at: float = 0.0
     _link_free_at: float = 0.0
+    _bytes: int = 0  # passed on this connection, for reset_after / close_after
 
     def decide(self, data: bytes, now: float) -> tuple[list[tuple[float, bytes]], str | None]:
         """Return the writes ``[(when, chunk)]`` for `data`, and ``"reset"``/``"close"``
@@ -225,7 +229,7 @@ class StreamImpairer:
             if name is not None and (limit is None or name < limit):
                 limit, cut_kind = name, kind
         if limit is not None:
-            room = limit - self.stats.bytes
+            room = limit - self._bytes
             if room <= len(data):
                 data, cut = data[: max(room, 0)], cut_kind
         chunks: list[bytes] = []
@@ -250,6 +254,7 @@ class StreamImpairer:
             out.append((when, chunk))
         self.stats.passed += len(out)
         self.stats.bytes += len(data)
+        self._bytes += len(data)
         if cut == "reset":
             self.stats.resets += 1
         elif cut == "close":

@@ -14,7 +14,9 @@ pushing back on a fast sender. End of stream (half-close) passes through in orde
 
 Datagrams: each client address gets its own upstream socket (so replies find their way
 back, as socat's UDP forking mode does); every packet in either direction goes through
-that direction's `DatagramImpairer`, and a scheduler sends it when its time comes.
+that direction's `DatagramImpairer` (one per direction: rate and queue are the link's),
+and that client's scheduler for the direction sends it when its time comes (so a unix-dgram
+client that stops reading holds up its own replies, not everyone's).
 
 The relay knows nothing of services: it moves bytes.
 """
@@ -43,6 +45,9 @@ log = logging.getLogger("netlab.relay")
 MAX_PEERS = 1024
 #: chunks in flight per stream direction between reader and writer
 STREAM_QUEUE = 64
+#: how long a datagram send may block (a unix-dgram peer that is not reading) before the
+#: datagram is given up and counted in `RelayStats.send_failures` (as the server's REPLY_TIMEOUT)
+SEND_TIMEOUT = 1.0
 
 
 @dataclass
@@ -52,11 +57,12 @@ class RelayStats:
     connections: int = 0
     upstream_failures: int = 0
     unanswerable: int = 0
+    send_failures: int = 0  # datagrams passed on that could not be sent (error, or SEND_TIMEOUT)
 
     def as_dict(self) -> dict[str, object]:
         return {"forward": self.forward.as_dict(), "backward": self.backward.as_dict(),
                 "connections": self.connections, "upstream_failures": self.upstream_failures,
-                "unanswerable": self.unanswerable}
+                "unanswerable": self.unanswerable, "send_failures": self.send_failures}
 
 
 @dataclass
@@ -176,11 +182,13 @@ async def _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, 
     assert isinstance(listen_transport, StreamTransport) and isinstance(to_transport, StreamTransport)
     listeners = await listen_transport.open_listeners(listen)
     relay = Relay([listen_transport.listener_address(lis, listen) for lis in listeners], to, forward, backward, seed)
-    fwd = StreamImpairer(forward, fwd_rng, relay.stats.forward)
-    back = StreamImpairer(backward, back_rng, relay.stats.backward)
 
     async def handle(client: trio.SocketStream) -> None:
         relay.stats.connections += 1
+        # per connection: --reset-after N cuts each connection after N bytes, not the relay
+        # after N bytes in all; one connection's chunks do not wait behind another's
+        fwd = StreamImpairer(forward, fwd_rng, relay.stats.forward)
+        back = StreamImpairer(backward, back_rng, relay.stats.backward)
         try:
             upstream = await to_transport.connect(to)
         except NetlabError as exc:
@@ -224,7 +232,8 @@ async def _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, 
 class _Scheduler:
     """Runs send jobs at their time; jobs due at the same time keep their order."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: RelayStats) -> None:
+        self._stats = stats
         self._heap: list[tuple[float, int, Callable[[], Awaitable[None]]]] = []
         self._counter = itertools.count()
         self._wakeup = trio.Event()
@@ -246,10 +255,15 @@ class _Scheduler:
                     await self._wakeup.wait()
                 continue
             _, _, job = heapq.heappop(self._heap)
-            try:
-                await job()
-            except TransportError as exc:
-                log.info("relay send failed: %s", exc)
+            with trio.move_on_after(SEND_TIMEOUT) as scope:
+                try:
+                    await job()
+                except TransportError as exc:
+                    self._stats.send_failures += 1
+                    log.info("relay send failed: %s", exc)
+            if scope.cancelled_caught:
+                self._stats.send_failures += 1
+                log.warning("relay gave up a datagram after %g s: its receiver is not reading", SEND_TIMEOUT)
 
 
 async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status) -> None:
@@ -259,13 +273,17 @@ async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng
     relay = Relay([front.local], to, forward, backward, seed)
     fwd = DatagramImpairer(forward, fwd_rng, relay.stats.forward)
     back = DatagramImpairer(backward, back_rng, relay.stats.backward)
-    scheduler = _Scheduler()
-    upstreams: OrderedDict[object, tuple[DatagramSocket, trio.CancelScope]] = OrderedDict()
+    upstreams: OrderedDict[object, tuple[DatagramSocket, trio.CancelScope, _Scheduler]] = OrderedDict()
 
-    async def replies(peer: object, upstream: DatagramSocket, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def peer_flow(peer: object, upstream: DatagramSocket, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """One client's flow: its upstream socket, the replies coming back on it, and a
+        scheduler per direction, so a peer that is not reading delays only its own datagrams."""
+        there, back_again = _Scheduler(relay.stats), _Scheduler(relay.stats)
         with trio.CancelScope() as scope:
-            task_status.started(scope)
-            async with upstream:
+            async with upstream, trio.open_nursery() as flow:
+                flow.start_soon(there.run)
+                flow.start_soon(back_again.run)
+                task_status.started((scope, there))
                 while True:
                     try:
                         reply = await upstream.receive()
@@ -274,10 +292,9 @@ async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng
                         log.info("upstream for %s: %s", listen_transport.format_peer(peer), exc)
                         continue
                     for when, data in back.decide(reply.data, trio.current_time()):
-                        scheduler.at(when, lambda data=data: front.send_to(data, peer))
+                        back_again.at(when, lambda data=data: front.send_to(data, peer))
 
     async with front, trio.open_nursery() as nursery:
-        nursery.start_soon(scheduler.run)
         task_status.started(relay)
         while True:
             datagram = await front.receive()
@@ -295,12 +312,12 @@ async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng
                     relay.stats.upstream_failures += 1
                     log.warning("cannot reach %s: %s", to, exc)
                     continue
-                scope = await nursery.start(replies, datagram.peer, upstream)
-                entry = upstreams[datagram.peer] = (upstream, scope)
+                scope, there = await nursery.start(peer_flow, datagram.peer, upstream)
+                entry = upstreams[datagram.peer] = (upstream, scope, there)
                 if len(upstreams) > MAX_PEERS:
-                    _, (_, oldest_scope) = upstreams.popitem(last=False)
+                    _, (_, oldest_scope, _) = upstreams.popitem(last=False)
                     oldest_scope.cancel()
             upstreams.move_to_end(datagram.peer)
-            upstream = entry[0]
+            upstream, _, there = entry
             for when, data in fwd.decide(datagram.data, trio.current_time()):
-                scheduler.at(when, lambda data=data, upstream=upstream: upstream.send(data))
+                there.at(when, lambda data=data, upstream=upstream: upstream.send(data))

@@ -130,6 +130,7 @@ class DatagramSocket:
         remote: Address | None = None,
         cleanup: object = None,
         buffer_size: int = DATAGRAM_BUFFER,
+        raw: socket.socket | None = None,
     ) -> None:
         self.transport = transport
         self.socket = sock
@@ -138,6 +139,8 @@ class DatagramSocket:
         self._cleanup = cleanup  # Callable[[], None] | None, run once on close
         self.buffer_size = buffer_size
         self._buffer = bytearray(buffer_size)
+        # the stdlib socket under `sock`, when send_to must poll (unconnected unix datagrams)
+        self._raw = raw
 
     @property
     def max_datagram(self) -> int:
@@ -168,7 +171,30 @@ class DatagramSocket:
         self._check_size(data, where)
         self.transport.make_room(self.socket, len(data))
         with self._translate(where, "send to"):
-            await self.socket.sendto(data, peer)
+            if self._raw is not None:
+                await self._send_to_polling(data, peer)
+            else:
+                await self.socket.sendto(data, peer)
+
+    async def _send_to_polling(self, data: bytes, peer: object) -> None:
+        """sendto for an unconnected AF_UNIX datagram socket whose receiver's queue is full.
+
+        Linux reports such a socket writable all the same (it can wake only a *connected*
+        sender when the receiver drains), so waiting for writability, as trio's sendto
+        does, spins at 100% CPU. Try, and sleep between tries instead.
+        """
+        assert self._raw is not None
+        await trio.lowlevel.checkpoint_if_cancelled()
+        pause = 0.0005
+        while True:
+            try:
+                self._raw.sendto(data, peer)
+            except BlockingIOError:
+                await trio.sleep(pause)
+                pause = min(2 * pause, 0.01)
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
 
     async def receive(self) -> Datagram:
         """Wait for one datagram. ``truncated`` is set when it did not fit the buffer."""
