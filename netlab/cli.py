@@ -422,6 +422,81 @@ def _compare_tables(settings, results, expected) -> None:
                       highlight=False)
 
 
+# -- named experiments ---------------------------------------------------------------------
+
+experiment_app = typer.Typer(help="Named experiments: each answers one classic question with measured figures.",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("list", epilog="Example: netlab experiment list")
+def experiment_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """The experiments, with the question each answers and the options it reads."""
+    from .experiments import EXPERIMENTS
+
+    rows = [{"name": e.name, "question": e.question, "options": list(e.uses), "plot": e.plot is not None}
+            for e in EXPERIMENTS.values()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("name", "question", "options"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["question"], ", ".join(f"--{o}" for o in row["options"]) or "-")
+    out.print(table)
+
+
+@experiment_app.command("run", epilog="Example: netlab experiment run boundaries --json")
+def experiment_run(
+    name: Annotated[str, typer.Argument(help="an experiment from `netlab experiment list`")],
+    messages: Annotated[int, typer.Option("--messages", "-n", min=1, help="messages to send")] = 1000,
+    size: Annotated[Optional[int], typer.Option(min=1, help="message size in bytes")] = None,
+    loss: Annotated[float, typer.Option(min=0.0, max=1.0, help="loss probability, where an experiment adds loss")]
+    = 0.1,
+    rcvbuf: Annotated[Optional[int], typer.Option(min=1, help="receiver's SO_RCVBUF in bytes")] = None,
+    kernel: Annotated[bool, typer.Option("--kernel", help="make the loss in the kernel, in a private network "
+                                                          "namespace (needs root or CAP_NET_ADMIN)")] = False,
+    seed: Annotated[int, typer.Option(help="seed for random decisions")] = 1,
+    timeout: Annotated[float, typer.Option(min=0.001, help="seconds to wait for a reply")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON instead of tables")] = False,
+    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="draw the result to this PNG, "
+                                                                     "where the experiment has a plot")] = None,
+) -> None:
+    """Run one named experiment: a table of what was measured, then what the figures show."""
+    from .experiments import EXPERIMENTS, ExperimentOptions
+
+    experiment = EXPERIMENTS.get(name)
+    if experiment is None:
+        raise typer.BadParameter(f"unknown experiment {name!r} (known: {', '.join(EXPERIMENTS)})",
+                                 param_hint="NAME")
+    if plot_file is not None and experiment.plot is None:
+        raise typer.BadParameter(f"the {name} experiment has no plot", param_hint="--plot")
+    options = ExperimentOptions(messages=messages, size=size, loss=loss, rcvbuf=rcvbuf, kernel=kernel, seed=seed,
+                                timeout=timeout)
+    result = _run(experiment.run, options)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        out.print(f"[bold]{experiment.name}[/bold]: {experiment.question}  ({result.mode})")
+        for table_data in result.tables:
+            table = Table(title=table_data.title, box=box.SIMPLE_HEAD, title_justify="left")
+            for column in table_data.columns:
+                table.add_column(str(column))
+            for row in table_data.rows:
+                table.add_row(*(str(cell) for cell in row))
+            out.print(table)
+        for finding in result.findings:
+            out.print(f"- {finding}", highlight=False)
+    if plot_file is not None:
+        assert experiment.plot is not None
+        try:
+            experiment.plot(result, str(plot_file))
+        except OSError as exc:
+            raise _fail(NetlabError(f"cannot write {plot_file}: {exc.strerror}")) from None
+        _say(f"wrote {plot_file}")
+
+
 # typer names commands after functions; `serve` is taken by the library import
 serve_cmd_info = app.registered_commands[0]
 serve_cmd_info.name = "serve"
