@@ -289,6 +289,8 @@ class SeqpacketClient(Client):
     def __init__(self, address: Address, service: Service, conn: MessageStream) -> None:
         super().__init__(address, service)
         self.conn = conn
+        #: like `DatagramClient.socket`: send(), receive(), max_message, and .socket the raw one
+        self.socket = conn
 
     async def _request(self, message: bytes) -> bytes:
         await self.conn.send(self.service.encode_request(message, stream=False))

@@ -53,7 +53,7 @@ from .. import __version__
 from ..errors import NetlabError
 from ..runner import serve
 from ..services import get_service
-from ..transports import COMPARE_SCHEMES, DatagramTransport, StreamTransport, parse_address
+from ..transports import COMPARE_SCHEMES, DatagramTransport, SeqpacketTransport, StreamTransport, parse_address
 from .impair import REORDER_HOLD, Impairments
 from .relay import run_relay
 
@@ -185,7 +185,7 @@ def read_probe(service: str, reply: bytes) -> tuple[int | None, bool]:
 
 def split_settings(settings: Impairments, kind: str) -> tuple[Impairments, list[str]]:
     """The part of `settings` a transport of `kind` can take, and the names it cannot."""
-    cannot = _DATAGRAM_ONLY if kind == "stream" else _STREAM_ONLY
+    cannot = {"stream": _DATAGRAM_ONLY, "datagram": _STREAM_ONLY, "seqpacket": _DATAGRAM_ONLY + _STREAM_ONLY}[kind]
     not_applied = [name for name in settings.active if name in cannot]
     defaults = Impairments()
     return replace(settings, **{name: getattr(defaults, name) for name in cannot}), not_applied
@@ -278,8 +278,10 @@ class _Conn:
             if not data:
                 raise NetlabError("the server closed the connection")
             return self.reader.feed(data), False
-        datagram = await self.sock.receive()
-        return [datagram.data], datagram.truncated
+        message = await self.sock.receive()
+        if message is None:  # a seqpacket connection's end of stream
+            raise NetlabError("the server closed the connection")
+        return [message.data], message.truncated
 
     async def aclose(self) -> None:
         if self.stream is not None:
@@ -292,7 +294,7 @@ async def _open_conn(address, service: str) -> _Conn:
     transport = address.transport
     if isinstance(transport, StreamTransport):
         return _Conn(service, stream=await transport.connect(address))
-    assert isinstance(transport, DatagramTransport)
+    assert isinstance(transport, (DatagramTransport, SeqpacketTransport))
     return _Conn(service, sock=await transport.connect(address))
 
 
@@ -374,7 +376,8 @@ async def compare_one(name: str, service: str, settings: CompareSettings,
             result.not_applied = sorted(set(not_fwd) | set(not_back))
             relay = None
             if forward.active or backward.active:
-                relay_at = template.format(dir=tmp).replace("/s.sock", "/r.sock").replace("/d.sock", "/rd.sock")
+                os.mkdir(os.path.join(tmp, "relay"))
+                relay_at = template.format(dir=os.path.join(tmp, "relay"))
                 relay = await nursery.start(partial(run_relay, relay_at, server.address, forward=forward,
                                                     backward=backward, seed=settings.seed))
                 target = relay.address

@@ -143,6 +143,9 @@ class DatagramSocket:
     def max_datagram(self) -> int:
         return self.transport.max_datagram_for(self.socket)
 
+    #: the same, under the name message transports share (see `MessageStream`)
+    max_message = max_datagram
+
     def _check_size(self, data: bytes, where: object) -> None:
         limit = self.transport.hard_limit(self.socket)
         if limit is not None and len(data) > limit:
@@ -267,6 +270,10 @@ class MessageStream(trio.abc.AsyncResource):
         self.remote = remote  # what the messages are about, for error texts
         self.buffer_size = buffer_size
         self._buffer = bytearray(buffer_size)
+
+    @property
+    def max_message(self) -> int:
+        return self.transport.max_message_for(self.socket)
 
     async def send(self, data: bytes) -> None:
         if not data:
