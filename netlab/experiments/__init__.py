@@ -8,9 +8,17 @@ from __future__ import annotations
 from ..errors import UnknownNameError
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 from .boundaries import EXPERIMENT as BOUNDARIES
+from .addressing import EXPERIMENT as ADDRESSING
+from .overload import EXPERIMENT as OVERLOAD
+from .refused import EXPERIMENT as REFUSED
+from .size_limits import EXPERIMENT as SIZE_LIMITS
 
 EXPERIMENTS: dict[str, Experiment] = {
     "boundaries": BOUNDARIES,
+    "overload": OVERLOAD,
+    "addressing": ADDRESSING,
+    "refused": REFUSED,
+    "size-limits": SIZE_LIMITS,
 }
 
 
