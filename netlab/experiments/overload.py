@@ -1,8 +1,8 @@
 """overload: what happens when a sender is faster than its receiver?
 
-For each transport, one sender sends ``--messages`` messages of ``--size`` bytes (8192 by
-default, so that a TCP burst outgrows the loopback buffers) as fast as its socket accepts
-them, while the receiver does not read. The receiver pauses until the sender has either
+For each transport, one sender sends ``--messages`` messages of ``--size`` bytes (1400 by
+default: a datagram that fits one Ethernet frame) as fast as its socket accepts them, while
+the receiver does not read. The receiver pauses until the sender has either
 finished or been blocked for 50 ms, and only then drains everything that arrived.
 
 What is measured, per transport:
@@ -44,7 +44,7 @@ from ..transports import COMPARE_SCHEMES, DatagramTransport, SeqpacketTransport,
 from ..transports.addresses import Address
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
-DEFAULT_SIZE = 8192
+DEFAULT_SIZE = 1400
 STALL = 0.05  # the receiver starts reading once the sender has been blocked this long
 IDLE = 0.2  # after the sender finished, the drain ends when nothing arrives for this long
 GUARD = 60.0  # no transport may take longer than this in all
