@@ -12,6 +12,7 @@ from .addressing import EXPERIMENT as ADDRESSING
 from .overload import EXPERIMENT as OVERLOAD
 from .refused import EXPERIMENT as REFUSED
 from .size_limits import EXPERIMENT as SIZE_LIMITS
+from .loss import EXPERIMENT as LOSS
 
 EXPERIMENTS: dict[str, Experiment] = {
     "boundaries": BOUNDARIES,
@@ -19,6 +20,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "addressing": ADDRESSING,
     "refused": REFUSED,
     "size-limits": SIZE_LIMITS,
+    "loss": LOSS,
 }
 
 

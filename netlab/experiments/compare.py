@@ -42,7 +42,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 
@@ -137,6 +137,7 @@ class TransportResult:
     elapsed_s: float = 0.0
     not_applied: list[str] = field(default_factory=list)
     relay: dict[str, object] | None = None
+    kernel: dict[str, object] | None = None  # kernel mode: loss rule and /proc/net/snmp figures
     intervals: list[dict[str, float]] = field(default_factory=list)
     latencies_us: list[float] = field(default_factory=list, repr=False)
     error: str | None = None
@@ -361,8 +362,12 @@ def _finish(result: TransportResult, tally: _Tally, elapsed: float) -> None:
 
 
 async def compare_one(name: str, service: str, settings: CompareSettings,
-                      tick: Callable[[], None] = lambda: None) -> TransportResult:
-    """Run one service's workload over one transport. A failure is reported in the result."""
+                      tick: Callable[[], None] = lambda: None, *,
+                      on_server: Callable[[object], Awaitable[None]] | None = None) -> TransportResult:
+    """Run one service's workload over one transport. A failure is reported in the result.
+
+    `on_server(address)`, if given, is awaited once the server is bound and before any client
+    starts (kernel mode uses it to install loss rules for the server's port)."""
     tmp = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
     template = COMPARE_SCHEMES[name]
     try:
@@ -382,6 +387,8 @@ async def compare_one(name: str, service: str, settings: CompareSettings,
                                                     backward=backward, seed=settings.seed))
                 target = relay.address
                 result.via = str(relay.address)
+            if on_server is not None:  # hook for netlab.experiments.kernel
+                await on_server(server.address)
             rng = random.Random(settings.seed)
             probes = {seq: make_probe(service, seq, settings.size, rng) for seq in range(settings.messages)}
             requests = {seq: req for seq, (req, _) in probes.items()}
