@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean kernel-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,25 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/netlab compare
 
-test: $(STAMP)
+test: $(STAMP) kernel-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Kernel-mode tests (real loss in a private network namespace) need root and nft, ip, tc,
+# unshare. As root, install what is missing; otherwise those tests skip and say why.
+kernel-tools:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=""; \
+	  command -v nft >/dev/null || missing="$$missing nftables"; \
+	  command -v ip >/dev/null || missing="$$missing iproute2"; \
+	  command -v tc >/dev/null || missing="$$missing iproute2"; \
+	  command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	  if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing for the kernel-mode tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	else \
+	  echo "not root: kernel-mode tests will be skipped (run make test as root to include them)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -331,6 +331,10 @@ def compare(
         "--parallel/--sequential", help="run the transports at once [default: only with impairments]")] = None,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="write the figures (iperf3 -J shape)")] = None,
     plot_file: Annotated[Optional[Path], typer.Option("--plot", help="draw latency and losses to this PNG")] = None,
+    kernel: Annotated[bool, typer.Option("--kernel", rich_help_panel=_IMP,
+                                         help="make the loss in the kernel (an nftables rule; --link-rate: tbf) in a "
+                                              "private network namespace per run, instead of the relay; needs root")]
+    = False,
 ) -> None:
     """Send the same workload through every transport, through an impairing relay if asked, and
     check every reply: what was lost, duplicated, reordered or corrupted, and how long it took."""
@@ -339,6 +343,7 @@ def compare(
     forward, backward = _impairments(loss=loss, loss_burst=loss_burst, duplicate=duplicate, reorder=reorder,
                                      corrupt=corrupt, delay=delay, jitter=jitter, rate=link_rate, queue=queue,
                                      slice=slice_, reset_after=reset_after, close_after=close_after)
+    kimp = _kernel_impairments(forward, backward) if kernel else None
     names = tuple(transports_opt or COMPARE_SCHEMES)
     try:
         settings = CompareSettings(names, tuple(services), messages, size, rate, concurrency, timeout, forward,
@@ -350,12 +355,26 @@ def compare(
             raise _fail(NetlabError(f"cannot write {target}: {target.parent} is not a directory"))
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("comparing", total=messages * len(names) * len(services))
-        results = _run(lambda: run_compare(settings, tick=lambda: progress.advance(task)))
-    _compare_tables(settings, results, expectations(settings))
+        if kimp is not None:
+            results = _run(lambda: _kernel_compare(settings, kimp, tick=lambda: progress.advance(task)))
+        else:
+            results = _run(lambda: run_compare(settings, tick=lambda: progress.advance(task)))
+    _compare_tables(settings, results, expectations(settings), kernel=kimp is not None)
+    if kimp is not None:
+        _kernel_tables(settings, kimp, results, expectations(settings))
     for r in results:
         if r.error:
             _say(f"{r.transport}/{r.service}: {r.error}")
-    for target, write in ((json_file, lambda p: p.write_text(json.dumps(report(settings, results), indent=2) + "\n")),
+
+    def json_report() -> dict:
+        data = report(settings, results)
+        if kimp is not None:
+            from .experiments.kernel import kernel_start
+
+            data["start"]["kernel"] = kernel_start(settings, kimp, results)
+        return data
+
+    for target, write in ((json_file, lambda p: p.write_text(json.dumps(json_report(), indent=2) + "\n")),
                           (plot_file, lambda p: plot(results, str(p)))):
         if target is None:
             continue
@@ -376,7 +395,7 @@ def _pct(part: int, whole: int) -> str:
     return f"{part} ({100 * part / whole:.1f}%)" if whole and part else str(part)
 
 
-def _compare_tables(settings, results, expected) -> None:
+def _compare_tables(settings, results, expected, kernel: bool = False) -> None:
     mode = f"open loop at {settings.rate:g} msg/s" if settings.rate else "closed loop"
     impaired = f"; forward: {settings.forward.describe()}; backward: {settings.backward.describe()}" \
         if settings.impaired else ""
@@ -415,7 +434,7 @@ def _compare_tables(settings, results, expected) -> None:
         for r in results:
             via = f" via relay {r.via}" if r.via else ""
             out.print(f"  {r.transport}/{r.service}: server {r.address}{via}", highlight=False)
-    if settings.impaired:
+    if settings.impaired and not kernel:  # kernel mode says it in _kernel_tables
         out.print(
             f"Expected on datagram transports: {100 * expected['round_trip_loss']:.1f}% of round trips lost "
             f"({100 * expected['loss_forward']:.1f}% of requests, {100 * expected['loss_backward']:.1f}% of the "
@@ -425,6 +444,120 @@ def _compare_tables(settings, results, expected) -> None:
             out.print("Closed loop keeps one message in flight, so a held-back packet has nothing to be "
                       "reordered against: it arrives late instead. Use --rate to see reordering.",
                       highlight=False)
+
+
+# -- compare --kernel: the loss made by the kernel (netlab.experiments.kernel) --------------
+
+
+def _kernel_impairments(forward, backward):
+    from .experiments.impair import ImpairmentError
+    from .experiments.kernel import KernelImpairments
+
+    try:
+        return KernelImpairments.from_impairments(forward, backward)
+    except ImpairmentError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--kernel") from None
+
+
+async def _kernel_compare(settings, kimp, tick):
+    from .experiments.kernel import run_compare_kernel
+
+    return await run_compare_kernel(settings, kimp, tick)
+
+
+def _kernel_tables(settings, kimp, results, expected) -> None:
+    from .experiments.kernel import attribution_table, environment_note
+
+    data = attribution_table(results)
+    table = Table(title=data.title, box=box.SIMPLE_HEAD, title_justify="left")
+    for column in data.columns:
+        table.add_column(column, justify="left" if column in ("transport", "service") else "right")
+    for row in data.rows:
+        table.add_row(*(str(cell) for cell in row))
+    out.print(table)
+    for r in results:
+        if r.kernel and r.kernel.get("attribution"):
+            out.print(f"  {r.kernel['attribution']['sentence']}", highlight=False)
+    out.print(environment_note(results), highlight=False)
+    if kimp.loss_forward or kimp.loss_backward:
+        out.print(f"Kernel: {kimp.describe()}. Expected on UDP: {100 * expected['round_trip_loss']:.1f}% of round "
+                  f"trips lost; TCP loses nothing and retransmits instead (each repair costs time: a retransmission "
+                  f"timeout is at least 200 ms); AF_UNIX is not touched.", highlight=False)
+
+
+# -- named experiments ---------------------------------------------------------------------
+
+experiment_app = typer.Typer(help="Named experiments: each answers one classic question with measured figures.",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("list", epilog="Example: netlab experiment list")
+def experiment_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """The experiments, with the question each answers and the options it reads."""
+    from .experiments import EXPERIMENTS
+
+    rows = [{"name": e.name, "question": e.question, "options": list(e.uses), "plot": e.plot is not None}
+            for e in EXPERIMENTS.values()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("name", "question", "options"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["question"], ", ".join(f"--{o}" for o in row["options"]) or "-")
+    out.print(table)
+
+
+@experiment_app.command("run", epilog="Example: netlab experiment run boundaries --json")
+def experiment_run(
+    name: Annotated[str, typer.Argument(help="an experiment from `netlab experiment list`")],
+    messages: Annotated[int, typer.Option("--messages", "-n", min=1, help="messages to send")] = 1000,
+    size: Annotated[Optional[int], typer.Option(min=1, help="message size in bytes")] = None,
+    loss: Annotated[float, typer.Option(min=0.0, max=1.0, help="loss probability, where an experiment adds loss")]
+    = 0.1,
+    rcvbuf: Annotated[Optional[int], typer.Option(min=1, help="receiver's SO_RCVBUF in bytes")] = None,
+    kernel: Annotated[bool, typer.Option("--kernel", help="make the loss in the kernel, in a private network "
+                                                          "namespace (needs root or CAP_NET_ADMIN)")] = False,
+    seed: Annotated[int, typer.Option(help="seed for random decisions")] = 1,
+    timeout: Annotated[float, typer.Option(min=0.001, help="seconds to wait for a reply")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON instead of tables")] = False,
+    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="draw the result to this PNG, "
+                                                                     "where the experiment has a plot")] = None,
+) -> None:
+    """Run one named experiment: a table of what was measured, then what the figures show."""
+    from .experiments import EXPERIMENTS, ExperimentOptions
+
+    experiment = EXPERIMENTS.get(name)
+    if experiment is None:
+        raise typer.BadParameter(f"unknown experiment {name!r} (known: {', '.join(EXPERIMENTS)})",
+                                 param_hint="NAME")
+    if plot_file is not None and experiment.plot is None:
+        raise typer.BadParameter(f"the {name} experiment has no plot", param_hint="--plot")
+    options = ExperimentOptions(messages=messages, size=size, loss=loss, rcvbuf=rcvbuf, kernel=kernel, seed=seed,
+                                timeout=timeout)
+    result = _run(experiment.run, options)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        out.print(f"[bold]{experiment.name}[/bold]: {experiment.question}  ({result.mode})")
+        for table_data in result.tables:
+            table = Table(title=table_data.title, box=box.SIMPLE_HEAD, title_justify="left")
+            for column in table_data.columns:
+                table.add_column(str(column))
+            for row in table_data.rows:
+                table.add_row(*(str(cell) for cell in row))
+            out.print(table)
+        for finding in result.findings:
+            out.print(f"- {finding}", highlight=False)
+    if plot_file is not None:
+        assert experiment.plot is not None
+        try:
+            experiment.plot(result, str(plot_file))
+        except OSError as exc:
+            raise _fail(NetlabError(f"cannot write {plot_file}: {exc.strerror}")) from None
+        _say(f"wrote {plot_file}")
 
 
 # typer names commands after functions; `serve` is taken by the library import

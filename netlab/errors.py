@@ -5,20 +5,23 @@ The tree::
     NetlabError                    every error netlab raises on purpose
     ├── AddressError (ValueError)  an address string that does not parse or is not allowed
     ├── UnknownNameError (KeyError-like lookups: unknown service, unknown transport)
-    └── TransportError             a socket operation failed; the message says why
-        ├── ResolveError           getaddrinfo could not resolve a host or service
-        ├── AddressInUseError      bind: the address, path or abstract name is taken
-        ├── PermissionDeniedError  EACCES / EPERM (a privileged port, a directory we cannot write)
-        ├── AddressUnavailableError  EADDRNOTAVAIL: that address is not on this machine
-        ├── ConnectionRefusedError connect/send: nothing listens there (TCP RST, ICMP port
-        │                          unreachable on a connected UDP socket, ECONNREFUSED/ENOENT on unix)
-        ├── ConnectionResetError   the peer reset or vanished mid-conversation
-        ├── MessageTooLargeError   a datagram over the transport's limit (EMSGSIZE)
-        └── TimeoutError           no reply within the caller's timeout
+    ├── TransportError             a socket operation failed; the message says why
+    │   ├── ResolveError           getaddrinfo could not resolve a host or service
+    │   ├── AddressInUseError      bind: the address, path or abstract name is taken
+    │   ├── PermissionDeniedError  EACCES / EPERM (a privileged port, a directory we cannot write)
+    │   ├── AddressUnavailableError  EADDRNOTAVAIL: that address is not on this machine
+    │   ├── ConnectionRefusedError connect/send: nothing listens there (TCP RST, ICMP port
+    │   │                          unreachable on a connected UDP socket, ECONNREFUSED/ENOENT on unix)
+    │   ├── ConnectionResetError   the peer reset or vanished mid-conversation
+    │   ├── MessageTooLargeError   a datagram over the transport's limit (EMSGSIZE)
+    │   └── TimeoutError           no reply within the caller's timeout
+    └── KernelModeError            --kernel cannot run here; the message says what is missing
+        ├── PrivilegeError         not root, and no CAP_NET_ADMIN + CAP_SYS_ADMIN
+        └── MissingToolError       unshare, nft, ip or tc is not installed (names the package)
 
-`AddressError` is a usage error (the CLI exits 2); every `TransportError` is a runtime
-failure (the CLI exits 1). Each message names the address involved and, where the OS error
-is cryptic, what it means in practice.
+`AddressError` is a usage error (the CLI exits 2); every `TransportError` and
+`KernelModeError` is a runtime failure (the CLI exits 1). Each message names the address
+involved and, where the OS error is cryptic, what it means in practice.
 
 OS errors are translated in exactly one place, `translate_os_errors`, a context manager
 the transports wrap around their socket calls. It also unwraps trio's
@@ -47,6 +50,9 @@ __all__ = [
     "ConnectionResetError",
     "MessageTooLargeError",
     "TimeoutError",
+    "KernelModeError",
+    "PrivilegeError",
+    "MissingToolError",
     "translate_os_errors",
 ]
 
@@ -101,6 +107,18 @@ class MessageTooLargeError(TransportError):
 
 class TimeoutError(TransportError):  # noqa: A001
     pass
+
+
+class KernelModeError(NetlabError):
+    """Kernel mode (a private network namespace with nftables/tc) cannot run here."""
+
+
+class PrivilegeError(KernelModeError):
+    """Kernel mode needs root (CAP_NET_ADMIN for the rules, CAP_SYS_ADMIN for the namespace)."""
+
+
+class MissingToolError(KernelModeError):
+    """A program kernel mode runs (unshare, nft, ip, tc) is not installed."""
 
 
 def _describe(exc: OSError, what: str, op: str) -> TransportError:

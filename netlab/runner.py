@@ -30,7 +30,10 @@ import trio
 
 from .errors import ConnectionResetError, NetlabError, TimeoutError, TransportError, translate_os_errors
 from .services import Service, get_service
-from .transports import Address, DatagramSocket, DatagramTransport, StreamTransport, Transport, parse_address
+from .transports import (
+    Address, DatagramSocket, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport, Transport,
+    parse_address,
+)
 
 log = logging.getLogger("netlab.server")
 
@@ -80,19 +83,23 @@ async def serve(
     service = get_service(service)
     address = parse_address(address)
     transport = address.transport
-    if isinstance(transport, StreamTransport):
-        await _serve_stream(service, transport, address, task_status)
+    if isinstance(transport, (StreamTransport, SeqpacketTransport)):
+        await _serve_connections(service, transport, address, task_status)
     else:
         assert isinstance(transport, DatagramTransport)
         await _serve_datagram(service, transport, address, task_status)
 
 
-async def _serve_stream(service: Service, transport: StreamTransport, address: Address, task_status) -> None:
+async def _serve_connections(service: Service, transport: StreamTransport | SeqpacketTransport,
+                             address: Address, task_status) -> None:
     listeners = await transport.open_listeners(address)
     server = Server(service, transport, address, [transport.listener_address(lis, address) for lis in listeners])
     try:
         async with trio.open_nursery() as nursery:
-            handler = partial(_handle_connection, server)
+            if isinstance(transport, StreamTransport):
+                handler = partial(_handle_connection, server)
+            else:
+                handler = partial(_handle_messages, server)
             await nursery.start(partial(trio.serve_listeners, handler, listeners, handler_nursery=nursery))
             task_status.started(server)
     finally:
@@ -123,6 +130,31 @@ async def _handle_connection(server: Server, stream: trio.SocketStream) -> None:
         log.debug("connection from %s ended abruptly: %s", peer, exc.__cause__ or exc)
     except Exception:  # a bug in a service must cost one connection, not the server
         log.exception("connection from %s failed", peer)
+    finally:
+        stats.active -= 1
+
+
+async def _handle_messages(server: Server, conn: MessageStream) -> None:
+    """A seqpacket connection: each message is answered like a datagram, in order."""
+    stats = server.stats
+    stats.connections += 1
+    stats.active += 1
+    try:
+        async with conn:
+            while (message := await conn.receive()) is not None:
+                stats.datagrams += 1
+                if message.truncated:
+                    stats.truncated += 1
+                    log.warning("dropped a %d+-byte message: larger than the read buffer (truncated)",
+                                len(message.data))
+                    continue
+                reply = server.service.handle_datagram(message.data)
+                if reply:  # an empty reply cannot be sent: it would read as end of stream
+                    await conn.send(reply)
+    except TransportError as exc:
+        log.debug("seqpacket connection ended abruptly: %s", exc)
+    except Exception:
+        log.exception("seqpacket connection failed")
     finally:
         stats.active -= 1
 
@@ -253,6 +285,27 @@ class DatagramClient(Client):
         await self.socket.aclose()
 
 
+class SeqpacketClient(Client):
+    def __init__(self, address: Address, service: Service, conn: MessageStream) -> None:
+        super().__init__(address, service)
+        self.conn = conn
+        #: like `DatagramClient.socket`: send(), receive(), max_message, and .socket the raw one
+        self.socket = conn
+
+    async def _request(self, message: bytes) -> bytes:
+        await self.conn.send(self.service.encode_request(message, stream=False))
+        reply = await self.conn.receive()
+        if reply is None:
+            raise ConnectionResetError(f"{self.address} closed the connection before replying")
+        if reply.truncated:
+            raise TransportError(f"the reply from {self.address} was larger than the {self.conn.buffer_size}-byte "
+                                 f"receive buffer and was cut short (MSG_TRUNC)")
+        return reply.data
+
+    async def aclose(self) -> None:
+        await self.conn.aclose()
+
+
 @contextlib.asynccontextmanager
 async def open_client(
     address: Address | str, service: Service | str = "sum", *, timeout: float | None = None
@@ -270,6 +323,8 @@ async def open_client(
         with trio.fail_after(timeout if timeout is not None else float("inf")):
             if isinstance(transport, StreamTransport):
                 client = StreamClient(address, svc, await transport.connect(address))
+            elif isinstance(transport, SeqpacketTransport):
+                client = SeqpacketClient(address, svc, await transport.connect(address))
             else:
                 assert isinstance(transport, DatagramTransport)
                 client = DatagramClient(address, svc, await transport.connect(address))
@@ -320,23 +375,27 @@ async def run_chat(
             await trio.sleep(timeout)  # the server did not close after our EOF: stop waiting
             nursery.cancel_scope.cancel()
         return
-    assert isinstance(transport, DatagramTransport)
+    assert isinstance(transport, (DatagramTransport, SeqpacketTransport))
+    # datagrams carry the line without its ending; a seqpacket message keeps it, since an
+    # empty message would read as end of stream
+    keep_ending = isinstance(transport, SeqpacketTransport)
     sent = received = 0
     done = trio.Event()
-    async with await transport.connect(address) as sock, trio.open_nursery() as nursery:
+    async with await transport.connect(address) as conn, trio.open_nursery() as nursery:
 
-        async def receive_datagrams() -> None:
+        async def receive_messages() -> None:
             nonlocal received
-            while True:
-                data = (await sock.receive()).data
+            while (message := await conn.receive()) is not None:
+                data = message.data
                 write(data if data.endswith(b"\n") else data + b"\n")
                 received += 1
                 if done.is_set() and received >= sent:
-                    nursery.cancel_scope.cancel()
+                    break
+            nursery.cancel_scope.cancel()
 
-        nursery.start_soon(receive_datagrams)
+        nursery.start_soon(receive_messages)
         async for line in lines:
-            await sock.send(line.rstrip(b"\r\n"))
+            await conn.send(line if keep_ending else line.rstrip(b"\r\n"))
             sent += 1
         done.set()
         if received >= sent:

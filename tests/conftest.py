@@ -9,7 +9,9 @@ A test narrows the set with a marker instead of a second parameter list::
 
     @pytest.mark.transports(kind="stream")          # tcp, tcp6, unix
     @pytest.mark.transports(kind="datagram")        # udp, udp6, unix-dgram
-    @pytest.mark.transports(target="unix")          # unix, unix-dgram
+    @pytest.mark.transports(kind="seqpacket")       # unix-seq
+    @pytest.mark.transports(boundaries=True)        # every message transport: datagrams and unix-seq
+    @pytest.mark.transports(target="unix")          # unix, unix-dgram, unix-seq
     @pytest.mark.transports(kind="datagram", target="inet")
 
 Servers run in pytest-trio's `nursery` fixture, which is cancelled when the test ends.
@@ -51,8 +53,9 @@ def transport_of(name: str) -> Transport:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "transports(kind=None, target=None): run only on the transports of that kind "
-        "('stream'/'datagram') and/or target ('inet'/'unix')",
+        "transports(kind=None, target=None, boundaries=None): run only on the transports of that "
+        "kind ('stream'/'datagram'/'seqpacket'), target ('inet'/'unix'), and/or that keep message "
+        "boundaries",
     )
 
 
@@ -64,10 +67,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is not None:
         kind = marker.kwargs.get("kind")
         target = marker.kwargs.get("target")
+        boundaries = marker.kwargs.get("boundaries")
         names = [
             n for n in names
             if (kind is None or transport_of(n).kind == kind)
             and (target is None or transport_of(n).target == target)
+            and (boundaries is None or transport_of(n).boundaries == boundaries)
         ]
         assert names, f"no transport matches {marker}"
     metafunc.parametrize("transport_name", names)
@@ -107,12 +112,13 @@ StartServer = Callable[..., Awaitable[Server]]
 
 
 @pytest.fixture
-async def start_server(nursery: trio.Nursery, make_address: Callable[[], Address]) -> StartServer:
+async def start_server(netlab_server: StartServer, make_address: Callable[[], Address]) -> StartServer:
     """``server = await start_server("sum")``: serve a service on a fresh address of the
-    transport under test, in the test's nursery. ``server.address`` is the bound address."""
+    transport under test, in the test's nursery. ``server.address`` is the bound address.
+    (Built on the ``netlab_server`` fixture that netlab's pytest plugin gives every user.)"""
 
     async def start(service: Service | str = "echo", address: Address | str | None = None) -> Server:
-        return await nursery.start(serve, service, address if address is not None else make_address())
+        return await netlab_server(service, address if address is not None else make_address())
 
     return start
 

@@ -178,14 +178,16 @@ def test_transports_table_lists_every_scheme() -> None:
     assert result.exit_code == 0, result.output
     first_cells = {line.split()[1] for line in result.output.splitlines() if line.startswith("│")}
     assert set(TRANSPORTS) <= first_cells
-    assert len(TRANSPORTS) == 8
+    assert len(TRANSPORTS) == 9  # tcp tcp4 tcp6 udp udp4 udp6 unix unix-dgram unix-seq
 
 
 def test_transports_json_declares_delivery_properties() -> None:
     result = invoke(["transports", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["scheme"]: row for row in json.loads(result.stdout)}
-    assert set(rows) == {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix", "unix-dgram"}
+    assert set(rows) == {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix", "unix-dgram", "unix-seq"}
+    assert rows["unix-seq"]["type"] == "SOCK_SEQPACKET"
+    assert rows["unix-seq"]["reliable"] and rows["unix-seq"]["ordered"] and rows["unix-seq"]["boundaries"]
     assert rows["udp"]["reliable"] is False
     assert rows["udp"]["boundaries"] is True
     assert rows["unix-dgram"]["reliable"] is True
@@ -327,7 +329,7 @@ def test_compare_json_matches_table(unix_dir: Path) -> None:
     assert document["start"]["settings"]["messages"] == 20
     assert document["error"] is None
     results = document["end"]["results"]
-    assert len(results) == 12
+    assert len(results) == 2 * len(COMPARE_SCHEMES)
     assert {(r["transport"], r["service"]) for r in results} == {
         (t, s) for t in COMPARE_SCHEMES for s in ("echo", "sum")
     }
@@ -338,7 +340,7 @@ def test_compare_json_matches_table(unix_dir: Path) -> None:
         assert r["error"] is None, r
     table = table_rows(result.stdout)
     assert table == {(r["transport"], r["service"]): {c: r[c] for c in INT_COLUMNS} for r in results}
-    assert sum(i["sent"] for i in document["intervals"]) == 12 * 20
+    assert sum(i["sent"] for i in document["intervals"]) == 2 * len(COMPARE_SCHEMES) * 20
     assert f"wrote {json_file}" in result.output
 
 

@@ -16,7 +16,7 @@ import trio.testing
 from netlab import errors
 from netlab.runner import Server, open_client, serve
 from netlab.services.sum import SumService
-from netlab.transports import Address, DatagramTransport, StreamTransport, Transport
+from netlab.transports import Address, DatagramTransport, SeqpacketTransport, StreamTransport, Transport
 from netlab.transports.udp import UDP4_MAX, UDP6_MAX
 
 from conftest import StartServer
@@ -70,24 +70,29 @@ def expected_max_datagram(server: Server, client_socket: object) -> int:
     return sndbuf - 32
 
 
-@pytest.mark.transports(kind="datagram")
+@pytest.mark.transports(boundaries=True)
 @pytest.mark.parametrize("size", [0, 1, 1024, "max"])
-async def test_datagram_echo_byte_exact(echo_server: Server, size: int | str) -> None:
+async def test_message_echo_byte_exact(transport: Transport, echo_server: Server, size: int | str) -> None:
     async with open_client(echo_server.address, "echo") as client:
-        limit = client.socket.max_datagram  # type: ignore[attr-defined]
+        limit = client.socket.max_message  # type: ignore[attr-defined]
         assert limit == expected_max_datagram(echo_server, client.socket.socket)  # type: ignore[attr-defined]
         n = limit if size == "max" else size
         assert isinstance(n, int)
         data = payload(n)
+        if n == 0 and transport.kind == "seqpacket":
+            # an empty SOCK_SEQPACKET message reads exactly like end of stream: refused, clearly
+            with pytest.raises(errors.MessageTooLargeError, match="empty message"):
+                await client.request(data, timeout=TIMEOUT)
+            return
         reply = await client.request(data, timeout=TIMEOUT)
         assert len(reply) == n
         assert reply == data
 
 
-@pytest.mark.transports(kind="datagram")
-async def test_datagram_one_byte_over_the_limit(echo_server: Server) -> None:
+@pytest.mark.transports(boundaries=True)
+async def test_message_one_byte_over_the_limit(echo_server: Server) -> None:
     async with open_client(echo_server.address, "echo") as client:
-        limit = client.socket.max_datagram  # type: ignore[attr-defined]
+        limit = client.socket.max_message  # type: ignore[attr-defined]
         with pytest.raises(errors.MessageTooLargeError) as info:
             await client.request(b"x" * (limit + 1), timeout=TIMEOUT)
         assert str(limit) in str(info.value)
@@ -96,11 +101,12 @@ async def test_datagram_one_byte_over_the_limit(echo_server: Server) -> None:
     assert echo_server.stats.truncated == 0
 
 
-@pytest.mark.transports(kind="datagram")
-async def test_datagram_boundaries_kept(echo_server: Server) -> None:
+@pytest.mark.transports(boundaries=True)
+async def test_message_boundaries_kept(transport: Transport, echo_server: Server) -> None:
     async with open_client(echo_server.address, "echo") as client:
         sock = client.socket  # type: ignore[attr-defined]
-        for message in (b"one", b"two-two", b""):
+        messages = (b"one", b"two-two") + ((b"",) if transport.kind == "datagram" else ())
+        for message in messages:
             await sock.send(message)
             with trio.fail_after(TIMEOUT):
                 assert (await sock.receive()).data == message
@@ -131,6 +137,10 @@ async def test_sum_bad_input_answered_and_connection_survives(
     transport: Transport, sum_server: Server, bad: bytes
 ) -> None:
     async with open_client(sum_server.address, "sum") as client:
+        if bad == b"" and transport.kind == "seqpacket":
+            with pytest.raises(errors.MessageTooLargeError, match="empty message"):
+                await client.request(bad, timeout=TIMEOUT)
+            return
         for _ in range(2):
             reply = await client.request(bad, timeout=TIMEOUT)
             assert reply.startswith(b"ERR "), reply
@@ -204,6 +214,10 @@ async def test_server_survives_a_client_that_vanishes(transport: Transport, echo
             stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         await fill_stream(stream)  # the echo goes unread: write until every buffer is full
         await stream.aclose()
+    elif isinstance(transport, SeqpacketTransport):
+        conn = await transport.connect(echo_server.address)
+        await conn.send(b"the reply has nowhere to go")
+        await conn.aclose()
     else:
         # a plain socket that sends and closes without a checkpoint in between, so the
         # server handles the datagram only once its sender is gone
@@ -218,7 +232,7 @@ async def test_server_survives_a_client_that_vanishes(transport: Transport, echo
                 gone.sendto(b"the reply has nowhere to go", (address.host, address.port))
     async with open_client(echo_server.address, "echo") as client:
         assert await client.request(b"still there?", timeout=TIMEOUT) == b"still there?"
-    if transport.kind == "stream":
+    if transport.kind in ("stream", "seqpacket"):
         with trio.fail_after(TIMEOUT):
             while echo_server.stats.active:
                 await trio.sleep(0.01)
@@ -305,10 +319,12 @@ async def test_check_half_closeable_stream(
 
 
 async def test_transport_declares_its_properties(transport: Transport) -> None:
-    assert transport.kind in ("stream", "datagram")
-    assert isinstance(transport, StreamTransport if transport.kind == "stream" else DatagramTransport)
+    kinds = {"stream": StreamTransport, "datagram": DatagramTransport, "seqpacket": SeqpacketTransport}
+    assert isinstance(transport, kinds[transport.kind])
     if transport.kind == "stream":
         assert transport.reliable and transport.ordered and not transport.boundaries
+    elif transport.kind == "seqpacket":
+        assert transport.reliable and transport.ordered and transport.boundaries
     else:
         assert transport.boundaries
     assert transport.summary

@@ -1,0 +1,34 @@
+"""Experiments: compare, the relay, and the named experiments.
+
+`EXPERIMENTS` is the registry of named experiments: one module each, one line here.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnknownNameError
+from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .boundaries import EXPERIMENT as BOUNDARIES
+from .addressing import EXPERIMENT as ADDRESSING
+from .overload import EXPERIMENT as OVERLOAD
+from .refused import EXPERIMENT as REFUSED
+from .size_limits import EXPERIMENT as SIZE_LIMITS
+from .loss import EXPERIMENT as LOSS
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "boundaries": BOUNDARIES,
+    "overload": OVERLOAD,
+    "addressing": ADDRESSING,
+    "refused": REFUSED,
+    "size-limits": SIZE_LIMITS,
+    "loss": LOSS,
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown experiment {name!r} (known: {', '.join(EXPERIMENTS)})") from None
+
+
+__all__ = ["EXPERIMENTS", "Experiment", "ExperimentOptions", "ExperimentResult", "ResultTable", "get_experiment"]

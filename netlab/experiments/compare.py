@@ -46,7 +46,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 
@@ -57,7 +57,7 @@ from .. import __version__
 from ..errors import NetlabError
 from ..runner import serve
 from ..services import get_service
-from ..transports import COMPARE_SCHEMES, DatagramTransport, StreamTransport, parse_address
+from ..transports import COMPARE_SCHEMES, DatagramTransport, SeqpacketTransport, StreamTransport, parse_address
 from .impair import REORDER_HOLD, Impairments
 from .relay import run_relay
 
@@ -142,6 +142,7 @@ class TransportResult:
     elapsed_s: float = 0.0
     not_applied: list[str] = field(default_factory=list)
     relay: dict[str, object] | None = None
+    kernel: dict[str, object] | None = None  # kernel mode: loss rule and /proc/net/snmp figures
     intervals: list[dict[str, float]] = field(default_factory=list)
     latencies_us: list[float] = field(default_factory=list, repr=False)
     error: str | None = None
@@ -190,7 +191,7 @@ def read_probe(service: str, reply: bytes) -> tuple[int | None, bool]:
 
 def split_settings(settings: Impairments, kind: str) -> tuple[Impairments, list[str]]:
     """The part of `settings` a transport of `kind` can take, and the names it cannot."""
-    cannot = _DATAGRAM_ONLY if kind == "stream" else _STREAM_ONLY
+    cannot = {"stream": _DATAGRAM_ONLY, "datagram": _STREAM_ONLY, "seqpacket": _DATAGRAM_ONLY + _STREAM_ONLY}[kind]
     not_applied = [name for name in settings.active if name in cannot]
     defaults = Impairments()
     return replace(settings, **{name: getattr(defaults, name) for name in cannot}), not_applied
@@ -286,8 +287,10 @@ class _Conn:
             if not data:
                 raise NetlabError("the server closed the connection")
             return self.reader.feed(data), False
-        datagram = await self.sock.receive()
-        return [datagram.data], datagram.truncated
+        message = await self.sock.receive()
+        if message is None:  # a seqpacket connection's end of stream
+            raise NetlabError("the server closed the connection")
+        return [message.data], message.truncated
 
     async def aclose(self) -> None:
         if self.stream is not None:
@@ -300,7 +303,7 @@ async def _open_conn(address, service: str) -> _Conn:
     transport = address.transport
     if isinstance(transport, StreamTransport):
         return _Conn(service, stream=await transport.connect(address))
-    assert isinstance(transport, DatagramTransport)
+    assert isinstance(transport, (DatagramTransport, SeqpacketTransport))
     return _Conn(service, sock=await transport.connect(address))
 
 
@@ -367,8 +370,12 @@ def _finish(result: TransportResult, tally: _Tally, elapsed: float) -> None:
 
 
 async def compare_one(name: str, service: str, settings: CompareSettings,
-                      tick: Callable[[], None] = lambda: None) -> TransportResult:
-    """Run one service's workload over one transport. A failure is reported in the result."""
+                      tick: Callable[[], None] = lambda: None, *,
+                      on_server: Callable[[object], Awaitable[None]] | None = None) -> TransportResult:
+    """Run one service's workload over one transport. A failure is reported in the result.
+
+    `on_server(address)`, if given, is awaited once the server is bound and before any client
+    starts (kernel mode uses it to install loss rules for the server's port)."""
     tmp = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
     template = COMPARE_SCHEMES[name]
     try:
@@ -382,11 +389,14 @@ async def compare_one(name: str, service: str, settings: CompareSettings,
             result.not_applied = sorted(set(not_fwd) | set(not_back))
             relay = None
             if forward.active or backward.active:
-                relay_at = template.format(dir=tmp).replace("/s.sock", "/r.sock").replace("/d.sock", "/rd.sock")
+                os.mkdir(os.path.join(tmp, "relay"))
+                relay_at = template.format(dir=os.path.join(tmp, "relay"))
                 relay = await nursery.start(partial(run_relay, relay_at, server.address, forward=forward,
                                                     backward=backward, seed=settings.seed))
                 target = relay.address
                 result.via = str(relay.address)
+            if on_server is not None:  # hook for netlab.experiments.kernel
+                await on_server(server.address)
             rng = random.Random(settings.seed)
             probes = {seq: make_probe(service, seq, settings.size, rng) for seq in range(settings.messages)}
             requests = {seq: req for seq, (req, _) in probes.items()}

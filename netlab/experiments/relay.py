@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 import trio
 
 from ..errors import AddressError, NetlabError, TransportError
-from ..transports import Address, DatagramSocket, DatagramTransport, StreamTransport, parse_address
+from ..transports import (
+    Address, DatagramSocket, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport, parse_address,
+)
 from .impair import DatagramImpairer, ImpairmentError, Impairments, ImpairStats, StreamImpairer
 
 log = logging.getLogger("netlab.relay")
@@ -93,6 +95,10 @@ def check_applicable(settings: Impairments, kind: str) -> None:
     if kind == "datagram" and settings.stream_only:
         names = ", ".join(n.replace("_", "-") for n in settings.stream_only)
         raise ImpairmentError(f"{names}: these apply to stream transports only")
+    if kind == "seqpacket" and (settings.datagram_only or settings.slice):
+        names = ", ".join(n.replace("_", "-") for n in settings.datagram_only + (["slice"] if settings.slice else []))
+        raise ImpairmentError(f"{names}: a seqpacket connection is reliable and keeps message boundaries; "
+                              f"it takes delay, jitter, rate, reset-after and close-after")
 
 
 async def run_relay(
@@ -123,7 +129,7 @@ async def run_relay(
         seed = random.SystemRandom().randrange(2**32)
     # one RNG per direction, so the decisions of one do not shift those of the other
     fwd_rng, back_rng = random.Random(f"{seed}:forward"), random.Random(f"{seed}:backward")
-    if kind == "stream":
+    if kind in ("stream", "seqpacket"):
         await _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status)
     else:
         await _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status)
@@ -142,6 +148,21 @@ def _abort(stream: trio.SocketStream) -> None:
     stream.socket.close()
 
 
+async def _read(src: trio.SocketStream | MessageStream) -> bytes:
+    """The next chunk (a stream) or message (seqpacket); b"" at end of stream."""
+    if isinstance(src, MessageStream):
+        message = await src.receive()
+        return b"" if message is None else message.data
+    return await src.receive_some(65536)
+
+
+async def _write(dst: trio.SocketStream | MessageStream, data: bytes) -> None:
+    if isinstance(dst, MessageStream):
+        await dst.send(data)
+    else:
+        await dst.send_all(data)
+
+
 async def _pump(src: trio.SocketStream, dst: trio.SocketStream, impairer: StreamImpairer,
                 cut_connection: Callable[[str], None]) -> None:
     send_channel, receive_channel = trio.open_memory_channel[tuple[float, bytes | str]](STREAM_QUEUE)
@@ -149,7 +170,7 @@ async def _pump(src: trio.SocketStream, dst: trio.SocketStream, impairer: Stream
     async def reader() -> None:
         async with send_channel:
             while True:
-                data = await src.receive_some(65536)
+                data = await _read(src)
                 if not data:
                     await send_channel.send((trio.current_time(), "eof"))
                     return
@@ -170,7 +191,7 @@ async def _pump(src: trio.SocketStream, dst: trio.SocketStream, impairer: Stream
                 if item in ("reset", "close"):
                     cut_connection(item)  # type: ignore[arg-type]
                     return
-                await dst.send_all(item)  # type: ignore[arg-type]
+                await _write(dst, item)  # type: ignore[arg-type]
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reader)
@@ -179,7 +200,8 @@ async def _pump(src: trio.SocketStream, dst: trio.SocketStream, impairer: Stream
 
 async def _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status) -> None:
     listen_transport, to_transport = listen.transport, to.transport
-    assert isinstance(listen_transport, StreamTransport) and isinstance(to_transport, StreamTransport)
+    assert isinstance(listen_transport, (StreamTransport, SeqpacketTransport))
+    assert isinstance(to_transport, (StreamTransport, SeqpacketTransport))
     listeners = await listen_transport.open_listeners(listen)
     relay = Relay([listen_transport.listener_address(lis, listen) for lis in listeners], to, forward, backward, seed)
 
@@ -210,7 +232,7 @@ async def _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, 
             async def guarded(src, dst, impairer) -> None:
                 try:
                     await _pump(src, dst, impairer, cut)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                except (trio.BrokenResourceError, trio.ClosedResourceError, TransportError):
                     nursery.cancel_scope.cancel()  # one side broke: so does the relay of it
 
             nursery.start_soon(guarded, client, upstream, fwd)

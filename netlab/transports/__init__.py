@@ -1,7 +1,7 @@
 """The transport registry: one line per scheme. A new transport is one module plus one line.
 
 `TRANSPORTS` maps every scheme of the address grammar to the transport that serves it;
-`COMPARE_SCHEMES` are the six socket variants `netlab compare` puts side by side.
+`COMPARE_SCHEMES` are the socket variants `netlab compare` puts side by side.
 """
 
 from __future__ import annotations
@@ -10,11 +10,14 @@ import socket
 
 from ..errors import UnknownNameError
 from .addresses import Address, parse_address
-from .base import Datagram, DatagramSocket, DatagramTransport, StreamTransport, Transport
+from .base import (
+    Datagram, DatagramSocket, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport, Transport,
+)
 from .tcp import TcpTransport
 from .udp import UdpTransport
 from .unix import UnixStreamTransport
 from .unix_dgram import UnixDatagramTransport
+from .unix_seq import UnixSeqpacketTransport
 
 TRANSPORTS: dict[str, Transport] = {
     "tcp": TcpTransport("tcp", None),
@@ -25,6 +28,7 @@ TRANSPORTS: dict[str, Transport] = {
     "udp6": UdpTransport("udp6", socket.AF_INET6),
     "unix": UnixStreamTransport(),
     "unix-dgram": UnixDatagramTransport(),
+    "unix-seq": UnixSeqpacketTransport(),
 }
 
 #: one of each socket variant: (name shown, address template; {dir} is a private temp dir)
@@ -35,6 +39,7 @@ COMPARE_SCHEMES: dict[str, str] = {
     "udp6": "udp6:[::1]:0",
     "unix": "unix:{dir}/s.sock",
     "unix-dgram": "unix-dgram:{dir}/d.sock",
+    "unix-seq": "unix-seq:{dir}/q.sock",
 }
 
 
@@ -47,5 +52,5 @@ def get_transport(scheme: str) -> Transport:
 
 __all__ = [
     "TRANSPORTS", "COMPARE_SCHEMES", "Address", "Datagram", "DatagramSocket", "DatagramTransport",
-    "StreamTransport", "Transport", "get_transport", "parse_address",
+    "MessageStream", "SeqpacketTransport", "StreamTransport", "Transport", "get_transport", "parse_address",
 ]

@@ -146,6 +146,9 @@ class DatagramSocket:
     def max_datagram(self) -> int:
         return self.transport.max_datagram_for(self.socket)
 
+    #: the same, under the name message transports share (see `MessageStream`)
+    max_message = max_datagram
+
     def _check_size(self, data: bytes, where: object) -> None:
         limit = self.transport.hard_limit(self.socket)
         if limit is not None and len(data) > limit:
@@ -276,3 +279,83 @@ def apply_buffer_options(sock: trio.socket.SocketType | socket.socket, address: 
     sndbuf = address.option("sndbuf")
     if sndbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+
+
+class MessageStream(trio.abc.AsyncResource):
+    """A connection that keeps message boundaries (SOCK_SEQPACKET): each `send` arrives as
+    exactly one `receive`, reliably and in order.
+
+    An empty message cannot be told apart from end of stream (both read as zero bytes), so
+    `send` refuses it.
+    """
+
+    def __init__(self, transport: SeqpacketTransport, sock: trio.socket.SocketType, remote: object,
+                 buffer_size: int = DATAGRAM_BUFFER) -> None:
+        self.transport = transport
+        self.socket = sock
+        self.remote = remote  # what the messages are about, for error texts
+        self.buffer_size = buffer_size
+        self._buffer = bytearray(buffer_size)
+
+    @property
+    def max_message(self) -> int:
+        return self.transport.max_message_for(self.socket)
+
+    async def send(self, data: bytes) -> None:
+        if not data:
+            raise MessageTooLargeError(
+                f"{self.transport.scheme}: cannot send an empty message: the receiver could not tell it "
+                f"from end of stream (both read as zero bytes)"
+            )
+        limit = self.transport.max_message_for(self.socket)
+        if len(data) > limit:
+            raise MessageTooLargeError(f"a {len(data)}-byte message is over the limit for {self.remote}: "
+                                       f"{self.transport.limit_text(self.socket)}")
+        with translate_os_errors(self.remote, "send to"):
+            await self.socket.send(data)
+
+    async def receive(self) -> Datagram | None:
+        """The next message, or None at end of stream."""
+        with translate_os_errors(self.remote, "receive from"):
+            nbytes, _anc, flags, _peer = await self.socket.recvmsg_into([self._buffer])
+        if nbytes == 0 and not flags & socket.MSG_TRUNC:
+            return None
+        return Datagram(bytes(self._buffer[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+
+    async def send_eof(self) -> None:
+        with translate_os_errors(self.remote, "shut down"):
+            self.socket.shutdown(socket.SHUT_WR)
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        self.socket.close()
+        await trio.lowlevel.checkpoint()
+
+
+class SeqpacketTransport(Transport):
+    """Connection-oriented, reliable, ordered, and message boundaries kept."""
+
+    kind = "seqpacket"
+    reliable = True
+    ordered = True
+    boundaries = True
+
+    @abc.abstractmethod
+    async def open_listeners(self, address: Address) -> list[trio.abc.Listener[MessageStream]]:
+        """Bind and listen. Raises: AddressInUseError, PermissionDeniedError."""
+
+    @abc.abstractmethod
+    def listener_address(self, listener: trio.abc.Listener[MessageStream], requested: Address) -> Address:
+        """The address the kernel actually gave."""
+
+    @abc.abstractmethod
+    async def connect(self, address: Address) -> MessageStream:
+        """Open a connection. Raises: ConnectionRefusedError, TransportError."""
+
+    @abc.abstractmethod
+    def max_message_for(self, sock: trio.socket.SocketType) -> int:
+        """The largest message this socket can send."""
+
+    @abc.abstractmethod
+    def limit_text(self, sock: trio.socket.SocketType) -> str:
+        """The limit, stated for an error message."""

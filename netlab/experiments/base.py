@@ -1,0 +1,57 @@
+"""What a named experiment is: a question, a run that measures, and findings stated from
+the figures.
+
+An experiment module defines ``EXPERIMENT = Experiment(...)`` and is listed by one line in
+`netlab.experiments.EXPERIMENTS`. Its `run` takes `ExperimentOptions` (each experiment uses
+the options that make sense for it and says which in `uses`) and returns an
+`ExperimentResult`: tables for people, `facts` for scripts (the JSON), and `findings`,
+sentences computed from the measured figures, never written in advance. A finding that
+does not hold on this machine is stated as what was measured, not as what a textbook says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExperimentOptions:
+    messages: int = 1000
+    size: int | None = None
+    loss: float = 0.1
+    rcvbuf: int | None = None
+    kernel: bool = False
+    seed: int = 1
+    timeout: float = 1.0
+
+
+@dataclass
+class ResultTable:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass
+class ExperimentResult:
+    name: str
+    question: str
+    mode: str  # "loopback", "relay" or "kernel": where the effect came from
+    tables: list[ResultTable] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    question: str  # the classic question it answers, one line
+    run: Callable[[ExperimentOptions], Awaitable[ExperimentResult]]
+    uses: tuple[str, ...] = ()  # the options it reads
+    plot: Callable[[ExperimentResult, str], None] | None = None

@@ -1,0 +1,84 @@
+"""pytest fixtures for testing with netlab, registered as a pytest plugin (``pytest11``).
+
+Installed with netlab, they are there in every pytest-trio test, no import needed::
+
+    from netlab.runner import open_client
+
+    async def test_sum_over_udp(netlab_server):
+        server = await netlab_server("sum", "udp:127.0.0.1:0")
+        async with open_client(server.address, "sum") as client:
+            assert await client.request(b"2 3") == b"5"
+
+* ``netlab_server(service="echo", address="tcp:127.0.0.1:0")`` starts a netlab server in
+  the test's nursery and returns it (``.address`` is the bound address, ``.stats`` what it
+  saw). In a unix address, ``{dir}`` is a short private directory made for the test.
+* ``netlab_relay(to, listen=None, seed=1, **impairments)`` puts an impairing relay in front
+  of ``to`` (an address or a server) and returns it; `listen` defaults to a fresh address of
+  the same scheme. Impairments are `netlab.experiments.impair.Impairments` fields (``loss=0.1``,
+  ``delay=0.005``, ...) for both directions, or ``forward=``/``backward=`` Impairments.
+* ``netlab_dir`` is that short directory (AF_UNIX paths may have at most 107 bytes, which a
+  deep pytest tmp_path can exceed).
+
+Everything is torn down when the test ends: the nursery is cancelled, socket files go.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from .experiments.impair import Impairments
+from .experiments.relay import Relay, run_relay
+from .runner import Server, serve
+from .services import Service
+from .transports import COMPARE_SCHEMES, Address, parse_address
+
+
+@pytest.fixture
+def netlab_dir() -> Iterator[Path]:
+    path = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _fresh(template: str, directory: Path) -> str:
+    return template.format(dir=tempfile.mkdtemp(prefix="", dir=directory))
+
+
+@pytest.fixture
+def netlab_server(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Awaitable[Server]]:
+    async def start(service: Service | str = "echo", address: Address | str = "tcp:127.0.0.1:0") -> Server:
+        if isinstance(address, str) and "{dir}" in address:
+            address = _fresh(address, netlab_dir)
+        return await nursery.start(serve, service, address)
+
+    return start
+
+
+@pytest.fixture
+def netlab_relay(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Awaitable[Relay]]:
+    async def start(to: Server | Address | str, listen: Address | str | None = None, *, seed: int = 1,
+                    forward: Impairments | None = None, backward: Impairments | None = None,
+                    **impairments: object) -> Relay:
+        target = to.address if isinstance(to, Server) else parse_address(to)
+        if listen is None:
+            template = COMPARE_SCHEMES.get(target.scheme, f"{target.scheme}:127.0.0.1:0")
+            if target.is_unix and target.scheme not in COMPARE_SCHEMES:
+                template = f"{target.scheme}:{{dir}}/relay.sock"
+            listen = _fresh(template, netlab_dir) if "{dir}" in template else template
+        elif isinstance(listen, str) and "{dir}" in listen:
+            listen = _fresh(listen, netlab_dir)
+        settings = Impairments(**impairments)  # type: ignore[arg-type]
+        fwd = forward if forward is not None else settings
+        back = backward if backward is not None else (forward if forward is not None else settings)
+        return await nursery.start(partial(run_relay, listen, target, forward=fwd, backward=back, seed=seed))
+
+    return start
