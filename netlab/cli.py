@@ -537,8 +537,11 @@ def _raw_client(address: Address, send: Optional[bytes], timeout: float, nbytes:
     datagram = isinstance(address.transport, DatagramTransport)
 
     def on_event(event) -> None:
-        if not as_json and event.kind in ("data", "datagram"):
-            _show_data(event.data, hexdump=hexdump, offset=event.offset, datagram=datagram)
+        if as_json or event.kind not in ("data", "datagram"):
+            return
+        if hexdump and datagram:  # each datagram dumps from offset 0: say where one begins
+            print(f"datagram, {len(event.data)} bytes from {event.peer}:", flush=True)
+        _show_data(event.data, hexdump=hexdump, offset=event.offset, datagram=datagram)
 
     source = None
     if send is None:

@@ -443,6 +443,8 @@ async def _probe_inet(address: Address) -> tuple[list[Probe], list | None, str |
             except OSError as exc:
                 probe.error = str(describe_os_error(exc, address, "set options on"))
                 continue
+            v6only_before = (sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+                             if family == socket.AF_INET6 else None)
             if not _bind_inet(sock, sockaddr, address, probe):
                 continue
             name = sock.getsockname()
@@ -465,7 +467,11 @@ async def _probe_inet(address: Address) -> tuple[list[Probe], list | None, str |
                 else:
                     why = f"not set: the kernel default, net.ipv6.bindv6only = {read_proc(BINDV6ONLY_FILE)}"
                 meaning = "IPv6 only" if v6only else "IPv4 peers too, seen as ::ffff:a.b.c.d"
-                probe.facts["IPV6_V6ONLY"] = Fact(v6only, "getsockopt(IPPROTO_IPV6, IPV6_V6ONLY)", f"{meaning}; {why}")
+                if v6only != v6only_before:
+                    why += (f"; it read {v6only_before} before bind: the kernel makes a socket bound to one "
+                            f"IPv6 address (not ::) IPv6-only, whatever was set")
+                probe.facts["IPV6_V6ONLY"] = Fact(v6only, "getsockopt(IPPROTO_IPV6, IPV6_V6ONLY) after bind",
+                                                  f"{meaning}; {why}")
             probe.facts.update(_buffer_facts(sock, address))
             if stream:
                 probe.facts["backlog"] = effective_backlog(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]

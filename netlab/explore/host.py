@@ -95,10 +95,10 @@ class HostInfo:
                 "interfaces": [asdict(interface) for interface in self.interfaces], "sources": self.sources}
 
 
-def _lookup(function, hostname: str) -> Lookup:
-    call = f"{function.__name__}({hostname!r})"
+def _lookup(function: str, hostname: str) -> Lookup:
+    call = f"{function}({hostname!r})"
     try:
-        result = function(hostname)
+        result = getattr(socket, function)(hostname)
     except OSError as exc:
         reason = str(describe_os_error(exc, hostname, "resolve"))
         if exc.errno == socket.EAI_NONAME or isinstance(exc, socket.herror):
@@ -225,8 +225,8 @@ def host_info(hostname: str | None = None, *, use_ip_command: bool = True) -> Ho
         interface.ipv6 = ipv6.get(interface.name, [])
     return HostInfo(
         hostname=name,
-        gethostbyname=_lookup(socket.gethostbyname, name),
-        gethostbyname_ex=_lookup(socket.gethostbyname_ex, name),
+        gethostbyname=_lookup("gethostbyname", name),
+        gethostbyname_ex=_lookup("gethostbyname_ex", name),
         interfaces=interfaces,
         sources=sources,
     )

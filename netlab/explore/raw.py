@@ -100,23 +100,42 @@ def as_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
+def _reader(file: BinaryIO):
+    """A blocking ``read(size)`` for `file` that is safe to abandon in a thread.
+
+    A real file descriptor is read with ``os.read``: a thread left blocked there (the peer
+    closed while stdin is still open) holds no lock, so the interpreter can exit. Reading
+    through the buffered object instead would leave its lock held, and Python aborts at
+    shutdown ("could not acquire lock for <stdin>"). Objects with no descriptor (a test's
+    BytesIO) are read with ``read1``.
+    """
+    try:
+        fd = file.fileno()
+    except (OSError, ValueError):
+        return getattr(file, "read1", file.read)
+    return lambda size: os.read(fd, size)
+
+
 async def read_chunks(file: BinaryIO, size: int = RECEIVE_SIZE) -> AsyncIterator[bytes]:
-    """What `file` gives, a read at a time (a line at a time from a terminal), until EOF."""
-    fd = file.fileno()
+    """What `file` gives, one read at a time (from a terminal, a line at a time), until EOF."""
+    read = _reader(file)
     while True:
-        chunk = await trio.to_thread.run_sync(os.read, fd, size, abandon_on_cancel=True)
+        chunk = await trio.to_thread.run_sync(read, size, abandon_on_cancel=True)
         if not chunk:
             return
         yield chunk
 
 
 async def read_lines(file: BinaryIO) -> AsyncIterator[bytes]:
-    """One item per line of `file` (newline kept), until EOF: one datagram each."""
-    while True:
-        line = await trio.to_thread.run_sync(file.readline, abandon_on_cancel=True)
-        if not line:
-            return
-        yield line
+    """One item per line of `file` (newline kept; a last line without one too), until EOF."""
+    pending = b""
+    async for chunk in read_chunks(file):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending
 
 
 @dataclass(frozen=True)
@@ -264,25 +283,27 @@ async def _client_stream(address, stream, data, source, timeout, max_bytes, eof,
         await stream.aclose()
         return result
 
-    async def send() -> None:
+    async def send_all(chunk: bytes) -> None:
         with translate_os_errors(address, "send to"):
-            if data is not None:
-                if data:
-                    await stream.send_all(data)
-                    result.sent += len(data)
-                    on_event(RawEvent("sent", peer=result.peer, data=data))
-                half_close = bool(eof)
-            else:
-                if source is not None:
-                    async for chunk in source:
-                        await stream.send_all(chunk)
-                        on_event(RawEvent("sent", peer=result.peer, data=chunk, offset=result.sent))
-                        result.sent += len(chunk)
-                half_close = source is not None if eof is None else eof
-            if half_close:
+            await stream.send_all(chunk)
+        on_event(RawEvent("sent", peer=result.peer, data=chunk, offset=result.sent))
+        result.sent += len(chunk)
+
+    async def send() -> None:
+        if data is not None:
+            if data:
+                await send_all(data)
+            half_close = bool(eof)
+        else:
+            if source is not None:
+                async for chunk in source:
+                    await send_all(chunk)
+            half_close = source is not None if eof is None else eof
+        if half_close:
+            with translate_os_errors(address, "half-close"):
                 await stream.send_eof()
-                result.half_closed = True
-                on_event(RawEvent("half-closed", peer=result.peer, detail="shutdown(SHUT_WR): the peer reads EOF"))
+            result.half_closed = True
+            on_event(RawEvent("half-closed", peer=result.peer, detail="shutdown(SHUT_WR): the peer reads EOF"))
         talk.done_sending()
 
     async with stream, trio.open_nursery() as nursery:
