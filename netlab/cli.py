@@ -635,7 +635,7 @@ def explain(
     def facts_table(title: str, facts: dict, *, columns=("", "value", "how we know", "note")) -> Table:
         table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
         for column in columns:
-            table.add_column(column, no_wrap=column in ("", "value"))
+            table.add_column(column, no_wrap=column in ("", "value"), overflow="fold")
         for name, fact in facts.items():
             value = fact.value
             shown = "-" if value is None else ("yes" if value is True else "no" if value is False else str(value))

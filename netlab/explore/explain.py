@@ -232,8 +232,8 @@ def _options(address: Address) -> dict[str, Fact]:
                 continue  # abstract names have no file
             options[name] = Fact(f"{DEFAULT_MODE:04o}", "default: owner only", meaning)
         elif name == "v6only":
-            if address.host_family == socket.AF_INET:
-                continue
+            if socket.AF_INET in (address.host_family, transport.family):
+                continue  # IPv4 only: the option does not apply
             options[name] = Fact(None, "not set: net.ipv6.bindv6only (a server on several addresses sets 1)",
                                  meaning)
         else:
@@ -289,7 +289,8 @@ def _plan_inet(address: Address, infos: list | None) -> tuple[list[str], list[st
     if not stream:
         targets = targets[:1]
         if infos and len(infos) > 1:
-            server.append(f"  {len(infos)} results; a UDP server binds the first one only")
+            server.append(f"  {len(infos)} results; a UDP server binds the first one only "
+                          f"({format_sockaddr(address.scheme, infos[0][1])}); nothing listens on the others")
     backlog = address.option("backlog", socket.SOMAXCONN)
     port0 = address.port == 0 and len(targets) > 1
     for i, (family, sockaddr) in enumerate(targets):
