@@ -613,6 +613,7 @@ def _address_text(value: str) -> str:
 
 
 addr_app = typer.Typer(help="Addresses: how netlab reads one, and what the kernel makes of it.",
+                       epilog="Example: netlab addr explain unix:/tmp/sum.sock",
                        no_args_is_help=True, add_completion=False,
                        context_settings={"help_option_names": ["-h", "--help"]})
 app.add_typer(addr_app, name="addr")

@@ -70,6 +70,7 @@ def test_every_command_shows_an_example(command: list[str]) -> None:
 def test_addr_is_a_group_with_explain() -> None:
     result = run("addr", "--help")
     assert result.exit_code == 0 and "explain" in result.stdout
+    assert "Example: netlab addr explain" in result.stdout
 
 
 @pytest.mark.parametrize("args", [
