@@ -25,7 +25,7 @@ from rich.table import Table
 from .errors import AddressError, NetlabError
 from .runner import open_client, run_chat, serve
 from .services import SERVICES
-from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, parse_address
+from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, DatagramTransport, SeqpacketTransport, parse_address
 
 app = typer.Typer(
     help="netlab, a socket lab: one service core (echo, sum) over TCP, UDP, IPv6 and unix sockets.",
@@ -167,11 +167,9 @@ def chat(
 ) -> None:
     """The lab's client: send each line of stdin, print what comes back. Works in a pipe."""
 
-    async def lines():
-        while line := await trio.to_thread.run_sync(sys.stdin.buffer.readline, abandon_on_cancel=True):
-            yield line
+    from .explore.raw import read_lines  # os.read in a thread: safe to abandon when the server closes
 
-    _run(lambda: run_chat(transport, lines(), _write, timeout=timeout))
+    _run(lambda: run_chat(transport, read_lines(sys.stdin.buffer), _write, timeout=timeout))
 
 
 def _write(data: bytes) -> None:
@@ -257,8 +255,9 @@ def relay(
     seed: SeedOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every connection")] = False,
 ) -> None:
-    """Forward between two transports of the same kind, impairing traffic on the way. Ctrl-C stops
-    it and prints what it did."""
+    """Forward between two transports of the same kind, impairing traffic on the way.
+
+    Ctrl-C stops it and prints what it did."""
     from .experiments.relay import run_relay
 
     forward, backward = _impairments(loss=loss, loss_burst=loss_burst, duplicate=duplicate, reorder=reorder,
@@ -336,8 +335,10 @@ def compare(
                                               "private network namespace per run, instead of the relay; needs root")]
     = False,
 ) -> None:
-    """Send the same workload through every transport, through an impairing relay if asked, and
-    check every reply: what was lost, duplicated, reordered or corrupted, and how long it took."""
+    """Send the same workload through every transport and check every reply.
+
+    Through an impairing relay (or the kernel, with --kernel) if asked: what was lost,
+    duplicated, reordered or corrupted, and how long it took."""
     from .experiments.compare import CompareSettings, expectations, plot, report, run_compare
 
     forward, backward = _impairments(loss=loss, loss_burst=loss_burst, duplicate=duplicate, reorder=reorder,
@@ -558,6 +559,362 @@ def experiment_run(
         except OSError as exc:
             raise _fail(NetlabError(f"cannot write {plot_file}: {exc.strerror}")) from None
         _say(f"wrote {plot_file}")
+
+
+# -- the lecture's exploration: host, resolve, constants, raw, addr explain -------------
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+
+
+def _print_json(document: object) -> None:
+    print(json.dumps(document, indent=2), flush=True)
+
+
+def _dash(value: object) -> str:
+    if value is None or value == "" or value == [] or value == ():
+        return "-"
+    return str(value)
+
+
+@app.command(epilog="Example: netlab host --json")
+def host(as_json: JsonOpt = False) -> None:
+    """This machine: its host name, gethostbyname(_ex) of it, and every interface's addresses."""
+    from .explore import host_info
+
+    info = host_info()
+    if as_json:
+        _print_json(info.as_dict())
+        return
+    facts = Table(title="this host", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("call", "result"):
+        facts.add_column(column)
+    facts.add_row("gethostname()", info.hostname)
+    for lookup in (info.gethostbyname, info.gethostbyname_ex):
+        if not lookup.ok:
+            result = f"[red]failed[/red]: {lookup.error}"
+        elif lookup.address is not None:
+            result = lookup.address
+        else:
+            result = (f"canonical name {lookup.canonical}, aliases {_dash(', '.join(lookup.aliases))}, "
+                      f"addresses {_dash(', '.join(lookup.addresses))}")
+        facts.add_row(lookup.call, result)
+    out.print(facts)
+    table = Table(title="interfaces", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("index", "name", "state", "family", "address", "scope", "flags"):
+        table.add_column(column, no_wrap=column != "flags", justify="right" if column == "index" else "left")
+    for interface in info.interfaces:
+        state = {True: "up", False: "down", None: "?"}[interface.up]
+        rows = [("IPv4", a) for a in interface.ipv4] + [("IPv6", a) for a in interface.ipv6]
+        if not rows:
+            table.add_row(str(interface.index), interface.name, state, "-", "(no address)", "-", "")
+        for i, (family, a) in enumerate(rows):
+            where = f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
+            table.add_row(str(interface.index) if i == 0 else "", interface.name if i == 0 else "",
+                          state if i == 0 else "", family, where, a.scope, ", ".join(a.flags))
+    out.print(table)
+    out.print("sources: " + "; ".join(f"{k}: {v}" for k, v in info.sources.items()), highlight=False)
+
+
+def _family_opt(value: Optional[str]) -> Optional[str]:
+    from .explore.resolve import FAMILIES
+
+    if value is not None and value.lower() not in FAMILIES:
+        raise typer.BadParameter(f"{value!r}: use 4, 6 or unix")
+    return value
+
+
+def _type_opt(value: Optional[str]) -> Optional[str]:
+    from .explore.resolve import TYPES
+
+    if value is not None and value.lower() not in TYPES:
+        raise typer.BadParameter(f"{value!r}: use stream or dgram")
+    return value
+
+
+@app.command(epilog="Example: netlab resolve localhost http --canonical")
+def resolve(
+    host: Annotated[str, typer.Argument(help="a host name or address; with --family unix, a path or @name")],
+    service: Annotated[Optional[str], typer.Argument(help="a service name (http) or port number (80)")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", "-f", callback=_family_opt, metavar="4|6|unix",
+                                                  help="only this family (unix: HOST is the path; "
+                                                       "getaddrinfo has no AF_UNIX)")] = None,
+    socktype: Annotated[Optional[str], typer.Option("--type", callback=_type_opt, metavar="stream|dgram",
+                                                    help="only this socket type")] = None,
+    canonical: Annotated[bool, typer.Option("--canonical", help="ask for the canonical name (AI_CANONNAME)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """getaddrinfo, one row per result; each row's address pastes into --transport."""
+    from .explore import resolve as do_resolve
+
+    result = _run(lambda: do_resolve(host, service, family=family, socktype=socktype, canonical=canonical))
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    table = Table(title=result.call, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    columns = ["family", "type", "protocol"] + (["canonical name"] if canonical else []) + \
+              ["socket address", "netlab address"]
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for row in result.rows:
+        cells = [row.family, row.type, row.protocol] + ([_dash(row.canonname)] if canonical else [])
+        table.add_row(*cells, repr(row.sockaddr), row.address or f"- ({row.note})")
+    out.print(table, highlight=False)
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False)
+
+
+@app.command(epilog="Example: netlab constants IPPROTO_")
+def constants(
+    prefix: Annotated[Optional[str], typer.Argument(help="AF_, SOCK_, IPPROTO_, SO_, MSG_, TCP_, ... "
+                                                         "(any case; leave out to list every prefix)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The socket module's constants with a prefix: value, every name sharing it, what it means."""
+    from .explore import constants as find_constants
+    from .explore import prefixes
+
+    if prefix is None:
+        counts = prefixes()
+        if as_json:
+            _print_json({"prefixes": counts})
+            return
+        table = Table(title="socket constant prefixes", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("prefix")
+        table.add_column("names", justify="right")
+        for name, count in counts.items():
+            table.add_row(name, str(count))
+        out.print(table)
+        return
+    try:
+        result = find_constants(prefix)
+    except NetlabError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    table = Table(title=f"socket.{result.prefix}*", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    for column in ("value", "hex", "name", "meaning"):
+        table.add_column(column, justify="right" if column in ("value", "hex") else "left",
+                         no_wrap=column != "meaning")
+    shared = 0
+    for row in result.rows:
+        shared += row.shared
+        for i, (name, meaning) in enumerate(zip(row.names, row.meanings)):
+            first = i == 0
+            table.add_row(str(row.value) if first else "", hex(row.value) if first and row.value >= 0 else "",
+                          name + (" *" if row.shared else ""), meaning)
+    out.print(table, highlight=False)
+    if shared:
+        out.print(f"* {shared} value(s) have several names: a {{value: name}} dict, like the lecture's "
+                  f"get_constants, keeps only one of them.", highlight=False)
+
+
+def _escaped(value: Optional[str]) -> Optional[bytes]:
+    from .explore import decode_escapes
+
+    if value is None:
+        return None
+    try:
+        return decode_escapes(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _write_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _show_data(data: bytes, *, hexdump: bool, offset: int, datagram: bool) -> None:
+    from .explore import hexdump as dump
+
+    if hexdump:
+        if data:
+            print(dump(data, offset), flush=True)
+    elif datagram and not data.endswith(b"\n"):
+        _write_bytes(data + b"\n")
+    else:
+        _write_bytes(data)
+
+
+@app.command(epilog="Example: netlab raw tcp:127.0.0.1:8123 --send 'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n'")
+def raw(
+    address: Annotated[Address, typer.Argument(parser=_address, metavar="ADDR",
+                                               help="where to connect (or, with --listen, where to listen)")],
+    send: Annotated[Optional[bytes], typer.Option(
+        "--send", parser=_escaped, metavar="TEXT",
+        help="send this instead of stdin; escapes \\r \\n \\t \\0 \\\\ \\xNN. On a stream the write side "
+             "stays open (see --eof); on datagrams it is one datagram")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="after the input is done, stop once nothing has arrived for this many seconds "
+             "(also the connect timeout)", min=0.0)] = 5.0,
+    nbytes: Annotated[Optional[int], typer.Option("--bytes", min=0, help="stop after this many bytes")] = None,
+    eof: Annotated[Optional[bool], typer.Option(
+        "--eof/--no-eof", help="half-close (shutdown SHUT_WR) after sending; default: only when stdin "
+                               "reaches EOF, never after --send")] = None,
+    hexdump: Annotated[bool, typer.Option("--hex", help="show a hexdump instead of the raw bytes")] = False,
+    listen: Annotated[bool, typer.Option("--listen", "-l", help="listen on ADDR and print what arrives")] = False,
+    reply: Annotated[Optional[bytes], typer.Option(
+        "--reply", parser=_escaped, metavar="TEXT",
+        help="with --listen: answer each client (after its first data, then half-close) or each datagram")] = None,
+    count: Annotated[Optional[int], typer.Option(
+        "--count", min=0, help="with --listen: stop after this many clients or datagrams")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no status line on stderr")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON: one document at the end; with "
+                                                         "--listen, one line per event")] = False,
+) -> None:
+    """netcat over any transport: send, print what comes back (stdout, byte-exact on streams)."""
+    if listen:
+        if send is not None or nbytes is not None or eof is not None:
+            raise _fail(AddressError("--send, --bytes and --eof are for the client side, not --listen"))
+        _raw_listen(address, reply, count, hexdump, as_json)
+        return
+    if reply is not None or count is not None:
+        raise _fail(AddressError("--reply and --count go with --listen"))
+    _raw_client(address, send, timeout, nbytes, eof, hexdump, quiet, as_json)
+
+
+def _raw_client(address: Address, send: Optional[bytes], timeout: float, nbytes: Optional[int],
+                eof: Optional[bool], hexdump: bool, quiet: bool, as_json: bool) -> None:
+    from .explore import raw_client
+    from .explore.raw import read_chunks, read_lines
+
+    datagram = isinstance(address.transport, (DatagramTransport, SeqpacketTransport))
+
+    def on_event(event) -> None:
+        if as_json or event.kind not in ("data", "datagram"):
+            return
+        if hexdump and datagram:  # each datagram dumps from offset 0: say where one begins
+            print(f"datagram, {len(event.data)} bytes from {event.peer}:", flush=True)
+        _show_data(event.data, hexdump=hexdump, offset=event.offset, datagram=datagram)
+
+    source = None
+    if send is None:
+        source = read_lines(sys.stdin.buffer) if datagram else read_chunks(sys.stdin.buffer)
+    result = _run(lambda: raw_client(address, send, source=source, timeout=timeout, max_bytes=nbytes, eof=eof,
+                                     on_event=on_event))
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    if quiet:
+        return
+    why = {"peer closed": "the peer closed the connection",
+           "timeout": f"nothing more arrived for {timeout:g} s",
+           "byte limit": f"--bytes {nbytes} reached"}[result.ended]
+    unit = "datagram" if datagram else "read"
+    got = f"{result.received} bytes in {len(result.reads)} {unit}{'s' if len(result.reads) != 1 else ''}"
+    sent = f"sent {result.sent} bytes" + (" then half-closed" if result.half_closed else "")
+    _say(f"{sent}; received {got} from {result.peer or address}; stopped: {why}")
+
+
+def _raw_listen(address: Address, reply: Optional[bytes], count: Optional[int], hexdump: bool,
+                as_json: bool) -> None:
+    from .explore import raw_listen
+
+    datagram = isinstance(address.transport, (DatagramTransport, SeqpacketTransport))
+
+    def on_event(event) -> None:
+        if as_json:
+            print(json.dumps(event.as_dict()), flush=True)
+            return
+        who = f"[#{event.client} {event.peer}]" if event.client is not None else f"[{event.peer}]"
+        if event.kind == "listening":
+            print(f"listening {event.detail}", flush=True)
+        elif event.kind == "connected":
+            print(f"{who} connected" + (f" ({event.detail})" if event.detail else ""), flush=True)
+        elif event.kind in ("data", "datagram"):
+            what = "datagram, " if event.kind == "datagram" else ""
+            extra = f" ({event.detail})" if event.detail else ""
+            print(f"{who} {what}{len(event.data)} bytes{extra}:", flush=True)
+            _show_data(event.data, hexdump=hexdump, offset=event.offset, datagram=True)
+        elif event.kind == "replied":
+            print(f"{who} replied {len(event.data)} bytes", flush=True)
+        elif event.kind == "half-closed":
+            print(f"{who} half-closed: {event.detail}", flush=True)
+        elif event.kind == "closed":
+            print(f"{who} {event.detail}", flush=True)
+        else:
+            print(f"{who} {event.detail}", flush=True)
+
+    async def main() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def listen_then_stop() -> None:
+                    await raw_listen(address, reply=reply, count=count, on_event=on_event)
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(listen_then_stop)
+                async for _signum in signals:
+                    nursery.cancel_scope.cancel()
+                    break
+
+    _run(main)
+
+
+def _address_text(value: str) -> str:
+    _address(value)
+    return value
+
+
+addr_app = typer.Typer(help="Addresses: how netlab reads one, and what the kernel makes of it.",
+                       epilog="Example: netlab addr explain unix:/tmp/sum.sock",
+                       no_args_is_help=True, add_completion=False,
+                       context_settings={"help_option_names": ["-h", "--help"]})
+app.add_typer(addr_app, name="addr")
+
+
+@addr_app.command(epilog="Example: netlab addr explain 'tcp:127.0.0.1:7000?rcvbuf=65536&backlog=16'")
+def explain(
+    address: Annotated[str, typer.Argument(callback=_address_text, metavar="ADDR",
+                                           help="any netlab address: tcp:HOST:PORT, udp6:[::1]:53, unix:PATH, ...")],
+    as_json: JsonOpt = False,
+) -> None:
+    """How netlab reads ADDR, the socket calls it makes, and what the kernel applies (a throwaway bind)."""
+    from .explore import explain as do_explain
+
+    result = _run(lambda: do_explain(address))
+    if as_json:
+        _print_json(result.as_dict())
+        return
+
+    def facts_table(title: str, facts: dict, *, columns=("", "value", "how we know", "note")) -> Table:
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+        for column in columns:
+            table.add_column(column, no_wrap=column in ("", "value"), overflow="fold")
+        for name, fact in facts.items():
+            value = fact.value
+            shown = "-" if value is None else ("yes" if value is True else "no" if value is False else str(value))
+            table.add_row(name, shown, fact.source, fact.note)
+        return table
+
+    out.print(facts_table(f"How netlab reads {result.given}", result.reading,
+                          columns=("", "value", "from", "note")), highlight=False)
+    out.print(facts_table("Options", result.options, columns=("", "value", "", "meaning")), highlight=False)
+    out.print("What it will do", style="italic", highlight=False)
+    for who, calls in (("as a server (netlab serve)", result.server_calls),
+                       ("as a client (netlab send, chat, raw)", result.client_calls)):
+        out.print(f"  {who}:", highlight=False)
+        for number, call in enumerate(calls, 1):
+            out.print(f"    {number:2}. {call}", highlight=False, markup=False)
+    out.print()
+    if result.target:
+        out.print(facts_table("The target now (looked at, not changed)", result.target), highlight=False)
+    for note in result.notes:
+        out.print(f"[red]could not probe[/red]: {note}", highlight=False)
+    for probe in result.probes:
+        title = f"What the kernel applied: throwaway {probe.family} socket"
+        if probe.bound:
+            title += f", bound {probe.bound}"
+        if probe.error:
+            out.print(f"{title}: [red]{probe.error}[/red]", highlight=False)
+            continue
+        out.print(facts_table(title, probe.facts), highlight=False)
+        for note in probe.notes:
+            out.print(f"  {note}", highlight=False, markup=False)
+        out.print()
+    out.print(facts_table("System settings that apply", result.system), highlight=False)
 
 
 # typer names commands after functions; `serve` is taken by the library import

@@ -25,7 +25,10 @@ involved and, where the OS error is cryptic, what it means in practice.
 
 OS errors are translated in exactly one place, `translate_os_errors`, a context manager
 the transports wrap around their socket calls. It also unwraps trio's
-`BrokenResourceError`, whose ``__cause__`` holds the OSError that broke the stream.
+`BrokenResourceError`, whose ``__cause__`` holds the OSError that broke the stream, and
+the ``UnicodeError`` that ``getaddrinfo`` raises for a host name IDNA cannot encode (a
+label over 63 characters, an empty label). Code that reports a failure as a fact instead
+of raising it (``netlab host``) gets the same words from `describe_os_error`.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = [
     "PrivilegeError",
     "MissingToolError",
     "translate_os_errors",
+    "describe_os_error",
 ]
 
 
@@ -126,7 +130,10 @@ def _describe(exc: OSError, what: str, op: str) -> TransportError:
     code = exc.errno
     reason = exc.strerror or str(exc)
     if isinstance(exc, socket.gaierror):
-        return ResolveError(f"cannot resolve {what}: {reason}", errno=code)
+        hint = ""
+        if code == socket.EAI_SERVICE:
+            hint = " (no such service name for this socket type in /etc/services)"
+        return ResolveError(f"cannot resolve {what}: {reason}{hint}", errno=code)
     if code == errno.EADDRINUSE:
         return AddressInUseError(f"cannot bind {what}: address already in use", errno=code)
     if code in (errno.EACCES, errno.EPERM):
@@ -159,6 +166,11 @@ def _describe(exc: OSError, what: str, op: str) -> TransportError:
     return TransportError(f"cannot {op} {what}: {reason}", errno=code)
 
 
+def describe_os_error(exc: OSError, what: object, op: str) -> TransportError:
+    """The netlab error that explains `exc` (without raising it): same words as `translate_os_errors`."""
+    return _describe(exc, str(what), op)
+
+
 @contextlib.contextmanager
 def translate_os_errors(what: object, op: str) -> Iterator[None]:
     """Run a block of socket calls; re-raise OS errors as netlab errors naming `what`.
@@ -177,3 +189,9 @@ def translate_os_errors(what: object, op: str) -> Iterator[None]:
         raise ConnectionResetError(f"connection to {what} is broken") from exc
     except OSError as exc:
         raise _describe(exc, str(what), op) from exc
+    except UnicodeError as exc:
+        if op != "resolve":
+            raise
+        # getaddrinfo IDNA-encodes host names before asking the resolver
+        raise ResolveError(f"cannot resolve {what}: not a valid host name "
+                           f"(each dot-separated label must be 1 to 63 characters)") from exc

@@ -24,6 +24,7 @@ import os
 import socket
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import trio
 
@@ -36,39 +37,108 @@ log = logging.getLogger("netlab.transports.unix")
 DEFAULT_MODE = 0o600
 
 
+@dataclass(frozen=True)
+class PathProbe:
+    """What is at a unix socket path, found without changing anything there.
+
+    ``state`` is one of:
+
+    * ``"missing"``: nothing at the path (bind would create the socket file); for an
+      abstract name (`probe_abstract`), no socket holds it;
+    * ``"not-socket"``: something that is not a socket (``kind`` says what); never removed;
+    * ``"stale"``: a socket file that no server answers (connect: ECONNREFUSED);
+    * ``"live"``: a socket file a server answers (or one of the other socket type is bound);
+    * ``"unknown"``: we could not tell; ``error`` holds the OSError (EACCES, ENOTDIR, ...).
+    """
+
+    path: str
+    state: str
+    kind: str  # "socket", "regular file", "directory", "symbolic link", ..., or "" when missing/unknown
+    detail: str
+    error: OSError | None = None
+
+
+_KINDS = [
+    (stat.S_ISSOCK, "socket"), (stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"),
+    (stat.S_ISLNK, "symbolic link"), (stat.S_ISFIFO, "named pipe"), (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+]
+
+
+def file_kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+def probe_path(path: str, socktype: int) -> PathProbe:
+    """Look at `path` (lstat, then a non-blocking connect if it is a socket). Removes nothing.
+
+    The connect is what tells stale from live; a live server sees one connection that
+    closes at once without sending anything.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return PathProbe(path, "missing", "", "nothing at this path")
+    except OSError as exc:
+        return PathProbe(path, "unknown", "", f"cannot look at it: {exc.strerror}", exc)
+    kind = file_kind(st.st_mode)
+    if kind != "socket":
+        return PathProbe(path, "not-socket", kind, f"a {kind}, not a socket (netlab never removes it)")
+    state, detail, error = _connect_probe(path, socktype)
+    if state == "missing":
+        state, detail = "stale", "a socket file no server answers (connect: ECONNREFUSED)"
+    return PathProbe(path, state, kind, detail, error)
+
+
+def probe_abstract(name: str, socktype: int) -> PathProbe:
+    """Whether a socket holds the abstract name `name` (without the "@"): a connect, nothing else."""
+    sockaddr = b"\0" + name.encode("utf-8", "surrogateescape")
+    state, detail, error = _connect_probe(sockaddr, socktype)
+    if state == "missing":
+        detail = "no socket holds this abstract name (connect: ECONNREFUSED)"
+    return PathProbe("@" + name, state, "abstract name", detail, error)
+
+
+def _connect_probe(sockaddr: str | bytes, socktype: int) -> tuple[str, str, OSError | None]:
+    """A non-blocking connect: ("missing" | "live" | "unknown", detail, error). Refused means nobody."""
+    probe = socket.socket(socket.AF_UNIX, socktype)
+    probe.setblocking(False)
+    try:
+        probe.connect(sockaddr)
+    except ConnectionRefusedError:
+        return "missing", "connect: ECONNREFUSED", None
+    except BlockingIOError:
+        return "live", "a server is bound there (its backlog is full)", None
+    except OSError as exc:
+        if exc.errno in (errno.EPROTOTYPE, errno.EAGAIN):
+            return "live", "a socket of the other type is bound there", None
+        return "unknown", f"cannot tell whether it is live: {exc.strerror}", exc
+    finally:
+        probe.close()
+    return "live", "a server answers there", None
+
+
 def claim_path(address: Address, socktype: int) -> None:
     """Make way for binding `address`: remove a stale socket file, refuse anything else."""
     path = address.path
     assert path is not None
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
+    found = probe_path(path, socktype)
+    if found.state == "missing":
         return
-    except OSError as exc:
-        with translate_os_errors(address, "bind"):
-            raise exc
-    if not stat.S_ISSOCK(st.st_mode):
+    if found.state == "not-socket":
         raise AddressInUseError(f"cannot bind {address}: {path} exists and is not a socket (netlab never removes it)")
-    probe = socket.socket(socket.AF_UNIX, socktype)
-    probe.setblocking(False)
-    try:
-        probe.connect(path)
-    except ConnectionRefusedError:
+    if found.state == "stale":
         os.unlink(path)
         log.warning("removed stale socket file %s: no server answered it", path)
         return
-    except BlockingIOError:
-        pass  # a live listener with a full backlog
-    except PermissionError:
-        raise PermissionDeniedError(
-            f"cannot bind {address}: the socket file exists and we may not connect to it to check whether it is live"
-        ) from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPROTOTYPE, errno.EAGAIN):
-            with translate_os_errors(address, "bind"):
-                raise
-    finally:
-        probe.close()
+    if found.state == "unknown":
+        assert found.error is not None
+        if found.kind == "socket" and isinstance(found.error, PermissionError):
+            raise PermissionDeniedError(
+                f"cannot bind {address}: the socket file exists and we may not connect to it to check whether it is live"
+            ) from None
+        with translate_os_errors(address, "bind"):
+            raise found.error
     raise AddressInUseError(f"cannot bind {address}: already in use by a running server", errno=errno.EADDRINUSE)
 
 
