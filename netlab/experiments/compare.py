@@ -440,11 +440,17 @@ async def run_compare(settings: CompareSettings = CompareSettings(),
     """One result per (transport, service): one after the other, or all at once when
     `settings.runs_in_parallel` (with impairments, waiting dominates and runs barely compete
     for the CPU; on a clean loopback they would, so there they run one at a time)."""
+    return await for_each_pair(settings, lambda name, service: compare_one(name, service, settings, tick))
+
+
+async def for_each_pair(settings: CompareSettings, run_one) -> list:
+    """``await run_one(transport, service)`` for every pair, in order; all at once when
+    `settings.runs_in_parallel`. The results come back in the order of the pairs."""
     pairs = [(name, service) for name in settings.transports for service in settings.services]
-    results: list[TransportResult | None] = [None] * len(pairs)
+    results: list = [None] * len(pairs)
 
     async def one(index: int) -> None:
-        results[index] = await compare_one(*pairs[index], settings, tick)
+        results[index] = await run_one(*pairs[index])
 
     if settings.runs_in_parallel:
         async with trio.open_nursery() as nursery:
@@ -453,7 +459,7 @@ async def run_compare(settings: CompareSettings = CompareSettings(),
     else:
         for index in range(len(pairs)):
             await one(index)
-    return [r for r in results if r is not None]
+    return results
 
 
 def environment() -> dict[str, object]:

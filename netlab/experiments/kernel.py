@@ -460,20 +460,10 @@ async def run_compare_kernel(settings: Any, kimp: KernelImpairments,
     """`run_compare` with the kernel making the loss: one namespace per (transport, service),
     all at once when `settings.runs_in_parallel` (each namespace counts only its own run)."""
     tools = check_kernel_mode()
-    pairs = [(name, service) for name in settings.transports for service in settings.services]
-    results: list[Any] = [None] * len(pairs)
+    from .compare import for_each_pair
 
-    async def one(index: int) -> None:
-        results[index] = await run_in_namespace(*pairs[index], settings, kimp, tick, tools)
-
-    if settings.runs_in_parallel:
-        async with trio.open_nursery() as nursery:
-            for index in range(len(pairs)):
-                nursery.start_soon(one, index)
-    else:
-        for index in range(len(pairs)):
-            await one(index)
-    return results
+    return await for_each_pair(settings, lambda name, service: run_in_namespace(name, service, settings, kimp,
+                                                                                tick, tools))
 
 
 def kernel_start(settings: Any, kimp: KernelImpairments, results: Sequence[Any]) -> dict[str, Any]:

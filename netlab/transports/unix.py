@@ -170,6 +170,23 @@ def bind_unix(sock: socket.socket, address: Address) -> Callable[[], None]:
     return cleanup
 
 
+def listen_unix(socktype: int, address: Address) -> tuple[socket.socket, Callable[[], None]]:
+    """A listening unix socket (stream or seqpacket) at `address`, and its cleanup."""
+    sock = socket.socket(socket.AF_UNIX, socktype)
+    try:
+        cleanup = bind_unix(sock, address)
+        try:
+            with translate_os_errors(address, "listen on"):
+                sock.listen(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]
+        except BaseException:
+            cleanup()
+            raise
+    except BaseException:
+        sock.close()
+        raise
+    return sock, cleanup
+
+
 class UnixListener(trio.abc.Listener[trio.SocketStream]):
     """A `trio.SocketListener` that removes its socket file when closed."""
 
@@ -197,18 +214,7 @@ class UnixStreamTransport(StreamTransport):
     summary = "AF_UNIX stream: a reliable, ordered byte stream between processes on one host"
 
     async def open_listeners(self, address: Address) -> list[trio.abc.Listener[trio.SocketStream]]:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            cleanup = bind_unix(sock, address)
-            try:
-                with translate_os_errors(address, "listen on"):
-                    sock.listen(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]
-            except BaseException:
-                cleanup()
-                raise
-        except BaseException:
-            sock.close()
-            raise
+        sock, cleanup = listen_unix(socket.SOCK_STREAM, address)
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
         await trio.lowlevel.checkpoint()
         return [UnixListener(listener, cleanup)]

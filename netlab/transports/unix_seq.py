@@ -18,7 +18,7 @@ import trio
 from ..errors import translate_os_errors
 from .addresses import Address, bound_address
 from .base import DATAGRAM_BUFFER, MessageStream, SeqpacketTransport, apply_buffer_options, server_receive_buffer
-from .unix import bind_unix
+from .unix import listen_unix
 
 _OVERHEAD = 32  # as for unix datagrams: SO_SNDBUF less the kernel's bookkeeping
 
@@ -52,18 +52,7 @@ class UnixSeqpacketTransport(SeqpacketTransport):
     summary = "AF_UNIX SOCK_SEQPACKET: connections that keep message boundaries; reliable, ordered"
 
     async def open_listeners(self, address: Address) -> list[trio.abc.Listener[MessageStream]]:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            cleanup = bind_unix(sock, address)
-            try:
-                with translate_os_errors(address, "listen on"):
-                    sock.listen(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]
-            except BaseException:
-                cleanup()
-                raise
-        except BaseException:
-            sock.close()
-            raise
+        sock, cleanup = listen_unix(socket.SOCK_SEQPACKET, address)
         await trio.lowlevel.checkpoint()
         return [SeqpacketListener(self, trio.socket.from_stdlib_socket(sock), address, cleanup)]
 
