@@ -160,9 +160,10 @@ def serve_cmd(
                 for bound in server.bound:
                     print(f"listening {bound}  service={service}  requested={transport}  {limits.describe()}",
                           flush=True)
-                    if bound.is_wildcard:
-                        logger.warning("warning: %s listens on all interfaces: anyone who can reach this "
-                                       "machine can connect", bound)
+                wildcards = [str(bound) for bound in server.bound if bound.is_wildcard]
+                if wildcards:  # one line, even when '*' gave an IPv4 and an IPv6 socket
+                    logger.warning("warning: %s listen%s on all interfaces: anyone who can reach this machine "
+                                   "can connect", " and ".join(wildcards), "" if len(wildcards) > 1 else "s")
                 async for signum in signals:
                     if server.draining:  # a second signal: stop now
                         logger.info("%s again: stopping now", signal.Signals(signum).name)

@@ -45,7 +45,8 @@ log = logging.getLogger("netlab.server")
 
 #: bytes asked for per read on a stream
 RECEIVE_SIZE = 64 * 1024
-#: how long a datagram server waits to hand a reply to a peer that is not reading
+#: how long a datagram server waits to hand a reply to a peer that is not reading; a peer
+#: that made it wait that long in vain gets its further replies only if they go at once
 REPLY_TIMEOUT = 1.0
 
 
@@ -102,6 +103,7 @@ class ServerStats:
     credentials_refused: int = 0  # unix peers whose uid/gid is not allowed
     rate_limited: int = 0  # datagram replies not sent: the peer was over rate_limit
     amplification_dropped: int = 0  # datagram replies not sent: too much larger than the request
+    kernel_drops: int | None = None  # datagrams the kernel dropped on a full receive queue (SO_RXQ_OVFL)
 
 
 @dataclass
@@ -121,6 +123,7 @@ class Server:
     stats: ServerStats = field(default_factory=ServerStats)
     _stop_accepting: trio.CancelScope = field(default_factory=trio.CancelScope, repr=False)
     _everything: trio.CancelScope | None = field(default=None, repr=False)
+    _listeners: list = field(default_factory=list, repr=False)
     draining: bool = False
 
     @property
@@ -132,6 +135,12 @@ class Server:
         """Stop accepting; wait up to ``limits.grace`` s for open connections, then close them."""
         self.draining = True
         self._stop_accepting.cancel()
+        # refuse new connections from this moment, before any other task runs: left to the
+        # serving task, the listeners would close a few scheduling rounds later, and a client
+        # connecting meanwhile would be queued by the kernel, then reset (the serving task
+        # still closes them properly, and removes socket files)
+        for listener in self._listeners:
+            listener.socket.close()
         with trio.move_on_after(self.limits.grace):
             while self.stats.active:
                 await trio.sleep(0.01)
@@ -176,7 +185,7 @@ async def _serve_connections(service: Service, transport: StreamTransport | Seqp
                              address: Address, limits: Limits, task_status) -> None:
     listeners = await transport.open_listeners(address)
     server = Server(service, transport, address, [transport.listener_address(lis, address) for lis in listeners],
-                    limits)
+                    limits, _listeners=listeners)
     handle = _handle_connection if isinstance(transport, StreamTransport) else _handle_messages
     try:
         with trio.CancelScope() as everything:
@@ -307,17 +316,18 @@ async def _serve_datagram(service: Service, transport: DatagramTransport, addres
 
 
 class _RateLimiter:
-    """A token bucket per peer: `rate` replies per second, bursts up to `rate`."""
+    """A token bucket per peer: `rate` replies per second, bursts up to `rate` (at least one)."""
 
     MAX_PEERS = 4096
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
+        self.burst = max(rate, 1.0)  # below 1/s a bucket of `rate` tokens would never hold a whole one
         self._buckets: OrderedDict[object, tuple[float, float]] = OrderedDict()
 
     def allow(self, peer: object, now: float) -> bool:
-        tokens, last = self._buckets.pop(peer, (self.rate, now))
-        tokens = min(self.rate, tokens + (now - last) * self.rate)
+        tokens, last = self._buckets.pop(peer, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
         allowed = tokens >= 1.0
         self._buckets[peer] = (tokens - 1.0 if allowed else tokens, now)
         if len(self._buckets) > self.MAX_PEERS:
@@ -325,15 +335,57 @@ class _RateLimiter:
         return allowed
 
 
+async def _reply(server: Server, sock: DatagramSocket, reply: bytes, peer: object,
+                 stalled: OrderedDict[object, None]) -> None:
+    """Send one datagram reply without letting a peer that does not read stall the server.
+
+    A reply that cannot go at once (the peer's receive queue is full: unix datagrams; or our
+    send buffer is) is retried for up to REPLY_TIMEOUT s, polling with short sleeps: an
+    unconnected unix datagram socket polls writable even when the peer's queue is full, so
+    waiting for writability would spin. A peer that made us wait that long in vain is
+    remembered, and until it takes a reply again, its replies are sent only if they go at
+    once, and dropped otherwise: one client that never reads costs the others one wait, not
+    one per datagram.
+    """
+    stats = server.stats
+    try:
+        if sock.try_send_to(reply, peer):
+            stalled.pop(peer, None)
+            return
+        if peer not in stalled:
+            delay = 0.0005
+            with trio.move_on_after(REPLY_TIMEOUT):
+                while True:
+                    await trio.sleep(delay)
+                    delay = min(2 * delay, 0.02)
+                    if sock.try_send_to(reply, peer):
+                        return
+            stalled[peer] = None
+            if len(stalled) > _RateLimiter.MAX_PEERS:
+                stalled.popitem(last=False)
+            log.warning("dropped a reply to %s: it is not reading (its further replies go only if they "
+                        "can at once)", server.transport.format_peer(peer))
+        else:
+            log.debug("dropped a reply to %s: it is still not reading", server.transport.format_peer(peer))
+        stats.reply_failures += 1
+    except TransportError as exc:
+        stats.reply_failures += 1
+        log.info("could not reply: %s", exc)
+
+
 async def _datagram_loop(server: Server, sock: DatagramSocket) -> None:
     stats, limits = server.stats, server.limits
     limiter = _RateLimiter(limits.rate_limit) if limits.rate_limit else None
+    stalled: OrderedDict[object, None] = OrderedDict()
+    counting = sock.count_drops()
     while True:
         try:
             datagram = await sock.receive()
         except TransportError as exc:
             log.warning("receive failed: %s", exc)
             continue
+        if counting:
+            stats.kernel_drops = sock.kernel_drops
         stats.datagrams += 1
         if datagram.truncated:
             stats.truncated += 1
@@ -363,15 +415,7 @@ async def _datagram_loop(server: Server, sock: DatagramSocket) -> None:
         if limiter is not None and not limiter.allow(datagram.peer, trio.current_time()):
             stats.rate_limited += 1
             continue
-        with trio.move_on_after(REPLY_TIMEOUT) as scope:
-            try:
-                await sock.send_to(reply, datagram.peer)
-            except TransportError as exc:
-                stats.reply_failures += 1
-                log.info("could not reply: %s", exc)
-        if scope.cancelled_caught:
-            stats.reply_failures += 1
-            log.warning("dropped a reply to %s: it is not reading", server.transport.format_peer(datagram.peer))
+        await _reply(server, sock, reply, datagram.peer, stalled)
 
 
 # -- clients --------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class UnixDatagramTransport(DatagramTransport):
             raise
         await trio.lowlevel.checkpoint()
         return DatagramSocket(self, trio.socket.from_stdlib_socket(sock), local, cleanup=cleanup,
-                              buffer_size=server_receive_buffer())
+                              buffer_size=server_receive_buffer(), raw=sock)
 
     async def connect(self, address: Address) -> DatagramSocket:
         raw = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -61,7 +61,8 @@ class UnixDatagramTransport(DatagramTransport):
             raise
         # a client that raised its send buffer may get replies as large as its requests
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        return DatagramSocket(self, sock, local, remote=address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024))
+        return DatagramSocket(self, sock, local, remote=address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024),
+                              raw=raw)
 
     def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - _UNIX_DGRAM_OVERHEAD
