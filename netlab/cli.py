@@ -23,7 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from .errors import AddressError, NetlabError
-from .runner import open_client, run_chat, serve
+from .runner import Limits, open_client, run_chat, serve
 from .services import SERVICES
 from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, DatagramTransport, SeqpacketTransport, parse_address
 
@@ -114,28 +114,77 @@ def _logging(verbose: bool) -> None:
                         format="netlab: %(message)s", force=True)
 
 
+_LIMITS = "Limits (see the README's Limits and safety)"
+
+
 @app.command(epilog="Example: netlab serve --transport unix:/tmp/sum.sock --service sum")
 def serve_cmd(
     transport: TransportOpt,
     service: Annotated[str, typer.Option("--service", "-s", callback=_service,
                                          help=f"what to serve: {', '.join(SERVICES)}")] = "echo",
+    max_connections: Annotated[int, typer.Option(min=1, rich_help_panel=_LIMITS,
+                                                 help="open connections at once; more get ERR busy")] = 1024,
+    idle_timeout: Annotated[float, typer.Option(min=0.001, rich_help_panel=_LIMITS,
+                                                help="seconds a connection may send nothing, or leave a reply "
+                                                     "unread, before it is closed")] = 300.0,
+    max_line: Annotated[int, typer.Option(min=1, rich_help_panel=_LIMITS,
+                                          help="bytes in one request line; more gets ERR request too long")]
+    = 64 * 1024,
+    rate_limit: Annotated[Optional[float], typer.Option(min=0.001, rich_help_panel=_LIMITS,
+                                                        help="datagram replies per second to one peer")] = None,
+    grace: Annotated[float, typer.Option(min=0.0, rich_help_panel=_LIMITS,
+                                         help="on SIGTERM or Ctrl-C, seconds to finish requests in flight")] = 1.0,
+    allow_uid: Annotated[Optional[list[int]], typer.Option(rich_help_panel=_LIMITS,
+                                                           help="unix sockets: accept only peers with this uid "
+                                                                "(repeatable)")] = None,
+    allow_gid: Annotated[Optional[list[int]], typer.Option(rich_help_panel=_LIMITS,
+                                                           help="unix sockets: accept only peers with this gid "
+                                                                "(repeatable)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every connection")] = False,
 ) -> None:
-    """Serve a service until Ctrl-C or SIGTERM. Prints `listening ADDR` for each bound socket."""
+    """Serve a service until SIGTERM or Ctrl-C, which drain it (a second Ctrl-C stops at once).
+    Prints `listening ADDR` for each bound socket, with the limits in force."""
+    limits = Limits(max_connections=max_connections, idle_timeout=idle_timeout, max_line=max_line,
+                    rate_limit=rate_limit, grace=grace,
+                    allow_uids=frozenset(allow_uid) if allow_uid else None,
+                    allow_gids=frozenset(allow_gid) if allow_gid else None)
+    if (allow_uid or allow_gid) and (transport.transport.target != "unix" or transport.transport.kind == "datagram"):
+        raise typer.BadParameter("--allow-uid/--allow-gid need a unix or unix-seq address: only those "
+                                 "sockets carry the peer's credentials (SO_PEERCRED)", param_hint="--allow-uid")
     _logging(verbose)
+    logger = logging.getLogger("netlab")
+    forced = False
 
     async def main() -> None:
+        nonlocal forced
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                server = await nursery.start(serve, service, transport)
+                server = await nursery.start(partial(serve, service, transport, limits=limits))
                 for bound in server.bound:
-                    print(f"listening {bound}  service={service}  requested={transport}", flush=True)
+                    print(f"listening {bound}  service={service}  requested={transport}  {limits.describe()}",
+                          flush=True)
+                wildcards = [str(bound) for bound in server.bound if bound.is_wildcard]
+                if wildcards:  # one line, even when '*' gave an IPv4 and an IPv6 socket
+                    logger.warning("warning: %s listen%s on all interfaces: anyone who can reach this machine "
+                                   "can connect", " and ".join(wildcards), "" if len(wildcards) > 1 else "s")
                 async for signum in signals:
-                    logging.getLogger("netlab").info("%s: stopping", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
+                    if server.draining:  # a second signal: stop now
+                        logger.info("%s again: stopping now", signal.Signals(signum).name)
+                        forced = True
+                        nursery.cancel_scope.cancel()
+                        break
+                    logger.info("%s: draining (up to %g s for requests in flight; Ctrl-C again to stop now)",
+                                signal.Signals(signum).name, limits.grace)
+                    nursery.start_soon(_drain_then_stop, server, nursery.cancel_scope)
 
     _run(main)
+    if forced:
+        raise typer.Exit(130)
+
+
+async def _drain_then_stop(server, scope: trio.CancelScope) -> None:
+    await server.drain()
+    scope.cancel()
 
 
 @app.command(epilog='Example: netlab send --transport tcp:127.0.0.1:7000 "2 3"')

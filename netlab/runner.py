@@ -22,14 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import struct
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 import trio
 
-from .errors import ConnectionResetError, NetlabError, TimeoutError, TransportError, translate_os_errors
+from .errors import (
+    AddressError, ConnectionResetError, NetlabError, TimeoutError, TransportError, translate_os_errors,
+)
 from .services import Service, get_service
+from .services.framing import DEFAULT_MAX_LINE
 from .transports import (
     Address, DatagramSocket, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport, Transport,
     parse_address,
@@ -39,142 +45,347 @@ log = logging.getLogger("netlab.server")
 
 #: bytes asked for per read on a stream
 RECEIVE_SIZE = 64 * 1024
-#: how long a datagram server waits to hand a reply to a peer that is not reading
+#: how long a datagram server waits to hand a reply to a peer that is not reading; a peer
+#: that made it wait that long in vain gets its further replies only if they go at once
 REPLY_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server allows, so that no client can take more than its share.
+
+    ``max_connections``  open connections at once (stream and seqpacket); the next one is
+                         accepted, told ``ERR busy`` and closed, so it learns at once rather
+                         than hanging in the listen backlog.
+    ``idle_timeout``     seconds a connection may send nothing (slowloris), and seconds a
+                         reply may wait for a client that does not read; then it is closed.
+    ``max_line``         bytes in one request line (line services); more gets ``ERR request
+                         too long`` and is not buffered.
+    ``rate_limit``       replies per second to one datagram peer (None: no limit).
+    ``grace``            seconds a draining server (SIGTERM) gives requests in flight.
+    ``allow_uids`` / ``allow_gids``  unix sockets only: peers whose SO_PEERCRED uid or gid
+                         is not listed are closed at once (None: anyone who may open the file).
+    ``amplification``    a datagram reply may be at most this many bytes longer than its
+                         request, so a spoofed source cannot use the server to amplify.
+    """
+
+    max_connections: int = 1024
+    idle_timeout: float = 300.0
+    max_line: int = DEFAULT_MAX_LINE
+    rate_limit: float | None = None
+    grace: float = 1.0
+    allow_uids: frozenset[int] | None = None
+    allow_gids: frozenset[int] | None = None
+    amplification: int = 64
+
+    def describe(self) -> str:
+        rate = "none" if self.rate_limit is None else f"{self.rate_limit:g}/s"
+        text = (f"max-connections={self.max_connections} idle-timeout={self.idle_timeout:g}s "
+                f"max-line={self.max_line} rate-limit={rate} grace={self.grace:g}s")
+        if self.allow_uids is not None:
+            text += " allow-uid=" + ",".join(map(str, sorted(self.allow_uids)))
+        if self.allow_gids is not None:
+            text += " allow-gid=" + ",".join(map(str, sorted(self.allow_gids)))
+        return text
 
 
 @dataclass
 class ServerStats:
-    connections: int = 0  # stream connections accepted
-    active: int = 0  # stream connections open now
-    datagrams: int = 0  # datagrams received
+    connections: int = 0  # connections accepted (stream and seqpacket)
+    active: int = 0  # connections open now
+    datagrams: int = 0  # datagrams (or seqpacket messages) received
     truncated: int = 0  # datagrams dropped because they did not fit the read buffer
     unanswerable: int = 0  # datagrams from a sender with no address (unbound unix-dgram)
     reply_failures: int = 0  # replies that could not be delivered
+    busy: int = 0  # connections refused with ERR busy (max_connections)
+    idle_closed: int = 0  # connections closed for sending nothing for idle_timeout
+    stalled_closed: int = 0  # connections closed because a reply could not be written in time
+    credentials_refused: int = 0  # unix peers whose uid/gid is not allowed
+    rate_limited: int = 0  # datagram replies not sent: the peer was over rate_limit
+    amplification_dropped: int = 0  # datagram replies not sent: too much larger than the request
+    kernel_drops: int | None = None  # datagrams the kernel dropped on a full receive queue (SO_RXQ_OVFL)
 
 
 @dataclass
 class Server:
-    """What `serve` hands to ``nursery.start``: where it listens, and what it has seen."""
+    """What `serve` hands to ``nursery.start``: where it listens, and what it has seen.
+
+    `drain` stops accepting and gives requests in flight ``limits.grace`` seconds; cancelling
+    the task that runs `serve` stops everything at once. Either way listeners close and
+    socket files are removed.
+    """
 
     service: Service
     transport: Transport
     requested: Address
     bound: list[Address]
+    limits: Limits = field(default_factory=Limits)
     stats: ServerStats = field(default_factory=ServerStats)
+    _stop_accepting: trio.CancelScope = field(default_factory=trio.CancelScope, repr=False)
+    _everything: trio.CancelScope | None = field(default=None, repr=False)
+    _listeners: list = field(default_factory=list, repr=False)
+    draining: bool = False
 
     @property
     def address(self) -> Address:
         """The first bound address (the only one, unless a name resolved to several)."""
         return self.bound[0]
 
+    async def drain(self) -> None:
+        """Stop accepting; wait up to ``limits.grace`` s for open connections, then close them."""
+        self.draining = True
+        self._stop_accepting.cancel()
+        # refuse new connections from this moment, before any other task runs: left to the
+        # serving task, the listeners would close a few scheduling rounds later, and a client
+        # connecting meanwhile would be queued by the kernel, then reset (the serving task
+        # still closes them properly, and removes socket files)
+        for listener in self._listeners:
+            listener.socket.close()
+        with trio.move_on_after(self.limits.grace):
+            while self.stats.active:
+                await trio.sleep(0.01)
+        if self._everything is not None:
+            self._everything.cancel()
+
+
+def _make_service(service: Service | str, limits: Limits) -> Service:
+    if isinstance(service, Service):
+        return service
+    return get_service(service, max_line=limits.max_line)
+
 
 async def serve(
     service: Service | str,
     address: Address | str,
     *,
+    limits: Limits = Limits(),
     task_status: trio.TaskStatus[Server] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `service` on `address` until cancelled. Use with ``nursery.start``.
+    """Serve `service` on `address` until cancelled or drained. Use with ``nursery.start``.
 
-    Raises (before ``started``): AddressError, AddressInUseError, PermissionDeniedError,
-    AddressUnavailableError, ResolveError.
+    Raises (before ``started``): AddressError (e.g. allow-uid on a non-unix address),
+    AddressInUseError, PermissionDeniedError, AddressUnavailableError, ResolveError.
     """
-    service = get_service(service)
     address = parse_address(address)
     transport = address.transport
+    if (limits.allow_uids is not None or limits.allow_gids is not None) and (
+        transport.target != "unix" or transport.kind == "datagram"
+    ):
+        raise AddressError(f"allow-uid/allow-gid check peer credentials (SO_PEERCRED), which only unix stream "
+                           f"and unix-seq sockets have; {address.scheme}: has none")
+    service = _make_service(service, limits)
     if isinstance(transport, (StreamTransport, SeqpacketTransport)):
-        await _serve_connections(service, transport, address, task_status)
+        await _serve_connections(service, transport, address, limits, task_status)
     else:
         assert isinstance(transport, DatagramTransport)
-        await _serve_datagram(service, transport, address, task_status)
+        await _serve_datagram(service, transport, address, limits, task_status)
 
 
 async def _serve_connections(service: Service, transport: StreamTransport | SeqpacketTransport,
-                             address: Address, task_status) -> None:
+                             address: Address, limits: Limits, task_status) -> None:
     listeners = await transport.open_listeners(address)
-    server = Server(service, transport, address, [transport.listener_address(lis, address) for lis in listeners])
+    server = Server(service, transport, address, [transport.listener_address(lis, address) for lis in listeners],
+                    limits, _listeners=listeners)
+    handle = _handle_connection if isinstance(transport, StreamTransport) else _handle_messages
     try:
-        async with trio.open_nursery() as nursery:
-            if isinstance(transport, StreamTransport):
-                handler = partial(_handle_connection, server)
-            else:
-                handler = partial(_handle_messages, server)
-            await nursery.start(partial(trio.serve_listeners, handler, listeners, handler_nursery=nursery))
-            task_status.started(server)
+        with trio.CancelScope() as everything:
+            server._everything = everything
+            async with trio.open_nursery() as handlers:
+                with server._stop_accepting:
+                    async with trio.open_nursery() as acceptors:
+                        await acceptors.start(partial(trio.serve_listeners, partial(_admit, server, handle),
+                                                      listeners, handler_nursery=handlers))
+                        task_status.started(server)
+                # draining: no more accepting; the listeners (and socket files) go now
+                with trio.CancelScope(shield=True):
+                    for listener in listeners:
+                        await listener.aclose()
+                await trio.sleep_forever()  # until drain() or our caller cancels
     finally:
         with trio.CancelScope(shield=True):
             for listener in listeners:
                 await listener.aclose()
 
 
-async def _handle_connection(server: Server, stream: trio.SocketStream) -> None:
-    stats = server.stats
+def _peer_credentials(sock: trio.socket.SocketType) -> tuple[int, int, int] | None:
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    return struct.unpack("3i", raw)
+
+
+async def _admit(server: Server, handle, conn: trio.SocketStream | MessageStream) -> None:
+    """Apply the per-connection limits, then hand the connection to its handler."""
+    stats, limits = server.stats, server.limits
     stats.connections += 1
     stats.active += 1
-    peer = "?"
     try:
-        with contextlib.suppress(OSError):
-            peer = server.transport.format_peer(stream.socket.getpeername())
-        log.debug("connection from %s", peer)
-        session = server.service.new_session()
-        async with stream:
-            while True:
-                data = await stream.receive_some(RECEIVE_SIZE)
-                reply = session.receive_data(data)
-                if reply:
-                    await stream.send_all(reply)
-                if not data:
-                    break
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        log.debug("connection from %s ended abruptly: %s", peer, exc.__cause__ or exc)
+        async with conn:
+            if limits.allow_uids is not None or limits.allow_gids is not None:
+                creds = _peer_credentials(conn.socket)
+                uid_ok = creds is not None and limits.allow_uids is not None and creds[1] in limits.allow_uids
+                gid_ok = creds is not None and limits.allow_gids is not None and creds[2] in limits.allow_gids
+                if not (uid_ok or gid_ok):
+                    stats.credentials_refused += 1
+                    who = "unknown" if creds is None else f"pid {creds[0]}, uid {creds[1]}, gid {creds[2]}"
+                    log.warning("refused a connection from %s: not in allow-uid/allow-gid", who)
+                    return
+            if stats.active > limits.max_connections:
+                stats.busy += 1
+                log.warning("refused a connection: %d open already (max-connections)", limits.max_connections)
+                with trio.move_on_after(1.0), contextlib.suppress(NetlabError, trio.BrokenResourceError,
+                                                                   trio.ClosedResourceError):
+                    if isinstance(conn, MessageStream):
+                        await conn.send(b"ERR busy")
+                    else:
+                        await conn.send_all(b"ERR busy\n")
+                return
+            await handle(server, conn)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, TransportError) as exc:
+        log.debug("connection ended abruptly: %s", exc.__cause__ or exc)
     except Exception:  # a bug in a service must cost one connection, not the server
-        log.exception("connection from %s failed", peer)
+        log.exception("connection failed")
     finally:
         stats.active -= 1
+
+
+async def _receive_or_idle(server: Server, receive):
+    """Await `receive()`; None when nothing came for ``idle_timeout`` s (the caller closes)."""
+    with trio.move_on_after(server.limits.idle_timeout):
+        return await receive()
+    server.stats.idle_closed += 1
+    log.info("closed a connection that sent nothing for %g s (idle-timeout)", server.limits.idle_timeout)
+    return None
+
+
+async def _send_or_stall(server: Server, send, data: bytes) -> bool:
+    """Await `send(data)`; False when the peer did not take it within ``idle_timeout`` s."""
+    with trio.move_on_after(server.limits.idle_timeout):
+        await send(data)
+        return True
+    server.stats.stalled_closed += 1
+    log.info("closed a connection that did not read its replies for %g s", server.limits.idle_timeout)
+    return False
+
+
+async def _handle_connection(server: Server, stream: trio.SocketStream) -> None:
+    session = server.service.new_session()
+    while True:
+        data = await _receive_or_idle(server, partial(stream.receive_some, RECEIVE_SIZE))
+        if data is None:
+            return
+        reply = session.receive_data(data)
+        if reply and not await _send_or_stall(server, stream.send_all, reply):
+            return
+        if not data or server.draining:
+            return
 
 
 async def _handle_messages(server: Server, conn: MessageStream) -> None:
     """A seqpacket connection: each message is answered like a datagram, in order."""
     stats = server.stats
-    stats.connections += 1
-    stats.active += 1
-    try:
-        async with conn:
-            while (message := await conn.receive()) is not None:
-                stats.datagrams += 1
-                if message.truncated:
-                    stats.truncated += 1
-                    log.warning("dropped a %d+-byte message: larger than the read buffer (truncated)",
-                                len(message.data))
-                    continue
-                reply = server.service.handle_datagram(message.data)
-                if reply:  # an empty reply cannot be sent: it would read as end of stream
-                    await conn.send(reply)
-    except TransportError as exc:
-        log.debug("seqpacket connection ended abruptly: %s", exc)
-    except Exception:
-        log.exception("seqpacket connection failed")
-    finally:
-        stats.active -= 1
+    while True:
+        message = await _receive_or_idle(server, conn.receive)
+        if message is None:  # end of stream, or idle
+            return
+        stats.datagrams += 1
+        if message.truncated:
+            stats.truncated += 1
+            log.warning("dropped a %d+-byte message: larger than the read buffer (truncated)", len(message.data))
+            continue
+        reply = server.service.handle_datagram(message.data)
+        # an empty reply cannot be sent: it would read as end of stream
+        if reply and not await _send_or_stall(server, conn.send, reply):
+            return
+        if server.draining:
+            return
 
 
-async def _serve_datagram(service: Service, transport: DatagramTransport, address: Address, task_status) -> None:
+async def _serve_datagram(service: Service, transport: DatagramTransport, address: Address, limits: Limits,
+                          task_status) -> None:
     sock = await transport.bind(address)
-    server = Server(service, transport, address, [sock.local])
+    server = Server(service, transport, address, [sock.local], limits)
     async with sock:
-        task_status.started(server)
-        await _datagram_loop(server, sock)
+        with trio.CancelScope() as everything:
+            server._everything = everything
+            task_status.started(server)
+            with server._stop_accepting:
+                await _datagram_loop(server, sock)
+            # draining: a datagram server has no requests in flight between datagrams
+
+
+class _RateLimiter:
+    """A token bucket per peer: `rate` replies per second, bursts up to `rate` (at least one)."""
+
+    MAX_PEERS = 4096
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.burst = max(rate, 1.0)  # below 1/s a bucket of `rate` tokens would never hold a whole one
+        self._buckets: OrderedDict[object, tuple[float, float]] = OrderedDict()
+
+    def allow(self, peer: object, now: float) -> bool:
+        tokens, last = self._buckets.pop(peer, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[peer] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > self.MAX_PEERS:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
+async def _reply(server: Server, sock: DatagramSocket, reply: bytes, peer: object,
+                 stalled: OrderedDict[object, None]) -> None:
+    """Send one datagram reply without letting a peer that does not read stall the server.
+
+    A reply that cannot go at once (the peer's receive queue is full: unix datagrams; or our
+    send buffer is) is retried for up to REPLY_TIMEOUT s, polling with short sleeps: an
+    unconnected unix datagram socket polls writable even when the peer's queue is full, so
+    waiting for writability would spin. A peer that made us wait that long in vain is
+    remembered, and until it takes a reply again, its replies are sent only if they go at
+    once, and dropped otherwise: one client that never reads costs the others one wait, not
+    one per datagram.
+    """
+    stats = server.stats
+    try:
+        if sock.try_send_to(reply, peer):
+            stalled.pop(peer, None)
+            return
+        if peer not in stalled:
+            delay = 0.0005
+            with trio.move_on_after(REPLY_TIMEOUT):
+                while True:
+                    await trio.sleep(delay)
+                    delay = min(2 * delay, 0.02)
+                    if sock.try_send_to(reply, peer):
+                        return
+            stalled[peer] = None
+            if len(stalled) > _RateLimiter.MAX_PEERS:
+                stalled.popitem(last=False)
+            log.warning("dropped a reply to %s: it is not reading (its further replies go only if they "
+                        "can at once)", server.transport.format_peer(peer))
+        else:
+            log.debug("dropped a reply to %s: it is still not reading", server.transport.format_peer(peer))
+        stats.reply_failures += 1
+    except TransportError as exc:
+        stats.reply_failures += 1
+        log.info("could not reply: %s", exc)
 
 
 async def _datagram_loop(server: Server, sock: DatagramSocket) -> None:
-    stats = server.stats
+    stats, limits = server.stats, server.limits
+    limiter = _RateLimiter(limits.rate_limit) if limits.rate_limit else None
+    stalled: OrderedDict[object, None] = OrderedDict()
+    counting = sock.count_drops()
     while True:
         try:
             datagram = await sock.receive()
         except TransportError as exc:
             log.warning("receive failed: %s", exc)
             continue
+        if counting:
+            stats.kernel_drops = sock.kernel_drops
         stats.datagrams += 1
         if datagram.truncated:
             stats.truncated += 1
@@ -196,15 +407,15 @@ async def _datagram_loop(server: Server, sock: DatagramSocket) -> None:
             continue
         if reply is None:
             continue
-        with trio.move_on_after(REPLY_TIMEOUT) as scope:
-            try:
-                await sock.send_to(reply, datagram.peer)
-            except TransportError as exc:
-                stats.reply_failures += 1
-                log.info("could not reply: %s", exc)
-        if scope.cancelled_caught:
-            stats.reply_failures += 1
-            log.warning("dropped a reply to %s: it is not reading", server.transport.format_peer(datagram.peer))
+        if len(reply) > len(datagram.data) + limits.amplification:
+            stats.amplification_dropped += 1
+            log.warning("dropped a %d-byte reply to a %d-byte datagram: more than %d bytes larger (amplification)",
+                        len(reply), len(datagram.data), limits.amplification)
+            continue
+        if limiter is not None and not limiter.allow(datagram.peer, trio.current_time()):
+            stats.rate_limited += 1
+            continue
+        await _reply(server, sock, reply, datagram.peer, stalled)
 
 
 # -- clients --------------------------------------------------------------------------
@@ -407,4 +618,4 @@ async def run_chat(
                            f"of the last one")
 
 
-__all__ = ["Client", "run_chat", "NetlabError", "Server", "ServerStats", "open_client", "serve"]
+__all__ = ["Limits", "Client", "run_chat", "NetlabError", "Server", "ServerStats", "open_client", "serve"]

@@ -9,9 +9,10 @@ Installed with netlab, they are there in every pytest-trio test, no import neede
         async with open_client(server.address, "sum") as client:
             assert await client.request(b"2 3") == b"5"
 
-* ``netlab_server(service="echo", address="tcp:127.0.0.1:0")`` starts a netlab server in
-  the test's nursery and returns it (``.address`` is the bound address, ``.stats`` what it
-  saw). In a unix address, ``{dir}`` is a short private directory made for the test.
+* ``netlab_server(service="echo", address="tcp:127.0.0.1:0", limits=None)`` starts a netlab
+  server in the test's nursery and returns it (``.address`` is the bound address, ``.stats``
+  what it saw); `limits` is a `netlab.runner.Limits` (default: the server's defaults). In a
+  unix address, ``{dir}`` is a short private directory made for the test.
 * ``netlab_relay(to, listen=None, seed=1, **impairments)`` puts an impairing relay in front
   of ``to`` (an address or a server) and returns it; `listen` defaults to a fresh address of
   the same scheme. Impairments are `netlab.experiments.impair.Impairments` fields (``loss=0.1``,
@@ -35,7 +36,7 @@ import trio
 
 from .experiments.impair import Impairments
 from .experiments.relay import Relay, run_relay
-from .runner import Server, serve
+from .runner import Limits, Server, serve
 from .services import Service
 from .transports import COMPARE_SCHEMES, Address, parse_address
 
@@ -55,10 +56,11 @@ def _fresh(template: str, directory: Path) -> str:
 
 @pytest.fixture
 def netlab_server(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Awaitable[Server]]:
-    async def start(service: Service | str = "echo", address: Address | str = "tcp:127.0.0.1:0") -> Server:
+    async def start(service: Service | str = "echo", address: Address | str = "tcp:127.0.0.1:0", *,
+                    limits: Limits | None = None) -> Server:
         if isinstance(address, str) and "{dir}" in address:
             address = _fresh(address, netlab_dir)
-        return await nursery.start(serve, service, address)
+        return await nursery.start(partial(serve, service, address, limits=limits or Limits()))
 
     return start
 

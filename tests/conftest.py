@@ -13,6 +13,7 @@ A test narrows the set with a marker instead of a second parameter list::
     @pytest.mark.transports(boundaries=True)        # every message transport: datagrams and unix-seq
     @pytest.mark.transports(target="unix")          # unix, unix-dgram, unix-seq
     @pytest.mark.transports(kind="datagram", target="inet")
+    @pytest.mark.transports(kind=("stream", "seqpacket"))  # every connection transport
 
 Servers run in pytest-trio's `nursery` fixture, which is cancelled when the test ends.
 So do relays (`netlab.experiments.relay`): `start_relay` puts one in front of any server,
@@ -21,6 +22,12 @@ one in front of `echo_server`::
 
     async def test_something(relay: Relay, echo_server: Server) -> None:
         async with open_client(relay.address, "echo") as client: ...
+
+Hypothesis runs under a profile chosen with the ``HYPOTHESIS_PROFILE`` environment
+variable: ``ci`` (the default: a bounded number of examples, so the suite stays fast),
+``dev`` (more), ``soak`` (many more, for a long run). Property tests take their example
+count from the profile, never from a fixed number of their own, except where a test asks
+for at least some number (``max(1000, settings.default.max_examples)``).
 """
 
 from __future__ import annotations
@@ -39,12 +46,25 @@ from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import HealthCheck, settings
 
 from netlab.experiments.impair import Impairments
 from netlab.experiments.relay import Relay, run_relay
-from netlab.runner import Server, serve
+from netlab.runner import Limits, Server, serve
 from netlab.services import Service
 from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport, parse_address
+
+settings.register_profile("ci", max_examples=300, deadline=None)
+settings.register_profile("dev", max_examples=2_000, deadline=None)
+settings.register_profile("soak", max_examples=50_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE} (max_examples={settings.default.max_examples})"
+
 
 #: every socket variant the conformance suite covers, in registry order
 TRANSPORT_NAMES: list[str] = list(COMPARE_SCHEMES)
@@ -59,8 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "transports(kind=None, target=None, boundaries=None): run only on the transports of that "
-        "kind ('stream'/'datagram'/'seqpacket'), target ('inet'/'unix'), and/or that keep message "
-        "boundaries",
+        "kind ('stream'/'datagram'/'seqpacket', or a tuple of them), target ('inet'/'unix'), and/or "
+        "that keep message boundaries",
     )
 
 
@@ -73,9 +93,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         kind = marker.kwargs.get("kind")
         target = marker.kwargs.get("target")
         boundaries = marker.kwargs.get("boundaries")
+        kinds = (kind,) if isinstance(kind, str) else kind
         names = [
             n for n in names
-            if (kind is None or transport_of(n).kind == kind)
+            if (kinds is None or transport_of(n).kind in kinds)
             and (target is None or transport_of(n).target == target)
             and (boundaries is None or transport_of(n).boundaries == boundaries)
         ]
@@ -119,11 +140,13 @@ StartServer = Callable[..., Awaitable[Server]]
 @pytest.fixture
 async def start_server(netlab_server: StartServer, make_address: Callable[[], Address]) -> StartServer:
     """``server = await start_server("sum")``: serve a service on a fresh address of the
-    transport under test, in the test's nursery. ``server.address`` is the bound address.
+    transport under test, in the test's nursery. ``server.address`` is the bound address;
+    ``limits=Limits(...)`` overrides the server's limits.
     (Built on the ``netlab_server`` fixture that netlab's pytest plugin gives every user.)"""
 
-    async def start(service: Service | str = "echo", address: Address | str | None = None) -> Server:
-        return await netlab_server(service, address if address is not None else make_address())
+    async def start(service: Service | str = "echo", address: Address | str | None = None, *,
+                    limits: Limits | None = None) -> Server:
+        return await netlab_server(service, address if address is not None else make_address(), limits=limits)
 
     return start
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 import pytest
@@ -285,7 +286,7 @@ grammar_text = st.one_of(
 )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=max(1000, settings.default.max_examples), deadline=None)
 @given(grammar_text)
 @example("unix:%40foo")
 @example("unix:/tmp/\ud800")
@@ -295,4 +296,38 @@ def test_any_text_parses_and_round_trips_or_raises_address_error(text: str) -> N
     except AddressError as exc:
         assert str(exc)  # a message, always
         return
+    assert_round_trips(address)
+
+
+# -- what the kernel reports prints back to an address that names the same socket ----------
+
+_kernel_path = st.binary(min_size=1, max_size=UNIX_PATH_MAX).filter(lambda b: b"\0" not in b and b[:1] != b"\0")
+
+
+@given(_kernel_path, st.sampled_from(["unix", "unix-dgram", "unix-seq"]), st.booleans())
+@example(b"@x", "unix", False)
+@example(b"\xff\xfe", "unix-dgram", True)
+def test_any_unix_name_the_kernel_gives_prints_to_an_address_naming_it(name: bytes, scheme: str,
+                                                                         abstract: bool) -> None:
+    """A peer or bound name from getsockname/recvfrom (bytes, any of them but NUL) prints as
+    text that parses back to the very same sockaddr; a server logs peers this way."""
+    if abstract:
+        text = format_sockaddr(scheme, b"\0" + name)
+        address = parse_address(text)
+        assert address.unix_sockaddr() == b"\0" + name
+    else:
+        text = format_sockaddr(scheme, name.decode("utf-8", "surrogateescape"))  # how Python returns paths
+        address = parse_address(text)
+        assert address.path is not None
+        assert address.path.encode("utf-8", "surrogateescape") == name
+    assert_round_trips(address)
+
+
+@given(st.ip_addresses(), st.integers(0, 65535), st.sampled_from(["tcp", "udp"]))
+def test_any_inet_sockaddr_prints_to_an_address_naming_it(ip, port: int, base: str) -> None:
+    scheme = base + ("6" if ip.version == 6 else "")
+    sockaddr = (str(ip), port, 0, 0) if ip.version == 6 else (str(ip), port)
+    address = parse_address(format_sockaddr(scheme, sockaddr))
+    assert address.port == port
+    assert ipaddress.ip_address(address.host) == ip  # ::ffff:0:0 prints as ::ffff:0.0.0.0
     assert_round_trips(address)

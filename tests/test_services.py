@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
+import fractions
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +14,7 @@ from netlab.services import SERVICES, Service, get_service
 from netlab.services.base import LengthReplyReader, LineReplyReader
 from netlab.services.echo import EchoService
 from netlab.services.framing import DEFAULT_MAX_LINE, Line, LineSplitter, TooLong
-from netlab.services.sum import SumService, answer
+from netlab.services.sum import MAX_RESULT_DIGITS, SumService, answer
 
 from sum_cases import BAD, BAD_IDS, GOOD
 
@@ -271,7 +274,7 @@ def chunked(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     return data, split_at(data, cuts)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(chunked(), st.sampled_from([1, 3, 8, 20, DEFAULT_MAX_LINE]))
 def test_sum_stream_any_bytes_any_split(case: tuple[bytes, list[bytes]], max_line: int) -> None:
     data, chunks = case
@@ -283,7 +286,7 @@ def test_sum_stream_any_bytes_any_split(case: tuple[bytes, list[bytes]], max_lin
     assert replies.count(b"\n") == requests
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(request_bytes, st.sampled_from([1, 8, DEFAULT_MAX_LINE]))
 def test_sum_datagram_any_bytes(data: bytes, max_line: int) -> None:
     reply = SumService(max_line=max_line).handle_datagram(data)
@@ -293,17 +296,91 @@ def test_sum_datagram_any_bytes(data: bytes, max_line: int) -> None:
     assert reply.endswith(b"\n") == data.endswith(b"\n")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(st.text(alphabet="0123456789+-.eE \tinfa", max_size=40))
 def test_sum_answer_never_raises(text: str) -> None:
     reply = answer(text.encode())
     assert reply.startswith(b"ERR ") or reply.lstrip(b"-")[:1].isdigit(), reply
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(st.integers(-(10**50), 10**50), st.integers(-(10**50), 10**50))
 def test_sum_integers_match_python(a: int, b: int) -> None:
     assert answer(b"%d %d" % (a, b)) == b"%d" % (a + b)
+
+
+_plain_decimals = st.builds(
+    lambda sign, digits, exponent: decimal.Decimal((sign, tuple(int(d) for d in str(digits)), exponent)),
+    st.integers(0, 1), st.integers(0, 10**40), st.integers(-60, 60),
+)
+#: numbers as hypothesis makes them: ints, decimals of any exponent, and finite decimals
+#: from `st.decimals` itself
+sum_numbers = st.one_of(
+    st.integers(-(10**60), 10**60),
+    _plain_decimals,
+    st.decimals(allow_nan=False, allow_infinity=False),
+)
+
+
+def _spellings(number: int | decimal.Decimal) -> st.SearchStrategy[str]:
+    """Ways a user may write `number`: as Python prints it, in plain or scientific notation."""
+    if isinstance(number, int):
+        return st.sampled_from([str(number), f"+{number}" if number >= 0 else str(number)])
+    ways = [str(number), f"{number:e}" if number.is_finite() else str(number)]
+    if abs(number.as_tuple().exponent) <= 200 and abs(number.adjusted()) <= 200:  # type: ignore[arg-type]
+        ways.append(f"{number:f}")
+    return st.sampled_from(ways)
+
+
+def _digits_needed(a: int | decimal.Decimal, b: int | decimal.Decimal) -> int:
+    """How many digits the exact sum spans, from the highest digit to the lowest."""
+    da, db = decimal.Decimal(a), decimal.Decimal(b)
+    low = min(da.as_tuple().exponent, db.as_tuple().exponent)  # type: ignore[type-var]
+    return max(da.adjusted(), db.adjusted()) - int(low) + 1
+
+
+@given(st.data(), sum_numbers, sum_numbers)
+@settings(deadline=None)
+def test_sum_any_two_numbers_give_the_exact_sum(data: st.DataObject, a: int | decimal.Decimal,
+                                                 b: int | decimal.Decimal) -> None:
+    """Any two finite numbers, however written, come back as their exact sum (checked with
+    fractions, which are exact); the only refusal allowed is a result too long to write out."""
+    text_a, text_b = data.draw(_spellings(a)), data.draw(_spellings(b))
+    reply = answer(f"{text_a} {text_b}".encode())
+    if reply.startswith(b"ERR "):
+        assert _digits_needed(a, b) > MAX_RESULT_DIGITS - 2 or max(len(text_a), len(text_b)) > 4300, reply
+        assert b"limit" in reply or b"range" in reply, reply
+        return
+    assert fractions.Fraction(decimal.Decimal(reply.decode())) == fractions.Fraction(a) + fractions.Fraction(b), (
+        text_a, text_b, reply)
+    # the reply is itself a number sum accepts: adding zero gives the same value back
+    # (numerically: "-0.0 -0.0" sums to "-0.0", and "-0.0 0" to "0.0")
+    again = answer(reply + b" 0")
+    assert fractions.Fraction(decimal.Decimal(again.decode())) == fractions.Fraction(decimal.Decimal(reply.decode()))
+
+
+# -- every service in the registry, under hypothesis ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+@given(case=chunked(), max_line=st.sampled_from([1, 3, 20, DEFAULT_MAX_LINE]))
+@settings(deadline=None)
+def test_every_service_any_bytes_any_split_same_replies(name: str, case: tuple[bytes, list[bytes]],
+                                                        max_line: int) -> None:
+    """Arbitrary bytes, split arbitrarily, give the same replies as sent at once, and no
+    service raises, whatever it is fed: bad input is answered in-band."""
+    data, chunks = case
+    service = get_service(name, max_line=max_line)
+    assert feed_all(service, chunks) == feed_all(service, [data])
+    assert feed_all(service, chunks, eof=False) == feed_all(service, [data], eof=False)
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+@given(data=request_bytes, max_line=st.sampled_from([1, 8, DEFAULT_MAX_LINE]))
+@settings(deadline=None)
+def test_every_service_answers_any_datagram(name: str, data: bytes, max_line: int) -> None:
+    reply = get_service(name, max_line=max_line).handle_datagram(data)
+    assert reply is None or isinstance(reply, bytes)
 
 
 # -- LineSplitter ---------------------------------------------------------------------------
@@ -365,7 +442,7 @@ def test_splitter_rejects_nonpositive_limit() -> None:
         LineSplitter(0)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(chunked(), st.sampled_from([1, 2, 5, DEFAULT_MAX_LINE]))
 def test_splitter_chunking_never_matters(case: tuple[bytes, list[bytes]], max_line: int) -> None:
     data, chunks = case
@@ -405,6 +482,26 @@ def test_length_reply_reader_zero_length_and_one_chunk() -> None:
     for request in (b"x", b"", b"yz"):
         reader.expect(request)
     assert reader.feed(b"xyz") == [b"x", b"", b"yz"]
+
+
+@given(replies=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"") + b"\n"), max_size=20),
+       cuts=st.lists(st.integers(0, 1000), max_size=12))
+@settings(deadline=None)
+def test_line_reply_reader_any_chunking(replies: list[bytes], cuts: list[int]) -> None:
+    wire = b"".join(replies)
+    reader = LineReplyReader()
+    got = [r for chunk in split_at(wire, cuts) for r in reader.feed(chunk)]
+    assert got == replies
+
+
+@given(requests=st.lists(st.binary(max_size=40), max_size=20), cuts=st.lists(st.integers(0, 1000), max_size=12))
+@settings(deadline=None)
+def test_length_reply_reader_any_chunking(requests: list[bytes], cuts: list[int]) -> None:
+    reader = LengthReplyReader()
+    for request in requests:
+        assert reader.expect(request) == 1
+    got = [r for chunk in split_at(b"".join(requests), cuts) for r in reader.feed(chunk)]
+    assert got == requests
 
 
 def test_line_reply_reader() -> None:

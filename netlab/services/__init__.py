@@ -9,22 +9,24 @@ from .base import ReplyReader, Service, Session
 from .echo import EchoService
 from .sum import SumService
 
-#: name -> factory; the factory takes no arguments and returns a fresh Service
+#: name -> factory; the factory takes an optional ``max_line`` and returns a fresh Service
 SERVICES: dict[str, Callable[[], Service]] = {
     "echo": EchoService,
     "sum": SumService,
 }
 
 
-def get_service(name: str | Service) -> Service:
-    """A new service by registry name (or the service itself, passed through)."""
+def get_service(name: str | Service, *, max_line: int | None = None) -> Service:
+    """A new service by registry name (or the service itself, passed through).
+
+    `max_line` bounds what a line service buffers for one request."""
     if isinstance(name, Service):
         return name
     try:
-        return SERVICES[name]()
+        factory = SERVICES[name]
     except KeyError:
-        known = ", ".join(SERVICES)
-        raise UnknownNameError(f"unknown service {name!r} (known: {known})") from None
+        raise UnknownNameError(f"unknown service {name!r} (known: {', '.join(SERVICES)})") from None
+    return factory() if max_line is None else factory(max_line=max_line)  # type: ignore[call-arg]
 
 
 __all__ = ["SERVICES", "ReplyReader", "Service", "Session", "get_service"]

@@ -15,6 +15,9 @@ class EchoService(Service):
     summary = "every byte back unchanged, as it arrives (RFC 862); each datagram answered by its twin"
     example = ("hello", "hello")
 
+    def __init__(self, max_line: int | None = None) -> None:
+        self.max_line = max_line  # echo buffers nothing: every byte goes straight back
+
     def new_session(self) -> Session:
         return _EchoSession()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -36,6 +37,10 @@ from .addresses import Address, format_sockaddr, parse_address
 #: with MSG_TRUNC and never served as if whole. Unix datagram servers read with a larger
 #: buffer (`server_receive_buffer`), since a client may raise its SO_SNDBUF.
 DATAGRAM_BUFFER = 256 * 1024
+
+#: Linux's SO_RXQ_OVFL (not in the socket module): with it set, every datagram received
+#: carries the socket's count of datagrams dropped for a full receive queue
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 
 
 def server_receive_buffer() -> int:
@@ -139,8 +144,23 @@ class DatagramSocket:
         self._cleanup = cleanup  # Callable[[], None] | None, run once on close
         self.buffer_size = buffer_size
         self._buffer = bytearray(buffer_size)
-        # the stdlib socket under `sock`, when send_to must poll (unconnected unix datagrams)
-        self._raw = raw
+        self._raw = raw  # the stdlib socket `sock` wraps, for `try_send_to`
+        self._ancbufsize = 0
+        #: datagrams the kernel dropped because this socket's receive queue was full, as of the
+        #: last datagram received (SO_RXQ_OVFL); None unless `count_drops` was called
+        self.kernel_drops: int | None = None
+
+    def count_drops(self) -> bool:
+        """Ask the kernel to report receive-queue overflows with each datagram (SO_RXQ_OVFL).
+
+        Returns False where the kernel does not offer it for this socket."""
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        except OSError:
+            return False
+        self._ancbufsize = socket.CMSG_SPACE(4)
+        self.kernel_drops = 0  # the kernel adds the counter to a datagram only once it is not zero
+        return True
 
     @property
     def max_datagram(self) -> int:
@@ -174,7 +194,7 @@ class DatagramSocket:
         self._check_size(data, where)
         self.transport.make_room(self.socket, len(data))
         with self._translate(where, "send to"):
-            if self._raw is not None:
+            if self._raw is not None and self._raw.family == socket.AF_UNIX:
                 await self._send_to_polling(data, peer)
             else:
                 await self.socket.sendto(data, peer)
@@ -199,11 +219,33 @@ class DatagramSocket:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
 
+    def try_send_to(self, data: bytes, peer: object) -> bool:
+        """Send one datagram to `peer` only if it can go at once; False if it would block.
+
+        A unix datagram socket that is not connected polls writable even while the peer's
+        receive queue is full, so waiting for it (as `send_to` does) spins until the peer
+        reads; a server uses this instead, and decides itself how long to retry.
+        """
+        if self._raw is None:
+            raise TypeError("try_send_to needs the socket's stdlib object (raw=)")
+        where = self.transport.format_peer(peer)
+        self._check_size(data, where)
+        self.transport.make_room(self.socket, len(data))
+        with self._translate(where, "send to"):
+            try:
+                self._raw.sendto(data, socket.MSG_DONTWAIT, peer)  # type: ignore[arg-type]
+            except BlockingIOError:
+                return False
+        return True
+
     async def receive(self) -> Datagram:
         """Wait for one datagram. ``truncated`` is set when it did not fit the buffer."""
         where = self.remote if self.remote is not None else self.local
         with translate_os_errors(where, "receive from"):
-            nbytes, _anc, flags, peer = await self.socket.recvmsg_into([self._buffer])
+            nbytes, ancdata, flags, peer = await self.socket.recvmsg_into([self._buffer], self._ancbufsize)
+        for level, kind, value in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
+                self.kernel_drops = max(self.kernel_drops or 0, int.from_bytes(value[:4], sys.byteorder))
         return Datagram(bytes(self._buffer[:nbytes]), peer or None, bool(flags & socket.MSG_TRUNC))
 
     @contextlib.contextmanager
@@ -294,8 +336,10 @@ class MessageStream(trio.abc.AsyncResource):
         self.transport = transport
         self.socket = sock
         self.remote = remote  # what the messages are about, for error texts
+        #: the largest message `receive` takes whole. No buffer of this size is kept: a
+        #: server's is megabytes (room for what a client may send), and one per connection
+        #: would cost that much memory for every connection, idle or not.
         self.buffer_size = buffer_size
-        self._buffer = bytearray(buffer_size)
 
     @property
     def max_message(self) -> int:
@@ -317,10 +361,12 @@ class MessageStream(trio.abc.AsyncResource):
     async def receive(self) -> Datagram | None:
         """The next message, or None at end of stream."""
         with translate_os_errors(self.remote, "receive from"):
-            nbytes, _anc, flags, _peer = await self.socket.recvmsg_into([self._buffer])
-        if nbytes == 0 and not flags & socket.MSG_TRUNC:
+            # recvmsg(n) reserves n bytes without touching them (no page is used until the
+            # kernel writes to it) and shrinks the result to what came
+            data, _anc, flags, _peer = await self.socket.recvmsg(self.buffer_size)
+        if not data and not flags & socket.MSG_TRUNC:
             return None
-        return Datagram(bytes(self._buffer[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+        return Datagram(data, None, bool(flags & socket.MSG_TRUNC))
 
     async def send_eof(self) -> None:
         with translate_os_errors(self.remote, "shut down"):

@@ -32,7 +32,8 @@ class UdpTransport(DatagramTransport):
 
     async def bind(self, address: Address) -> DatagramSocket:
         family, sockaddr = (await resolve(address, self.family, socket.SOCK_DGRAM, passive=True))[0]
-        sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+        raw = socket.socket(family, socket.SOCK_DGRAM)
+        sock = trio.socket.from_stdlib_socket(raw)
         try:
             with translate_os_errors(address, "bind"):
                 prepare_socket(sock, family, address, several=False, server=False)
@@ -41,11 +42,12 @@ class UdpTransport(DatagramTransport):
         except BaseException:
             sock.close()
             raise
-        return DatagramSocket(self, sock, local)
+        return DatagramSocket(self, sock, local, raw=raw)
 
     async def connect(self, address: Address) -> DatagramSocket:
         family, sockaddr = (await resolve(address, self.family, socket.SOCK_DGRAM, passive=False))[0]
-        sock = trio.socket.socket(family, socket.SOCK_DGRAM)
+        raw = socket.socket(family, socket.SOCK_DGRAM)
+        sock = trio.socket.from_stdlib_socket(raw)
         try:
             with translate_os_errors(address, "connect to"):
                 prepare_socket(sock, family, address, several=False, server=False)
@@ -56,7 +58,7 @@ class UdpTransport(DatagramTransport):
         except BaseException:
             sock.close()
             raise
-        return DatagramSocket(self, sock, local, remote=address)
+        return DatagramSocket(self, sock, local, remote=address, raw=raw)
 
     def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
         return UDP6_MAX if sock.family == socket.AF_INET6 else UDP4_MAX

@@ -61,7 +61,8 @@ class UnixDatagramTransport(DatagramTransport):
             raise
         # a client that raised its send buffer may get replies as large as its requests
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        return DatagramSocket(self, sock, local, remote=address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024))
+        return DatagramSocket(self, sock, local, remote=address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024),
+                              raw=raw)
 
     def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - _UNIX_DGRAM_OVERHEAD
