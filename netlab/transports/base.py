@@ -37,6 +37,10 @@ from .addresses import Address, format_sockaddr, parse_address
 #: buffer (`server_receive_buffer`), since a client may raise its SO_SNDBUF.
 DATAGRAM_BUFFER = 256 * 1024
 
+#: a message this small always fits a unix send buffer (SO_SNDBUF cannot go below about
+#: 4.5 KB on Linux), so sending one needs no getsockopt() to check the limit first
+ALWAYS_FITS = 2048
+
 
 def server_receive_buffer() -> int:
     """Room for the largest unix datagram an unprivileged sender can make.
@@ -130,6 +134,7 @@ class DatagramSocket:
         remote: Address | None = None,
         cleanup: object = None,
         buffer_size: int = DATAGRAM_BUFFER,
+        raw: socket.socket | None = None,
     ) -> None:
         self.transport = transport
         self.socket = sock
@@ -138,6 +143,11 @@ class DatagramSocket:
         self._cleanup = cleanup  # Callable[[], None] | None, run once on close
         self.buffer_size = buffer_size
         self._buffer = bytearray(buffer_size)
+        self._view = memoryview(self._buffer)
+        #: the standard library socket under `socket`, when the transport made it itself:
+        #: `try_send_to` uses it to send without a trip through trio's scheduler
+        self._raw = raw
+        self._hard_limit = transport.hard_limit(sock)  # fixed for the socket's life (its family)
 
     @property
     def max_datagram(self) -> int:
@@ -146,9 +156,11 @@ class DatagramSocket:
     #: the same, under the name message transports share (see `MessageStream`)
     max_message = max_datagram
 
-    def _check_size(self, data: bytes, where: object) -> None:
-        limit = self.transport.hard_limit(self.socket)
+    def _check_size(self, data: bytes, peer: object, *, formatted: bool = False) -> None:
+        """Refuse a datagram over a limit known up front; `peer` is only formatted to say so."""
+        limit = self._hard_limit
         if limit is not None and len(data) > limit:
+            where = peer if formatted else self.transport.format_peer(peer)
             raise MessageTooLargeError(
                 f"a {len(data)}-byte datagram is over the limit for {where}: "
                 f"{self.transport.limit_text(self.socket)}"
@@ -157,7 +169,7 @@ class DatagramSocket:
     async def send(self, data: bytes) -> None:
         """Send one datagram to the connected peer."""
         assert self.remote is not None, "send() needs a connected socket; use send_to()"
-        self._check_size(data, self.remote)
+        self._check_size(data, self.remote, formatted=True)
         with self._translate(self.remote, "send to"):
             await self.socket.send(data)
 
@@ -167,18 +179,37 @@ class DatagramSocket:
         A reply larger than this socket's send limit raises the limit first, as far as
         the kernel allows, so a server can answer what a client was allowed to send.
         """
-        where = self.transport.format_peer(peer)
-        self._check_size(data, where)
-        self.transport.make_room(self.socket, len(data))
-        with self._translate(where, "send to"):
+        self._check_size(data, peer)
+        if len(data) > ALWAYS_FITS:
+            self.transport.make_room(self.socket, len(data))
+        with self._translate(_Peer(self.transport, peer), "send to"):
             await self.socket.sendto(data, peer)
+
+    def try_send_to(self, data: bytes, peer: object) -> bool:
+        """`send_to` at once if the kernel takes the datagram now; False if it would have to
+        wait (then call `send_to`). Not a checkpoint: a server loop calls it between two
+        receives, which are. Raises what `send_to` raises."""
+        raw = self._raw
+        if raw is None:
+            return False
+        self._check_size(data, peer)
+        if len(data) > ALWAYS_FITS:
+            self.transport.make_room(self.socket, len(data))
+        try:
+            raw.sendto(data, peer)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            with self._translate(_Peer(self.transport, peer), "send to"):
+                raise exc
+        return True
 
     async def receive(self) -> Datagram:
         """Wait for one datagram. ``truncated`` is set when it did not fit the buffer."""
         where = self.remote if self.remote is not None else self.local
         with translate_os_errors(where, "receive from"):
             nbytes, _anc, flags, peer = await self.socket.recvmsg_into([self._buffer])
-        return Datagram(bytes(self._buffer[:nbytes]), peer or None, bool(flags & socket.MSG_TRUNC))
+        return Datagram(bytes(self._view[:nbytes]), peer or None, bool(flags & socket.MSG_TRUNC))
 
     @contextlib.contextmanager
     def _translate(self, where: object, op: str) -> Iterator[None]:
@@ -207,6 +238,19 @@ class DatagramSocket:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Peer:
+    """A peer's address, formatted only if an error message needs it (not once per datagram)."""
+
+    __slots__ = ("transport", "peer")
+
+    def __init__(self, transport: Transport, peer: object) -> None:
+        self.transport = transport
+        self.peer = peer
+
+    def __str__(self) -> str:
+        return self.transport.format_peer(self.peer)
 
 
 class DatagramTransport(Transport):
@@ -261,40 +305,90 @@ class MessageStream(trio.abc.AsyncResource):
 
     An empty message cannot be told apart from end of stream (both read as zero bytes), so
     `send` refuses it.
+
+    `raw`, when given, is the standard library socket under `sock` (the server side: the
+    listener made it). Then `receive` copies a message out before it yields, so the read
+    buffer can be `shared` by every connection of one listener
+    instead of each holding its own (a server reads into one large enough for any message
+    a client may send: 8 MiB with the default wmem_max, which per connection would make
+    10,000 connections cost 80 GiB), and `try_send` can send without a trip through trio's
+    scheduler.
     """
 
     def __init__(self, transport: SeqpacketTransport, sock: trio.socket.SocketType, remote: object,
-                 buffer_size: int = DATAGRAM_BUFFER) -> None:
+                 buffer_size: int = DATAGRAM_BUFFER, raw: socket.socket | None = None,
+                 shared: memoryview | None = None) -> None:
         self.transport = transport
         self.socket = sock
         self.remote = remote  # what the messages are about, for error texts
-        self.buffer_size = buffer_size
-        self._buffer = bytearray(buffer_size)
+        if shared is not None and raw is not None:
+            self._view = shared
+        else:
+            self._view = memoryview(bytearray(buffer_size))
+        self.buffer_size = len(self._view)
+        self._raw = raw
 
     @property
     def max_message(self) -> int:
         return self.transport.max_message_for(self.socket)
 
-    async def send(self, data: bytes) -> None:
+    def _check(self, data: bytes) -> None:
         if not data:
             raise MessageTooLargeError(
                 f"{self.transport.scheme}: cannot send an empty message: the receiver could not tell it "
                 f"from end of stream (both read as zero bytes)"
             )
-        limit = self.transport.max_message_for(self.socket)
-        if len(data) > limit:
+        if len(data) > ALWAYS_FITS and len(data) > self.transport.max_message_for(self.socket):
             raise MessageTooLargeError(f"a {len(data)}-byte message is over the limit for {self.remote}: "
                                        f"{self.transport.limit_text(self.socket)}")
+
+    async def send(self, data: bytes) -> None:
+        self._check(data)
         with translate_os_errors(self.remote, "send to"):
             await self.socket.send(data)
 
+    def try_send(self, data: bytes) -> bool:
+        """`send` at once if the kernel takes the message now; False if it would have to wait
+        (then call `send`). Not a checkpoint: a server calls it between two receives, which
+        are. Raises what `send` raises."""
+        raw = self._raw
+        if raw is None:
+            return False
+        self._check(data)
+        with translate_os_errors(self.remote, "send to"):
+            try:
+                raw.send(data)
+            except BlockingIOError:
+                return False
+        return True
+
     async def receive(self) -> Datagram | None:
         """The next message, or None at end of stream."""
+        raw = self._raw
+        if raw is None:
+            with translate_os_errors(self.remote, "receive from"):
+                nbytes, _anc, flags, _peer = await self.socket.recvmsg_into([self._view])
+            if nbytes == 0 and not flags & socket.MSG_TRUNC:
+                return None
+            return Datagram(bytes(self._view[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+        # trio's protocol for a socket call (a cancelled task reads nothing; a read that
+        # succeeds at once still yields, shielded), with the copy out of the shared buffer
+        # made before anything else can run
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         with translate_os_errors(self.remote, "receive from"):
-            nbytes, _anc, flags, _peer = await self.socket.recvmsg_into([self._buffer])
-        if nbytes == 0 and not flags & socket.MSG_TRUNC:
-            return None
-        return Datagram(bytes(self._buffer[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+            while True:
+                try:
+                    nbytes, _anc, flags, _peer = raw.recvmsg_into([self._view])
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(raw)
+                    waited = True
+        message = None if nbytes == 0 and not flags & socket.MSG_TRUNC else \
+            Datagram(bytes(self._view[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return message
 
     async def send_eof(self) -> None:
         with translate_os_errors(self.remote, "shut down"):

@@ -45,7 +45,7 @@ class UnixDatagramTransport(DatagramTransport):
             raise
         await trio.lowlevel.checkpoint()
         return DatagramSocket(self, trio.socket.from_stdlib_socket(sock), local, cleanup=cleanup,
-                              buffer_size=server_receive_buffer())
+                              buffer_size=server_receive_buffer(), raw=sock)
 
     async def connect(self, address: Address) -> DatagramSocket:
         raw = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
