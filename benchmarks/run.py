@@ -262,7 +262,7 @@ run, never absolute figures across runs**, and read the min–max spreads.
                      f" load average {env['loadavg'].split()[0]} → {env['loadavg_end'].split()[0]}\n\n"
                      + "\n".join(md_table(t) for t in tables(result) if t.title != "targets")
                      + f"\n![{name}](results/{name}.png)\n")
-    parts.append(NOTES_TEXT)
+    parts.append(findings(results))
     path.write_text("\n".join(parts))
 
 
@@ -294,30 +294,96 @@ behaviour (pinned by `tests/test_limits.py`):
   is only formatted for an error message; small sends skip a `getsockopt` limit check.
 """
 
+def findings(results: dict[str, BenchResult]) -> str:
+    """Sentences computed from this run's figures (none written in advance)."""
+    out: list[str] = []
+
+    def row(name: str, transport: str, server: str, mode: str | None = None, level: int | None = None):
+        result = results.get(name)
+        if result is None:
+            return None
+        return next((r for r in result.rows if r.transport == transport and r.server == server
+                     and (mode is None or r.mode == mode) and r.level == level and r.median is not None), None)
+
+    pp = results.get("pingpong")
+    if pp is not None:
+        lines = []
+        for transport in dict.fromkeys(r.transport for r in pp.rows):
+            ranked = sorted((r for r in pp.rows if r.transport == transport and r.median is not None
+                             and r.server != "before"), key=lambda r: -r.median)
+            lines.append(f"{transport}: " + " > ".join(f"{r.server} {r.median:,.0f}" for r in ranked))
+        out.append("* **Ping-pong on one core, fastest first** (round trips/s): " + "; ".join(lines) + ".")
+    same, split, none = (row(n, "tcp", "netlab") for n in ("pingpong", "pingpong-split", "pingpong-none"))
+    if same and split and none:
+        out.append(f"* **Where the processes run matters most**: netlab on TCP made {same.median:,.0f} round "
+                   f"trips/s with both processes on one core, {split.median:,.0f} on two "
+                   f"(×{split.median / same.median:.2f}) and {none.median:,.0f} left to the scheduler "
+                   f"(×{none.median / same.median:.2f}). On one core a reply hands the CPU straight to the "
+                   f"waiting process; across cores every message waits for a wake-up on the other core, "
+                   f"and the figures wander with whatever else runs there (see the spreads).")
+    sp = results.get("pingpong-split")
+    if sp is not None:
+        costs = [(r.transport, r.ratios.get("trio"), r.cost_ratios.get("trio")) for r in sp.rows
+                 if r.server == "netlab"]
+        text = "; ".join(f"{t} {rate['median']:.2f} / {cost['median']:.2f}" for t, rate, cost in costs
+                         if rate and cost)
+        out.append(f"* **Across cores, netlab against minimal trio** (rate ratio / server-CPU-per-message "
+                   f"ratio, above 1 better): {text}. The rate there is set by wake-up latency more than by "
+                   f"CPU; the CPU ratio is the cost the target is about.")
+    cc = results.get("concurrency")
+    if cc is not None:
+        held = [r for r in cc.rows if r.mode == "hold" and r.transport == "tcp"]
+        if held:
+            out.append("* **Memory per connection held** (10,000 TCP connections, resident memory of the "
+                       "server process): " + "; ".join(
+                           f"{r.server} {r.details['rss_per_connection'] / 1024:.1f} KiB"
+                           for r in held if r.details.get("rss_per_connection")) + ". Kernel socket "
+                       "buffers are not in these figures.")
+        top = max(cc.settings.levels)
+        at_top = [r for r in cc.rows if r.mode == "concurrency" and r.level == top and r.transport == "tcp"
+                  and r.median is not None]
+        if at_top:
+            out.append(f"* **At {top} connections on TCP** (round trips/s, p99 µs): " + "; ".join(
+                f"{r.server} {r.median:,.0f}, {r.details.get('p99_us') or 0:,.0f}" for r in at_top) + ".")
+    st = results.get("stream")
+    if st is not None:
+        netlab = row("stream", "tcp", "netlab")
+        iperf3 = row("stream", "tcp", "iperf3")
+        if netlab and iperf3:
+            out.append(f"* **Bulk transfer on TCP**: netlab's discard server took {netlab.median:,.0f} MB/s "
+                       f"({netlab.median * 8 / 1000:.1f} Gb/s), iperf3 {iperf3.median:,.0f} MB/s "
+                       f"({iperf3.median * 8 / 1000:.1f} Gb/s) on the same cores.")
+    dg = results.get("datagrams")
+    if dg is not None:
+        udp = [r for r in dg.rows if r.transport == "udp" and r.median is not None]
+        if udp:
+            out.append("* **UDP flat out** (taken/s, share dropped at the server's socket): " + "; ".join(
+                f"{r.server} {r.median:,.0f}, {r.details.get('drop_pct') or 0:.0f} %" for r in udp)
+                + ". The sender is never slowed: what the server cannot take is dropped at its socket "
+                  "(`/proc/net/udp` drops, the count SO_RXQ_OVFL reports; `RcvbufErrors` is the same "
+                  "count machine-wide). unix datagram and seqpacket senders wait instead: nothing lost.")
+    return "## Findings (computed from the figures above)\n\n" + "\n".join(out) + "\n\n" + NOTES_TEXT
+
+
 NOTES_TEXT = """\
 ## Reading the figures
 
-* **netlab beats the "minimal trio" floor** on ping-pong because its hot path now uses
-  trio's socket layer directly (one `readv`, one `write`, one wait per message), while the
-  baseline is the idiomatic minimal trio server (`SocketStream.receive_some`/`send_all`,
-  which allocate 64 KiB per read and yield after every send). That baseline is what a user
-  writes; the ratio says netlab's limits, statistics and sans-IO services now cost less
-  than the layers trio's high-level streams add.
-* **The threads baseline is the fastest ping-pong server** with one connection: a blocked
-  `recv` wakes straight into the thread, with no event loop in between. It pays for it in
-  memory (about 20 KiB per connection held, against 5–6 KiB for trio and netlab and under
-  2 KiB for asyncio) and falls behind as connections multiply.
-* **Sharing a core or not changes everything**: compare the pingpong tables for `same`,
-  `split` and `none`. On one core a reply wakes the other process at once; across cores
-  each wake-up crosses the machine, so rates fall several-fold and noise grows.
-* **datagrams**: UDP senders are never slowed, so what a slow server cannot take is
-  dropped at its socket (the `drops` counter of `/proc/net/udp`, which SO_RXQ_OVFL
-  reports, matches `RcvbufErrors`); unix datagram and seqpacket senders wait instead, so
-  nothing is lost and the rate is the server's. (With others' tests on the machine,
-  `RcvbufErrors`, a machine-wide counter, may include their drops too.)
-* **connect** on unix-seq: the trio baseline's seqpacket server is a bare accept loop,
-  while netlab serves every connection transport through `trio.serve_listeners` and its
-  per-connection limits, which costs about as much again per connection as on unix streams.
+* **netlab above the "minimal trio" floor**: netlab's hot path now uses trio's socket
+  layer directly (one read into a reused buffer, one write, one trip through the scheduler
+  per message), while the baseline is the idiomatic minimal trio server
+  (`SocketStream.receive_some` / `send_all`, which allocate 64 KiB per read, wrap each call
+  in a generator context manager and yield after every send). That baseline is what a
+  user writes; the ratio says netlab's limits, statistics and sans-IO services now cost
+  less than what trio's high-level streams add.
+* **The threads baseline** is the fastest with one connection per thread: a blocked
+  `recv` wakes straight into its thread, with no event loop in between. It pays in memory
+  per connection and in scheduling as connections multiply.
+* **connect on unix-seq**: the trio baseline's seqpacket server is a bare accept loop,
+  while netlab serves every connection transport through `trio.serve_listeners` with its
+  per-connection limits, which costs as much per connection as on unix streams.
+* **datagrams** (not a target): per datagram netlab's server reads with `recvmsg_into` (to
+  see MSG_TRUNC), builds a `Datagram` and copies the bytes out for the service, where the
+  minimal trio server only calls `recvfrom_into`; flat out, that is the gap.
 """
 
 
