@@ -3,12 +3,13 @@
 #   make test   the same set-up, then the whole test suite
 #   make soak   the same set-up, then the long soak: 200 clients x 1,000 messages over every
 #               transport, a tenth of them killed mid-stream; prints what was lost and leaked
+#   make bench  the same set-up, then benchmarks/run.py (writes benchmarks/RESULTS.md)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test soak install clean kernel-tools
+.PHONY: demo test soak bench install clean kernel-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +44,10 @@ kernel-tools:
 
 soak: $(STAMP)
 	$(BIN)/python -m netlab.experiments.soak --clients 200 --messages 1000 $(SOAK_ARGS)
+
+# about 45 minutes: every bench mode on every transport, written to benchmarks/RESULTS.md
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -533,6 +533,141 @@ def _kernel_tables(settings, kimp, results, expected) -> None:
         out.print(f"Kernel: {kimp.describe()}. Expected on UDP: {100 * expected['round_trip_loss']:.1f}% of round "
                   f"trips lost; TCP loses nothing and retransmits instead (each repair costs time: a retransmission "
                   f"timeout is at least 200 ms); AF_UNIX is not touched.", highlight=False)
+# -- bench ---------------------------------------------------------------------------------
+
+_BENCH_MODES = ("pingpong", "rate", "stream", "datagrams", "connect", "concurrency")
+
+
+def _bench_mode(value: str) -> str:
+    if value not in _BENCH_MODES:
+        raise typer.BadParameter(f"unknown mode {value!r} (known: {', '.join(_BENCH_MODES)})")
+    return value
+
+
+def _bench_baselines(value: str) -> list[str]:
+    from .bench.core import BASELINES
+
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown baseline {(unknown or [value])[0]!r} (known: {', '.join(BASELINES)}, "
+                                 f"or none)")
+    return list(dict.fromkeys(names))
+
+
+def _bench_levels(value: str) -> list[int]:
+    try:
+        levels = [int(n) for n in value.split(",") if n.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"levels must be whole numbers, like 1,10,100: not {value!r}") from None
+    if not levels or min(levels) < 1:
+        raise typer.BadParameter("levels must be at least 1")
+    return sorted(set(levels))
+
+
+def _bench_pin(value: str) -> str:
+    if value not in ("same", "split", "none"):
+        raise typer.BadParameter(f"--pin is same, split or none, not {value!r}")
+    return value
+
+
+_BENCH = "Load"
+
+
+@app.command(epilog="Example: netlab bench pingpong --transports tcp,unix --pin same --json bench.json "
+                    "--plot bench.png")
+def bench(
+    mode: Annotated[str, typer.Argument(callback=_bench_mode, metavar="MODE",
+                                        help="pingpong, rate, stream, datagrams, connect or concurrency")],
+    transports_opt: Annotated[Optional[str], typer.Option(
+        "--transports", callback=_transport_names,
+        help=f"comma-separated subset of: {', '.join(COMPARE_SCHEMES)}")] = None,
+    baselines: Annotated[str, typer.Option("--baselines", callback=_bench_baselines, metavar="LIST",
+                                           help="baseline servers beside netlab's: trio, asyncio, threads "
+                                                "(or none)")] = "trio,asyncio,threads",
+    duration: Annotated[float, typer.Option(min=0.05, help="seconds measured per run")] = 2.0,
+    warmup: Annotated[float, typer.Option(min=0.0, help="seconds of warm-up before each run, discarded")] = 0.5,
+    repeats: Annotated[int, typer.Option(min=1, help="runs per server; figures are medians")] = 3,
+    pin: Annotated[str, typer.Option(callback=_bench_pin, metavar="same|split|none",
+                                     help="server and load generator on the same core, on different "
+                                          "cores, or left to the scheduler")] = "same",
+    size: Annotated[int, typer.Option(min=8, max=65000, rich_help_panel=_BENCH,
+                                      help="message (or datagram) size in bytes")] = 64,
+    connections: Annotated[int, typer.Option(min=1, rich_help_panel=_BENCH,
+                                             help="pingpong and rate: connections (datagram sockets)")] = 1,
+    rate: Annotated[float, typer.Option(min=0.001, rich_help_panel=_BENCH, metavar="MSGS_PER_S",
+                                        help="rate: messages per second, in all")] = 5000.0,
+    levels: Annotated[str, typer.Option(rich_help_panel=_BENCH, metavar="LIST",
+                                        help="concurrency: connection counts")] = "1,10,100,1000",
+    hold: Annotated[int, typer.Option(min=0, rich_help_panel=_BENCH,
+                                      help="concurrency: idle connections each server must hold (0: skip)")]
+    = 10_000,
+    chunk: Annotated[int, typer.Option(min=1, max=200_000, rich_help_panel=_BENCH,
+                                       help="stream: bytes per write")] = 128 * 1024,
+    timeout: Annotated[float, typer.Option(min=0.001, rich_help_panel=_BENCH,
+                                           help="datagram reply timeout in seconds (then counted lost)")] = 0.2,
+    iperf3: Annotated[bool, typer.Option("--iperf3/--no-iperf3",
+                                         help="stream: run iperf3 too, when installed")] = True,
+    before: Annotated[Optional[Path], typer.Option(
+        "--before", metavar="DIR", help="also run the netlab server from another source tree (an older "
+                                        "commit), for before/after ratios")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="write every run and the summary "
+                                                                     "(iperf3 -J shape)")] = None,
+    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="draw latency distributions and "
+                                                                     "throughput to this PNG")] = None,
+) -> None:
+    """Measure netlab's server against baseline servers (trio, asyncio, blocking threads; iperf3
+    for stream) in one run, driven by one load generator in a process of its own. Prints the
+    median of the repeats with their spread, and netlab's ratio to each baseline."""
+    from .bench.core import BenchError, BenchSettings, planned_runs, plot, report, run_bench, tables
+
+    names = tuple(transports_opt or COMPARE_SCHEMES)
+    try:
+        settings = BenchSettings(mode, names, tuple(baselines), duration, warmup, repeats, size, connections, rate,
+                                 tuple(_bench_levels(levels)), hold, chunk, timeout, pin, iperf3,
+                                 before=str(before) if before else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for target in (json_file, plot_file):
+        if target is not None and not target.parent.is_dir():
+            raise _fail(NetlabError(f"cannot write {target}: {target.parent} is not a directory"))
+    try:
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task(f"bench {mode}", total=planned_runs(settings))
+            result = run_bench(settings, progress=lambda label: progress.update(task, advance=1, description=label))
+    except BenchError as exc:
+        raise _fail(exc) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    for table_data in tables(result):
+        table = Table(title=table_data.title, box=box.SIMPLE_HEAD, title_justify="left")
+        for i, column in enumerate(table_data.columns):
+            table.add_column(column, justify="left" if i == 0 or column in ("server", "why", "target", "where")
+                             else "right")
+        for row in table_data.rows:
+            table.add_row(*row)
+        out.print(table)
+    env = result.environment
+    pinned = env.get("pin", {})
+    out.print(f"pin={settings.pin} (server cores {pinned.get('server_cpus') or 'any'}, load generator cores "
+              f"{pinned.get('client_cpus') or 'any'}); {env['cores']} cores, Linux {env['kernel']}, Python "
+              f"{env['python']}, trio {env['trio']}, loopback MTU {env['loopback_mtu']}; load average "
+              f"{env['loadavg']} -> {env['loadavg_end']}", highlight=False)
+    for failure in result.failed:
+        _say(failure)
+    for target, write in ((json_file, lambda p: p.write_text(json.dumps(report(result), indent=1) + "\n")),
+                          (plot_file, lambda p: plot(result, str(p)))):
+        if target is None:
+            continue
+        try:
+            write(target)
+        except OSError as exc:
+            raise _fail(NetlabError(f"cannot write {target}: {exc.strerror}")) from None
+        _say(f"wrote {target}")
+    if result.failed:
+        raise typer.Exit(1)
 
 
 # -- named experiments ---------------------------------------------------------------------
@@ -860,8 +995,6 @@ def _raw_client(address: Address, send: Optional[bytes], timeout: float, nbytes:
 def _raw_listen(address: Address, reply: Optional[bytes], count: Optional[int], hexdump: bool,
                 as_json: bool) -> None:
     from .explore import raw_listen
-
-    datagram = isinstance(address.transport, (DatagramTransport, SeqpacketTransport))
 
     def on_event(event) -> None:
         if as_json:

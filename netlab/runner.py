@@ -21,7 +21,9 @@ logged, never served.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import socket
 import struct
 from collections import OrderedDict
@@ -45,6 +47,9 @@ log = logging.getLogger("netlab.server")
 
 #: bytes asked for per read on a stream
 RECEIVE_SIZE = 64 * 1024
+#: a stream server's reads: one buffer this size serves all its connections (asyncio reads
+#: 256 KiB at a time too; fewer, larger reads carry a bulk transfer with less overhead)
+SERVER_RECEIVE_SIZE = 256 * 1024
 #: how long a datagram server waits to hand a reply to a peer that is not reading; a peer
 #: that made it wait that long in vain gets its further replies only if they go at once
 REPLY_TIMEOUT = 1.0
@@ -125,6 +130,10 @@ class Server:
     _everything: trio.CancelScope | None = field(default=None, repr=False)
     _listeners: list = field(default_factory=list, repr=False)
     draining: bool = False
+    #: where stream connections read into: one buffer for all of them (each read is copied
+    #: out before the next await, and the server's tasks all run in one thread)
+    _read_buffer: memoryview = field(default_factory=lambda: memoryview(bytearray(SERVER_RECEIVE_SIZE)),
+                                     repr=False)
 
     @property
     def address(self) -> Address:
@@ -250,56 +259,136 @@ async def _admit(server: Server, handle, conn: trio.SocketStream | MessageStream
         stats.active -= 1
 
 
-async def _receive_or_idle(server: Server, receive):
-    """Await `receive()`; None when nothing came for ``idle_timeout`` s (the caller closes)."""
-    with trio.move_on_after(server.limits.idle_timeout):
-        return await receive()
-    server.stats.idle_closed += 1
-    log.info("closed a connection that sent nothing for %g s (idle-timeout)", server.limits.idle_timeout)
-    return None
+class _Deadline:
+    """A connection's idle and stalled-writer timeouts: one cancel scope for its whole life.
+
+    What it stands for is a fresh ``move_on_after(idle_timeout)`` around every receive and
+    every send that waits. That costs two cancel scopes per message, and entering and
+    leaving one costs trio several µs: measured, more than half of the rest of an echo's
+    cost (see benchmarks/RESULTS.md). Instead, `arm` is called before each receive and
+    before each send that has to wait: it leaves the deadline alone while it is at least
+    ``idle_timeout`` away, and otherwise moves it ``idle_timeout + slack`` ahead. A busy
+    connection moves it once every `slack` seconds rather than once per message. A
+    connection is closed no sooner than ``idle_timeout`` after the wait began, as before, and
+    at most `slack` (1/32 of ``idle_timeout``) later. `sending` says which wait it was.
+    """
+
+    __slots__ = ("scope", "sending", "_idle", "_slack", "_deadline")
+
+    def __init__(self, idle_timeout: float) -> None:
+        self._idle = idle_timeout
+        self._slack = idle_timeout / 32
+        self._deadline = trio.current_time() + idle_timeout + self._slack
+        self.scope = trio.CancelScope(deadline=self._deadline)
+        self.sending = False
+
+    def arm(self) -> None:
+        now = trio.current_time()
+        if now + self._idle > self._deadline:
+            self._deadline = now + self._idle + self._slack
+            self.scope.deadline = self._deadline
 
 
-async def _send_or_stall(server: Server, send, data: bytes) -> bool:
-    """Await `send(data)`; False when the peer did not take it within ``idle_timeout`` s."""
-    with trio.move_on_after(server.limits.idle_timeout):
-        await send(data)
-        return True
-    server.stats.stalled_closed += 1
-    log.info("closed a connection that did not read its replies for %g s", server.limits.idle_timeout)
-    return False
+def _timed_out(server: Server, deadline: _Deadline) -> None:
+    """Count and log a connection `deadline` closed."""
+    if deadline.sending:
+        server.stats.stalled_closed += 1
+        log.info("closed a connection that did not read its replies for %g s", server.limits.idle_timeout)
+    else:
+        server.stats.idle_closed += 1
+        log.info("closed a connection that sent nothing for %g s (idle-timeout)", server.limits.idle_timeout)
+
+
+def _broken(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+    """The error trio's SocketStream would raise for `exc` (what `_admit` expects)."""
+    if exc.errno in (errno.EBADF, errno.ENOTSOCK):
+        closed = trio.ClosedResourceError("this socket was already closed")
+        closed.__suppress_context__ = True
+        return closed
+    broken = trio.BrokenResourceError(f"socket connection broken: {exc}")
+    broken.__cause__ = exc
+    return broken
 
 
 async def _handle_connection(server: Server, stream: trio.SocketStream) -> None:
-    session = server.service.new_session()
-    while True:
-        data = await _receive_or_idle(server, partial(stream.receive_some, RECEIVE_SIZE))
-        if data is None:
-            return
-        reply = session.receive_data(data)
-        if reply and not await _send_or_stall(server, stream.send_all, reply):
-            return
-        if not data or server.draining:
-            return
+    """Feed a session every chunk the peer sends; write back what it returns.
+
+    The hot path of every stream server, kept lean (benchmarks/RESULTS.md has the before
+    and after). It reads with one system call into the server's one reused buffer (no
+    64 KiB allocation per read) and copies out just what came; it writes the reply at once
+    when the kernel takes it all, which is nearly always, and only a reply that does not
+    fit goes through ``send_all`` and waits. It reads before waiting, as trio's own socket
+    calls do, and yields to the other tasks once per message: by waiting for the next one,
+    or, when it was already there, at a checkpoint. OS errors become the
+    ``BrokenResourceError`` / ``ClosedResourceError`` that ``SocketStream`` would raise.
+    """
+    feed = server.service.new_session().receive_data
+    fd = stream.socket.fileno()
+    buffer = server._read_buffer
+    wait_readable, checkpoint, readv, write = (trio.lowlevel.wait_readable, trio.lowlevel.checkpoint,
+                                               os.readv, os.write)
+    deadline = _Deadline(server.limits.idle_timeout)
+    with deadline.scope:
+        while True:
+            deadline.arm()
+            waited = False
+            try:
+                while True:
+                    try:
+                        n = readv(fd, (buffer,))
+                        break
+                    except BlockingIOError:
+                        await wait_readable(fd)
+                        waited = True
+            except OSError as exc:
+                raise _broken(exc)  # noqa: B904 - _broken sets the cause
+            reply = feed(bytes(buffer[:n]))  # a copy: the buffer is reused at the next read
+            if reply:
+                try:
+                    sent = write(fd, reply)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as exc:
+                    raise _broken(exc)  # noqa: B904 - _broken sets the cause
+                if sent < len(reply):
+                    deadline.arm()
+                    deadline.sending = True
+                    await stream.send_all(memoryview(reply)[sent:])
+                    deadline.sending = False
+                    waited = True
+            if not n or server.draining:
+                return
+            if not waited:
+                await checkpoint()
+    _timed_out(server, deadline)
 
 
 async def _handle_messages(server: Server, conn: MessageStream) -> None:
     """A seqpacket connection: each message is answered like a datagram, in order."""
-    stats = server.stats
-    while True:
-        message = await _receive_or_idle(server, conn.receive)
-        if message is None:  # end of stream, or idle
-            return
-        stats.datagrams += 1
-        if message.truncated:
-            stats.truncated += 1
-            log.warning("dropped a %d+-byte message: larger than the read buffer (truncated)", len(message.data))
-            continue
-        reply = server.service.handle_datagram(message.data)
-        # an empty reply cannot be sent: it would read as end of stream
-        if reply and not await _send_or_stall(server, conn.send, reply):
-            return
-        if server.draining:
-            return
+    stats, handle = server.stats, server.service.handle_datagram
+    deadline = _Deadline(server.limits.idle_timeout)
+    with deadline.scope:
+        while True:
+            deadline.arm()
+            message = await conn.receive()
+            if message is None:  # end of stream
+                return
+            stats.datagrams += 1
+            if message.truncated:
+                stats.truncated += 1
+                log.warning("dropped a %d+-byte message: larger than the read buffer (truncated)",
+                            len(message.data))
+                continue
+            reply = handle(message.data)
+            # an empty reply cannot be sent: it would read as end of stream
+            if reply and not conn.try_send(reply):
+                deadline.arm()
+                deadline.sending = True
+                await conn.send(reply)
+                deadline.sending = False
+            if server.draining:
+                return
+    _timed_out(server, deadline)
 
 
 async def _serve_datagram(service: Service, transport: DatagramTransport, address: Address, limits: Limits,
@@ -337,21 +426,17 @@ class _RateLimiter:
 
 async def _reply(server: Server, sock: DatagramSocket, reply: bytes, peer: object,
                  stalled: OrderedDict[object, None]) -> None:
-    """Send one datagram reply without letting a peer that does not read stall the server.
+    """Send one datagram reply that could not go at once, without letting a peer that does
+    not read stall the server.
 
-    A reply that cannot go at once (the peer's receive queue is full: unix datagrams; or our
-    send buffer is) is retried for up to REPLY_TIMEOUT s, polling with short sleeps: an
-    unconnected unix datagram socket polls writable even when the peer's queue is full, so
-    waiting for writability would spin. A peer that made us wait that long in vain is
-    remembered, and until it takes a reply again, its replies are sent only if they go at
-    once, and dropped otherwise: one client that never reads costs the others one wait, not
-    one per datagram.
+    It is retried for up to REPLY_TIMEOUT s, polling with short sleeps: an unconnected unix
+    datagram socket polls writable even when the peer's queue is full, so waiting for
+    writability would spin. A peer that made us wait that long in vain is remembered, and
+    until it takes a reply again, its replies are sent only if they go at once, and dropped
+    otherwise: one client that never reads costs the others one wait, not one per datagram.
     """
     stats = server.stats
     try:
-        if sock.try_send_to(reply, peer):
-            stalled.pop(peer, None)
-            return
         if peer not in stalled:
             delay = 0.0005
             with trio.move_on_after(REPLY_TIMEOUT):
@@ -414,6 +499,14 @@ async def _datagram_loop(server: Server, sock: DatagramSocket) -> None:
             continue
         if limiter is not None and not limiter.allow(datagram.peer, trio.current_time()):
             stats.rate_limited += 1
+            continue
+        try:  # at once, if the kernel takes it: no cancel scope, no trip through the scheduler
+            if sock.try_send_to(reply, datagram.peer):
+                stalled.pop(datagram.peer, None)
+                continue
+        except TransportError as exc:
+            stats.reply_failures += 1
+            log.info("could not reply: %s", exc)
             continue
         await _reply(server, sock, reply, datagram.peer, stalled)
 
@@ -484,6 +577,8 @@ class DatagramClient(Client):
 
     async def _request(self, message: bytes) -> bytes:
         await self.socket.send(self.service.encode_request(message, stream=False))
+        if not self.service.replies:  # a sink (discard): nothing will come back
+            return b""
         reply = await self.socket.receive()
         if reply.truncated:
             raise TransportError(
@@ -505,6 +600,8 @@ class SeqpacketClient(Client):
 
     async def _request(self, message: bytes) -> bytes:
         await self.conn.send(self.service.encode_request(message, stream=False))
+        if not self.service.replies:  # a sink (discard): nothing will come back
+            return b""
         reply = await self.conn.receive()
         if reply is None:
             raise ConnectionResetError(f"{self.address} closed the connection before replying")

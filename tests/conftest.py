@@ -50,7 +50,7 @@ from hypothesis import HealthCheck, settings
 
 from netlab.experiments.impair import Impairments
 from netlab.experiments.relay import Relay, run_relay
-from netlab.runner import Limits, Server, serve
+from netlab.runner import Limits, Server
 from netlab.services import Service
 from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport, parse_address
 

@@ -90,6 +90,27 @@ def test_echo_stream_any_chunks(chunks: list[bytes]) -> None:
     assert feed_all(EchoService(), chunks) == b"".join(chunks)
 
 
+# -- discard ------------------------------------------------------------------------------
+
+
+@given(st.lists(st.binary()))
+def test_discard_answers_nothing(chunks: list[bytes]) -> None:
+    discard = get_service("discard")
+    session = discard.new_session()
+    assert all(session.receive_data(chunk) == b"" for chunk in chunks)
+    assert session.receive_data(b"") == b""
+    assert all(discard.handle_datagram(chunk) is None for chunk in chunks)
+
+
+def test_discard_client_expects_no_reply() -> None:
+    discard = get_service("discard")
+    assert discard.replies is False and get_service("echo").replies is True
+    reader = discard.new_reply_reader()
+    assert reader.expect(b"hello") == 0
+    assert reader.feed(b"anything") == []
+    assert discard.encode_request(b"x", stream=True) == b"x"
+
+
 # -- registry -----------------------------------------------------------------------------
 
 
@@ -537,6 +558,10 @@ def test_client_and_session_in_memory(name: str, messages: list[bytes], cuts: li
         if chunk:
             replies += reader.feed(session.receive_data(chunk))
     replies += reader.feed(session.receive_data(b""))
+    if not service.replies:  # a sink (discard) answers nothing, and its client waits for nothing
+        assert replies == [] and wanted == 0
+        assert all(service.handle_datagram(m) is None for m in messages)
+        return
     assert len(replies) == wanted == len(messages)
     for message, reply in zip(messages, replies):
         assert reply == service.encode_request(service.handle_datagram(message) or b"", stream=True)

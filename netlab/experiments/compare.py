@@ -38,9 +38,7 @@ arrives late.
 
 from __future__ import annotations
 
-import datetime
 import os
-import platform
 import random
 import shutil
 import tempfile
@@ -53,12 +51,12 @@ from functools import partial
 import trio
 from hdrh.histogram import HdrHistogram
 
-from .. import __version__
 from ..errors import NetlabError
 from ..runner import serve
 from ..services import get_service
 from ..transports import COMPARE_SCHEMES, DatagramTransport, SeqpacketTransport, StreamTransport, parse_address
 from .impair import REORDER_HOLD, Impairments
+from .measure import environment, latency_percentiles
 from .relay import run_relay
 
 SUM_SCALE = 10**6
@@ -356,11 +354,10 @@ def _drain_time(settings: CompareSettings) -> float:
 def _finish(result: TransportResult, tally: _Tally, elapsed: float) -> None:
     result.lost = max(result.planned - len(tally.answered) - tally.unattributed, 0)
     result.elapsed_s = elapsed
-    h = tally.histogram
-    if h.get_total_count():
-        result.p50_us, result.p90_us, result.p99_us, result.p999_us = (
-            float(h.get_value_at_percentile(q)) for q in (50, 90, 99, 99.9))
-        result.max_us = float(h.get_max_value())
+    summary = latency_percentiles(tally.histogram)
+    if summary["max_us"] is not None:
+        result.p50_us, result.p90_us, result.p99_us, result.p999_us, result.max_us = (
+            float(summary[k]) for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us"))
     verified_bytes = sum(b[2] for b in tally.buckets.values())
     result.goodput_bps = verified_bytes * 8 / elapsed if elapsed > 0 else 0.0
     result.intervals = [
@@ -460,14 +457,6 @@ async def for_each_pair(settings: CompareSettings, run_one) -> list:
         for index in range(len(pairs)):
             await one(index)
     return results
-
-
-def environment() -> dict[str, object]:
-    return {
-        "netlab": __version__, "python": platform.python_version(), "trio": trio.__version__,
-        "kernel": platform.release(), "cores": os.cpu_count(),
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def report(settings: CompareSettings, results: Sequence[TransportResult], error: str | None = None) -> dict:

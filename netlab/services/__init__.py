@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ..errors import UnknownNameError
 from .base import ReplyReader, Service, Session
+from .discard import DiscardService
 from .echo import EchoService
 from .sum import SumService
 
@@ -13,6 +14,7 @@ from .sum import SumService
 SERVICES: dict[str, Callable[[], Service]] = {
     "echo": EchoService,
     "sum": SumService,
+    "discard": DiscardService,
 }
 
 

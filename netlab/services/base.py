@@ -50,6 +50,8 @@ class Service(abc.ABC):
     summary: str = ""
     #: a request and the reply it gets, for help texts
     example: tuple[str, str] = ("", "")
+    #: False for a sink (discard): no request is ever answered, so clients must not wait
+    replies: bool = True
 
     @abc.abstractmethod
     def new_session(self) -> Session:

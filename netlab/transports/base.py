@@ -38,6 +38,10 @@ from .addresses import Address, format_sockaddr, parse_address
 #: buffer (`server_receive_buffer`), since a client may raise its SO_SNDBUF.
 DATAGRAM_BUFFER = 256 * 1024
 
+#: a message this small always fits a unix send buffer (SO_SNDBUF cannot go below about
+#: 4.5 KB on Linux), so sending one needs no getsockopt() to check the limit first
+ALWAYS_FITS = 2048
+
 #: Linux's SO_RXQ_OVFL (not in the socket module): with it set, every datagram received
 #: carries the socket's count of datagrams dropped for a full receive queue
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
@@ -144,7 +148,11 @@ class DatagramSocket:
         self._cleanup = cleanup  # Callable[[], None] | None, run once on close
         self.buffer_size = buffer_size
         self._buffer = bytearray(buffer_size)
-        self._raw = raw  # the stdlib socket `sock` wraps, for `try_send_to`
+        self._view = memoryview(self._buffer)
+        #: the standard library socket under `socket`, when the transport made it itself:
+        #: `try_send_to` uses it to send without a trip through trio's scheduler
+        self._raw = raw
+        self._hard_limit = transport.hard_limit(sock)  # fixed for the socket's life (its family)
         self._ancbufsize = 0
         #: datagrams the kernel dropped because this socket's receive queue was full, as of the
         #: last datagram received (SO_RXQ_OVFL); None unless `count_drops` was called
@@ -169,9 +177,11 @@ class DatagramSocket:
     #: the same, under the name message transports share (see `MessageStream`)
     max_message = max_datagram
 
-    def _check_size(self, data: bytes, where: object) -> None:
-        limit = self.transport.hard_limit(self.socket)
+    def _check_size(self, data: bytes, peer: object, *, formatted: bool = False) -> None:
+        """Refuse a datagram over a limit known up front; `peer` is only formatted to say so."""
+        limit = self._hard_limit
         if limit is not None and len(data) > limit:
+            where = peer if formatted else self.transport.format_peer(peer)
             raise MessageTooLargeError(
                 f"a {len(data)}-byte datagram is over the limit for {where}: "
                 f"{self.transport.limit_text(self.socket)}"
@@ -180,7 +190,7 @@ class DatagramSocket:
     async def send(self, data: bytes) -> None:
         """Send one datagram to the connected peer."""
         assert self.remote is not None, "send() needs a connected socket; use send_to()"
-        self._check_size(data, self.remote)
+        self._check_size(data, self.remote, formatted=True)
         with self._translate(self.remote, "send to"):
             await self.socket.send(data)
 
@@ -190,10 +200,10 @@ class DatagramSocket:
         A reply larger than this socket's send limit raises the limit first, as far as
         the kernel allows, so a server can answer what a client was allowed to send.
         """
-        where = self.transport.format_peer(peer)
-        self._check_size(data, where)
-        self.transport.make_room(self.socket, len(data))
-        with self._translate(where, "send to"):
+        self._check_size(data, peer)
+        if len(data) > ALWAYS_FITS:
+            self.transport.make_room(self.socket, len(data))
+        with self._translate(_Peer(self.transport, peer), "send to"):
             if self._raw is not None and self._raw.family == socket.AF_UNIX:
                 await self._send_to_polling(data, peer)
             else:
@@ -220,22 +230,22 @@ class DatagramSocket:
             return
 
     def try_send_to(self, data: bytes, peer: object) -> bool:
-        """Send one datagram to `peer` only if it can go at once; False if it would block.
-
-        A unix datagram socket that is not connected polls writable even while the peer's
-        receive queue is full, so waiting for it (as `send_to` does) spins until the peer
-        reads; a server uses this instead, and decides itself how long to retry.
-        """
-        if self._raw is None:
-            raise TypeError("try_send_to needs the socket's stdlib object (raw=)")
-        where = self.transport.format_peer(peer)
-        self._check_size(data, where)
-        self.transport.make_room(self.socket, len(data))
-        with self._translate(where, "send to"):
-            try:
-                self._raw.sendto(data, socket.MSG_DONTWAIT, peer)  # type: ignore[arg-type]
-            except BlockingIOError:
-                return False
+        """`send_to` at once if the kernel takes the datagram now; False if it would have to
+        wait (then call `send_to`). Not a checkpoint: a server loop calls it between two
+        receives, which are. Raises what `send_to` raises."""
+        raw = self._raw
+        if raw is None:
+            return False
+        self._check_size(data, peer)
+        if len(data) > ALWAYS_FITS:
+            self.transport.make_room(self.socket, len(data))
+        try:
+            raw.sendto(data, peer)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            with self._translate(_Peer(self.transport, peer), "send to"):
+                raise exc
         return True
 
     async def receive(self) -> Datagram:
@@ -246,7 +256,7 @@ class DatagramSocket:
         for level, kind, value in ancdata:
             if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
                 self.kernel_drops = max(self.kernel_drops or 0, int.from_bytes(value[:4], sys.byteorder))
-        return Datagram(bytes(self._buffer[:nbytes]), peer or None, bool(flags & socket.MSG_TRUNC))
+        return Datagram(bytes(self._view[:nbytes]), peer or None, bool(flags & socket.MSG_TRUNC))
 
     @contextlib.contextmanager
     def _translate(self, where: object, op: str) -> Iterator[None]:
@@ -275,6 +285,19 @@ class DatagramSocket:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Peer:
+    """A peer's address, formatted only if an error message needs it (not once per datagram)."""
+
+    __slots__ = ("transport", "peer")
+
+    def __init__(self, transport: Transport, peer: object) -> None:
+        self.transport = transport
+        self.peer = peer
+
+    def __str__(self) -> str:
+        return self.transport.format_peer(self.peer)
 
 
 class DatagramTransport(Transport):
@@ -329,44 +352,90 @@ class MessageStream(trio.abc.AsyncResource):
 
     An empty message cannot be told apart from end of stream (both read as zero bytes), so
     `send` refuses it.
+
+    `raw`, when given, is the standard library socket under `sock` (the server side: the
+    listener made it). Then `receive` copies a message out before it yields, so the read
+    buffer can be `shared` by every connection of one listener
+    instead of each holding its own (a server reads into one large enough for any message
+    a client may send: 8 MiB with the default wmem_max, which per connection would make
+    10,000 connections cost 80 GiB), and `try_send` can send without a trip through trio's
+    scheduler.
     """
 
     def __init__(self, transport: SeqpacketTransport, sock: trio.socket.SocketType, remote: object,
-                 buffer_size: int = DATAGRAM_BUFFER) -> None:
+                 buffer_size: int = DATAGRAM_BUFFER, raw: socket.socket | None = None,
+                 shared: memoryview | None = None) -> None:
         self.transport = transport
         self.socket = sock
         self.remote = remote  # what the messages are about, for error texts
-        #: the largest message `receive` takes whole. No buffer of this size is kept: a
-        #: server's is megabytes (room for what a client may send), and one per connection
-        #: would cost that much memory for every connection, idle or not.
-        self.buffer_size = buffer_size
+        if shared is not None and raw is not None:
+            self._view = shared
+        else:
+            self._view = memoryview(bytearray(buffer_size))
+        self.buffer_size = len(self._view)
+        self._raw = raw
 
     @property
     def max_message(self) -> int:
         return self.transport.max_message_for(self.socket)
 
-    async def send(self, data: bytes) -> None:
+    def _check(self, data: bytes) -> None:
         if not data:
             raise MessageTooLargeError(
                 f"{self.transport.scheme}: cannot send an empty message: the receiver could not tell it "
                 f"from end of stream (both read as zero bytes)"
             )
-        limit = self.transport.max_message_for(self.socket)
-        if len(data) > limit:
+        if len(data) > ALWAYS_FITS and len(data) > self.transport.max_message_for(self.socket):
             raise MessageTooLargeError(f"a {len(data)}-byte message is over the limit for {self.remote}: "
                                        f"{self.transport.limit_text(self.socket)}")
+
+    async def send(self, data: bytes) -> None:
+        self._check(data)
         with translate_os_errors(self.remote, "send to"):
             await self.socket.send(data)
 
+    def try_send(self, data: bytes) -> bool:
+        """`send` at once if the kernel takes the message now; False if it would have to wait
+        (then call `send`). Not a checkpoint: a server calls it between two receives, which
+        are. Raises what `send` raises."""
+        raw = self._raw
+        if raw is None:
+            return False
+        self._check(data)
+        with translate_os_errors(self.remote, "send to"):
+            try:
+                raw.send(data)
+            except BlockingIOError:
+                return False
+        return True
+
     async def receive(self) -> Datagram | None:
         """The next message, or None at end of stream."""
+        raw = self._raw
+        if raw is None:
+            with translate_os_errors(self.remote, "receive from"):
+                nbytes, _anc, flags, _peer = await self.socket.recvmsg_into([self._view])
+            if nbytes == 0 and not flags & socket.MSG_TRUNC:
+                return None
+            return Datagram(bytes(self._view[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+        # trio's protocol for a socket call (a cancelled task reads nothing; a read that
+        # succeeds at once still yields, shielded), with the copy out of the shared buffer
+        # made before anything else can run
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         with translate_os_errors(self.remote, "receive from"):
-            # recvmsg(n) reserves n bytes without touching them (no page is used until the
-            # kernel writes to it) and shrinks the result to what came
-            data, _anc, flags, _peer = await self.socket.recvmsg(self.buffer_size)
-        if not data and not flags & socket.MSG_TRUNC:
-            return None
-        return Datagram(data, None, bool(flags & socket.MSG_TRUNC))
+            while True:
+                try:
+                    nbytes, _anc, flags, _peer = raw.recvmsg_into([self._view])
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(raw)
+                    waited = True
+        message = None if nbytes == 0 and not flags & socket.MSG_TRUNC else \
+            Datagram(bytes(self._view[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return message
 
     async def send_eof(self) -> None:
         with translate_os_errors(self.remote, "shut down"):

@@ -32,17 +32,19 @@ class UdpTransport(DatagramTransport):
 
     async def bind(self, address: Address) -> DatagramSocket:
         family, sockaddr = (await resolve(address, self.family, socket.SOCK_DGRAM, passive=True))[0]
+        # a standard library socket, wrapped: the server's replies go out through it directly
+        # when the kernel takes them at once (DatagramSocket.try_send_to)
         raw = socket.socket(family, socket.SOCK_DGRAM)
-        sock = trio.socket.from_stdlib_socket(raw)
         try:
             with translate_os_errors(address, "bind"):
-                prepare_socket(sock, family, address, several=False, server=False)
-                await sock.bind(sockaddr)
-            local = bound_address(address, sock.getsockname())
+                prepare_socket(raw, family, address, several=False, server=False)
+                raw.bind(sockaddr)  # resolved already: nothing to wait for
+            local = bound_address(address, raw.getsockname())
         except BaseException:
-            sock.close()
+            raw.close()
             raise
-        return DatagramSocket(self, sock, local, raw=raw)
+        await trio.lowlevel.checkpoint()
+        return DatagramSocket(self, trio.socket.from_stdlib_socket(raw), local, raw=raw)
 
     async def connect(self, address: Address) -> DatagramSocket:
         family, sockaddr = (await resolve(address, self.family, socket.SOCK_DGRAM, passive=False))[0]

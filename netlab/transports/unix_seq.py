@@ -11,6 +11,7 @@ message reads exactly like end of stream, so netlab refuses to send one.
 
 from __future__ import annotations
 
+import mmap
 import socket
 
 import trio
@@ -25,15 +26,34 @@ _OVERHEAD = 32  # as for unix datagrams: SO_SNDBUF less the kernel's bookkeeping
 
 class SeqpacketListener(trio.abc.Listener[MessageStream]):
     def __init__(self, transport: UnixSeqpacketTransport, sock: trio.socket.SocketType, address: Address,
-                 cleanup) -> None:
+                 cleanup, raw: socket.socket) -> None:
         self.transport = transport
         self.socket = sock
         self.address = address
         self._cleanup = cleanup
+        self._raw = raw  # the listening socket `sock` wraps
+        self._shared: memoryview | None = None  # every connection's read buffer (see MessageStream)
 
     async def accept(self) -> MessageStream:
-        conn, _peer = await self.socket.accept()
-        return MessageStream(self.transport, conn, self.address, buffer_size=server_receive_buffer())
+        # accepted as a standard library socket and then wrapped (as trio's accept does), so
+        # the connection keeps it for MessageStream.try_send; trio's protocol for a socket
+        # call: try at once, wait only if nothing is there, yield (shielded) if something was
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        while True:
+            try:
+                conn, _peer = self._raw.accept()
+                break
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self._raw)
+                waited = True
+        if self._shared is None:  # anonymous memory: pages cost RSS only once a message reaches them
+            self._shared = memoryview(mmap.mmap(-1, server_receive_buffer()))
+        stream = MessageStream(self.transport, trio.socket.from_stdlib_socket(conn), self.address, raw=conn,
+                               shared=self._shared)
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return stream
 
     async def aclose(self) -> None:
         if self._cleanup is not None:
@@ -54,7 +74,7 @@ class UnixSeqpacketTransport(SeqpacketTransport):
     async def open_listeners(self, address: Address) -> list[trio.abc.Listener[MessageStream]]:
         sock, cleanup = listen_unix(socket.SOCK_SEQPACKET, address)
         await trio.lowlevel.checkpoint()
-        return [SeqpacketListener(self, trio.socket.from_stdlib_socket(sock), address, cleanup)]
+        return [SeqpacketListener(self, trio.socket.from_stdlib_socket(sock), address, cleanup, sock)]
 
     def listener_address(self, listener: trio.abc.Listener[MessageStream], requested: Address) -> Address:
         return bound_address(requested, listener.socket.getsockname())  # type: ignore[attr-defined]
