@@ -275,7 +275,7 @@ QueueOpt = Annotated[Optional[str], typer.Option("--queue", metavar="BYTES", ric
 SliceOpt = Annotated[Optional[str], typer.Option("--slice", metavar="MIN:MAX", rich_help_panel=_IMP,
                                                  help="streams: re-chunk bytes into writes of MIN..MAX bytes")]
 ResetOpt = Annotated[Optional[str], typer.Option("--reset-after", metavar="BYTES", rich_help_panel=_IMP,
-                                                 help="streams: send RST after BYTES bytes")]
+                                                 help="streams: abort after BYTES bytes (RST on TCP; AF_UNIX has none)")]
 CloseOpt = Annotated[Optional[str], typer.Option("--close-after", metavar="BYTES", rich_help_panel=_IMP,
                                                  help="streams: close cleanly after BYTES bytes")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", rich_help_panel=_IMP,
