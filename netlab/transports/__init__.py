@@ -11,7 +11,9 @@ import socket
 from ..errors import UnknownNameError
 from .addresses import Address, parse_address
 from .base import (
-    Datagram, DatagramSocket, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport, Transport,
+    ByteStream, ConnectedDatagram, Connection, DatagramEndpoint, DatagramTransport, Kind, Listeners, Listening,
+    Message, MessageChannel, MessageStream, MessageTransport, Pair, SeqpacketTransport, StreamTransport, Transport,
+    open_pair, plain_socket, receive_data, send_data, send_eof, socket_of,
 )
 from .tcp import TcpTransport
 from .udp import UdpTransport
@@ -51,6 +53,8 @@ def get_transport(scheme: str) -> Transport:
 
 
 __all__ = [
-    "TRANSPORTS", "COMPARE_SCHEMES", "Address", "Datagram", "DatagramSocket", "DatagramTransport",
-    "MessageStream", "SeqpacketTransport", "StreamTransport", "Transport", "get_transport", "parse_address",
+    "TRANSPORTS", "COMPARE_SCHEMES", "Address", "ByteStream", "ConnectedDatagram", "Connection", "DatagramEndpoint",
+    "DatagramTransport", "Kind", "Listeners", "Listening", "Message", "MessageChannel", "MessageStream",
+    "MessageTransport", "Pair", "SeqpacketTransport", "StreamTransport", "Transport", "get_transport", "open_pair",
+    "parse_address", "plain_socket", "receive_data", "send_data", "send_eof", "socket_of",
 ]

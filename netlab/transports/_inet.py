@@ -8,9 +8,9 @@ import trio
 
 from ..errors import AddressError, TransportError, translate_os_errors
 from .addresses import Address
-from .base import apply_buffer_options
+from .base import Peer, apply_buffer_options
 
-SockInfo = tuple[socket.AddressFamily, object]  # (family, sockaddr)
+SockInfo = tuple[socket.AddressFamily, Peer]  # (family, sockaddr)
 
 
 async def resolve(address: Address, family: socket.AddressFamily | None, socktype: int, *, passive: bool) -> list[SockInfo]:
@@ -37,12 +37,12 @@ async def resolve(address: Address, family: socket.AddressFamily | None, socktyp
     return result
 
 
-def prepare_socket(sock: trio.socket.SocketType, family: int, address: Address, *, several: bool, server: bool) -> None:
+def prepare_socket(sock: trio.socket.SocketType | socket.socket, family: int, address: Address, *, several: bool, server: bool) -> None:
     """Options before bind/connect: SO_REUSEADDR (servers), IPV6_V6ONLY, buffers."""
     if server:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6:
-        v6only = address.option("v6only")
+        v6only = address.bool_option("v6only")
         if v6only is None and several:
             v6only = True  # binding [::] next to 0.0.0.0 on the same port needs it
         if v6only is not None:
@@ -50,6 +50,6 @@ def prepare_socket(sock: trio.socket.SocketType, family: int, address: Address, 
     apply_buffer_options(sock, address)
 
 
-def with_port(sockaddr: object, port: int) -> object:
+def with_port(sockaddr: Peer, port: int) -> Peer:
     assert isinstance(sockaddr, tuple)
     return (sockaddr[0], port, *sockaddr[2:])

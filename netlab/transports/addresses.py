@@ -32,8 +32,9 @@ import ipaddress
 import re
 import socket
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import AddressError
 
@@ -46,7 +47,7 @@ UNIX_PATH_MAX = 107
 _DNS_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?\Z")
 
 
-def _parse_int(name: str, low: int, high: int):
+def _parse_int(name: str, low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         if not re.fullmatch(r"[0-9]+", value):
             raise AddressError(f"option {name}= takes a whole number, not {value!r}")
@@ -68,7 +69,7 @@ def _parse_mode(value: str) -> int:
     return mode
 
 
-def _parse_bool(name: str):
+def _parse_bool(name: str) -> Callable[[str], bool]:
     def parse(value: str) -> bool:
         if value in ("1", "true", "yes", "on"):
             return True
@@ -81,8 +82,8 @@ def _parse_bool(name: str):
 
 @dataclass(frozen=True)
 class Option:
-    parse: object  # Callable[[str], object]
-    show: object  # Callable[[object], str]
+    parse: Callable[[str], object]
+    show: Callable[[Any], str]
     help: str
 
 
@@ -146,6 +147,25 @@ class Address:
                 return value
         return default
 
+    @overload
+    def int_option(self, name: str) -> int | None: ...
+    @overload
+    def int_option(self, name: str, default: int) -> int: ...
+    def int_option(self, name: str, default: int | None = None) -> int | None:
+        """A whole-number option (backlog, mode, rcvbuf, sndbuf), or `default`."""
+        value = self.option(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    def bool_option(self, name: str) -> bool | None:
+        """A 0/1 option (v6only, insecure), or None when not given."""
+        value = self.option(name)
+        return value if isinstance(value, bool) else None
+
+    def str_option(self, name: str) -> str | None:
+        """A text option (a file path: cert, key, ca), or None when not given."""
+        value = self.option(name)
+        return value if isinstance(value, str) else None
+
     def unix_sockaddr(self) -> str | bytes:
         """What ``bind``/``connect`` take for this unix address."""
         if self.abstract is not None:
@@ -155,9 +175,6 @@ class Address:
 
     def with_port(self, port: int) -> Address:
         return replace(self, port=port)
-
-    def with_host(self, host: str) -> Address:
-        return replace(self, host=host)
 
     # -- text ------------------------------------------------------------------------
     def target_text(self) -> str:
@@ -173,7 +190,7 @@ class Address:
     def __str__(self) -> str:
         text = f"{self.scheme}:{self.target_text()}"
         if self.options:
-            text += "?" + "&".join(f"{k}={OPTIONS[k].show(v)}" for k, v in self.options)  # type: ignore[operator]
+            text += "?" + "&".join(f"{k}={OPTIONS[k].show(v)}" for k, v in self.options)
         return text
 
 
@@ -206,7 +223,7 @@ def _parse_options(query: str, transport: Transport, address: Address) -> tuple[
             raise AddressError(f"option {name!r} does not apply to {transport.scheme}: addresses (they take: {takes})")
         if name in parsed:
             raise AddressError(f"option {name!r} given twice")
-        parsed[name] = OPTIONS[name].parse(value)  # type: ignore[operator]
+        parsed[name] = OPTIONS[name].parse(value)
     if "mode" in parsed and address.abstract is not None:
         raise AddressError("option mode= does not apply to abstract names: they have no file")
     if "v6only" in parsed and address.host_family == socket.AF_INET:

@@ -1,13 +1,32 @@
-"""What a transport is: a socket kind, its declared properties, and how to open it.
+"""What a transport is: a socket kind, its declared properties, and the two contracts it hands out.
 
-Two kinds (after anyio's ``abc/_sockets.py``):
+Every transport opens the same way, ``await transport.listen(address)`` for a server and
+``await transport.connect(address)`` for a client, and what comes back honours one of two
+connection contracts (after trio's ``abc`` and anyio's ``abc/_sockets.py``)::
 
-* `StreamTransport` hands out ``trio.SocketStream`` objects (a
-  ``trio.abc.HalfCloseableStream``): `open_listeners` for servers (served with
-  ``trio.serve_listeners``), `connect` for clients. Bytes arrive in order, with no
-  message boundaries.
-* `DatagramTransport` carries whole messages: `bind` for servers and `connect` for
-  clients both return a `DatagramSocket`, which sends and receives ``(bytes, peer)``.
+    Connection = ByteStream | MessageChannel
+
+    ByteStream       trio.abc.HalfCloseableStream: bytes in order, no message boundaries,
+                     send_eof() half-closes.              tcp, tcp4, tcp6, unix, tls
+    MessageChannel   whole messages with one peer: send(), try_send(), receive() -> Message
+                     (None at end of stream, where the kind has one), max_message, aclose().
+                       MessageStream      a seqpacket connection            unix-seq
+                       ConnectedDatagram  a datagram socket connected to    udp, udp4, udp6,
+                                          its peer (the client side)        unix-dgram
+
+and what a server holds (a `Listening`: ``bound`` is what the kernel actually gave)::
+
+    Listening
+      Listeners          listen() of a connection kind: trio Listeners whose accept()
+                         gives the kind's Connection             stream and seqpacket kinds
+      DatagramEndpoint   listen() of a datagram kind: one unconnected socket; receive()
+                         gives a Message with its peer, send_to(peer) answers it
+
+``kind`` says which: ``"stream"`` (ByteStream connections), ``"seqpacket"`` (MessageStream
+connections) or ``"datagram"`` (a DatagramEndpoint, and ConnectedDatagram clients). These are
+the kernel's own distinctions: SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM. `open_pair` opens a
+connected pair of any kind, for experiments and tests; `receive_data`, `send_data` and
+`send_eof` move bytes or messages over either contract, for code that relays both.
 
 Whether a transport is reliable, ordered and keeps message boundaries is *declared* here
 as data, not implied by the class name: unix datagrams are reliable and ordered on Linux,
@@ -23,9 +42,9 @@ import abc
 import contextlib
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 import trio
 
@@ -60,92 +79,118 @@ def server_receive_buffer() -> int:
     return max(DATAGRAM_BUFFER, 2 * wmem_max + 1024)
 
 
-class Transport(abc.ABC):
-    """One socket kind, reachable by one scheme name."""
 
-    scheme: ClassVar[str]
-    kind: ClassVar[Literal["stream", "datagram"]]
-    target: ClassVar[Literal["inet", "unix"]]
-    #: AF_INET, AF_INET6, AF_UNIX; None for "tcp"/"udp", which follow the host
-    family: socket.AddressFamily | None
-    socktype: ClassVar[socket.SocketKind]
-    reliable: ClassVar[bool]
-    ordered: ClassVar[bool]
-    boundaries: ClassVar[bool]
-    options: ClassVar[frozenset[str]]
-    summary: ClassVar[str]
+Kind = Literal["stream", "seqpacket", "datagram"]
 
-    @property
-    def family_name(self) -> str:
-        if self.family is None:
-            return "AF_INET/6"
-        return self.family.name
+#: a peer's address as the kernel gives it: (host, port[, flow, scope]) for inet, a path
+#: (str) or an abstract name (bytes starting with NUL) for unix
+Peer: TypeAlias = "tuple[Any, ...] | str | bytes"
 
-    def format_peer(self, sockaddr: object) -> str:
-        return format_sockaddr(self.scheme, sockaddr)
-
-    def address(self, text: str | Address) -> Address:
-        address = parse_address(text)
-        if address.scheme != self.scheme:
-            raise ValueError(f"{address} is not a {self.scheme}: address")
-        return address
-
-
-class StreamTransport(Transport):
-    kind = "stream"
-    reliable = True
-    ordered = True
-    boundaries = False
-
-    @abc.abstractmethod
-    async def open_listeners(self, address: Address) -> list[trio.abc.Listener[trio.SocketStream]]:
-        """Bind and listen. Returns one listener per bound socket.
-
-        Raises:
-            AddressInUseError, PermissionDeniedError, AddressUnavailableError, ResolveError
-        """
-
-    @abc.abstractmethod
-    def listener_address(self, listener: trio.abc.Listener[trio.SocketStream], requested: Address) -> Address:
-        """The address the kernel actually gave (real port, real abstract name)."""
-
-    @abc.abstractmethod
-    async def connect(self, address: Address) -> trio.SocketStream:
-        """Open a connection.
-
-        Raises:
-            ConnectionRefusedError, ResolveError, TransportError
-        """
+#: the byte-stream contract: trio's own (SocketStream for tcp and unix, SSLStream for tls)
+ByteStream: TypeAlias = trio.abc.HalfCloseableStream
 
 
 @dataclass(frozen=True)
-class Datagram:
+class Message:
+    """One message as received: a datagram, or a seqpacket message."""
+
     data: bytes
-    peer: object  # the kernel's address of the sender; None for an unbound unix sender
-    truncated: bool = False  # the datagram was larger than the read buffer (MSG_TRUNC)
+    peer: Peer | None  # the kernel's address of the sender; None for an unbound unix sender or a connection
+    truncated: bool = False  # it was larger than the read buffer (MSG_TRUNC): never serve it as whole
 
 
-class DatagramSocket:
-    """A bound datagram socket: the server side, or a connected client.
+class MessageChannel(trio.abc.AsyncResource):
+    """The message contract: whole messages, in both directions, with one peer.
 
-    ``local`` is the address the kernel gave; ``remote`` is the connected peer (clients).
+    Each `send` arrives as exactly one `receive` (or not at all, where the kind is
+    unreliable), never merged with another or split. Implemented by `MessageStream` (a
+    seqpacket connection) and `ConnectedDatagram` (a datagram socket connected to its peer).
+
+    Raises (every method): MessageTooLargeError (over `max_message`), ConnectionRefusedError,
+    TransportError; `trio.ClosedResourceError` after `aclose`.
     """
+
+    transport: MessageTransport
+    #: the kernel socket, for getsockopt (SO_SNDBUF, SO_PEERCRED) and nothing else
+    socket: trio.socket.SocketType
+    #: the peer, for error texts
+    remote: object
+    #: the largest message `receive` can return whole
+    buffer_size: int
+    #: True where the kind has an end of stream (seqpacket): `receive` returns None then
+    has_eof: ClassVar[bool]
+
+    @property
+    @abc.abstractmethod
+    def max_message(self) -> int:
+        """The largest message this channel can send."""
+
+    @abc.abstractmethod
+    async def send(self, data: bytes) -> None:
+        """Send one whole message."""
+
+    @abc.abstractmethod
+    def try_send(self, data: bytes) -> bool:
+        """`send` at once if the kernel takes the message now; False if it would have to wait
+        (then call `send`). Not a checkpoint: a loop calls it between two receives, which are."""
+
+    @abc.abstractmethod
+    async def receive(self) -> Message | None:
+        """The next message; None at end of stream (only where `has_eof`)."""
+
+    async def send_eof(self) -> None:
+        """End of stream, where the kind has one; a datagram has none, so nothing is sent."""
+        await trio.lowlevel.checkpoint()
+
+
+#: what `Transport.connect` returns, and what a `Listeners` accepts
+Connection: TypeAlias = "ByteStream | MessageChannel"
+
+
+class Listening(trio.abc.AsyncResource):
+    """What `Transport.listen` returns: a server's bound sockets. ``bound`` lists the addresses
+    the kernel actually gave (the real port, the autobind name), one per socket."""
+
+    requested: Address
+    bound: list[Address]
+
+
+class Listeners(Listening):
+    """A connection kind's listening sockets: ``listeners`` accept the kind's `Connection`."""
+
+    def __init__(self, transport: Transport, requested: Address,
+                 listeners: list[trio.abc.Listener[Connection]], bound: list[Address]) -> None:
+        self.transport = transport
+        self.requested = requested
+        self.listeners = listeners
+        self.bound = bound
+
+    async def aclose(self) -> None:
+        """Close every listener (unix socket files go with them)."""
+        for listener in self.listeners:
+            with trio.CancelScope(shield=True):
+                await listener.aclose()
+
+
+class _DatagramSocket:
+    """What both sides of a datagram socket share: size checks, error texts, drop counts."""
+
+    transport: MessageTransport
 
     def __init__(
         self,
-        transport: DatagramTransport,
+        transport: MessageTransport,
         sock: trio.socket.SocketType,
         local: Address,
-        remote: Address | None = None,
-        cleanup: object = None,
+        cleanup: Callable[[], None] | None = None,
         buffer_size: int = DATAGRAM_BUFFER,
         raw: socket.socket | None = None,
     ) -> None:
         self.transport = transport
         self.socket = sock
+        #: the address the kernel gave this socket
         self.local = local
-        self.remote = remote
-        self._cleanup = cleanup  # Callable[[], None] | None, run once on close
+        self._cleanup = cleanup  # run once on close
         self.buffer_size = buffer_size
         self._buffer = bytearray(buffer_size)
         self._view = memoryview(self._buffer)
@@ -171,11 +216,9 @@ class DatagramSocket:
         return True
 
     @property
-    def max_datagram(self) -> int:
-        return self.transport.max_datagram_for(self.socket)
-
-    #: the same, under the name message transports share (see `MessageStream`)
-    max_message = max_datagram
+    def max_message(self) -> int:
+        """The largest datagram this socket can send."""
+        return self.transport.max_message_for(self.socket)
 
     def _check_size(self, data: bytes, peer: object, *, formatted: bool = False) -> None:
         """Refuse a datagram over a limit known up front; `peer` is only formatted to say so."""
@@ -187,14 +230,54 @@ class DatagramSocket:
                 f"{self.transport.limit_text(self.socket)}"
             )
 
-    async def send(self, data: bytes) -> None:
-        """Send one datagram to the connected peer."""
-        assert self.remote is not None, "send() needs a connected socket; use send_to()"
-        self._check_size(data, self.remote, formatted=True)
-        with self._translate(self.remote, "send to"):
-            await self.socket.send(data)
+    async def _receive(self, where: object) -> Message:
+        with translate_os_errors(where, "receive from"):
+            nbytes, ancdata, flags, peer = await self.socket.recvmsg_into([self._buffer], self._ancbufsize)
+        for level, kind, value in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
+                self.kernel_drops = max(self.kernel_drops or 0, int.from_bytes(value[:4], sys.byteorder))
+        sender = cast("Peer | None", peer or None)  # trio types recvmsg's address as object
+        return Message(bytes(self._view[:nbytes]), sender, bool(flags & socket.MSG_TRUNC))
 
-    async def send_to(self, data: bytes, peer: object) -> None:
+    @contextlib.contextmanager
+    def _translate(self, where: object, op: str) -> Iterator[None]:
+        """Like `translate_os_errors`, but EMSGSIZE states this transport's limit."""
+        try:
+            with translate_os_errors(where, op):
+                yield
+        except MessageTooLargeError as err:
+            raise MessageTooLargeError(
+                f"datagram too large for {where}: {self.transport.limit_text(self.socket)}",
+                errno=err.errno,
+            ) from err
+
+    def close(self) -> None:
+        self.socket.close()
+        if self._cleanup is not None:
+            cleanup, self._cleanup = self._cleanup, None
+            cleanup()
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+
+class DatagramEndpoint(_DatagramSocket, Listening):
+    """A datagram server's socket: bound, not connected. `receive` gives each datagram with
+    its sender, `send_to` answers a sender."""
+
+    def __init__(self, transport: MessageTransport, sock: trio.socket.SocketType, local: Address, *,
+                 requested: Address, cleanup: Callable[[], None] | None = None,
+                 buffer_size: int = DATAGRAM_BUFFER, raw: socket.socket | None = None) -> None:
+        super().__init__(transport, sock, local, cleanup, buffer_size, raw)
+        self.requested = requested
+        self.bound = [local]
+
+    async def receive(self) -> Message:
+        """Wait for one datagram. ``truncated`` is set when it did not fit the buffer."""
+        return await self._receive(self.local)
+
+    async def send_to(self, data: bytes, peer: Peer) -> None:
         """Send one datagram to a peer address as the kernel gave it (from `receive`).
 
         A reply larger than this socket's send limit raises the limit first, as far as
@@ -209,7 +292,7 @@ class DatagramSocket:
             else:
                 await self.socket.sendto(data, peer)
 
-    async def _send_to_polling(self, data: bytes, peer: object) -> None:
+    async def _send_to_polling(self, data: bytes, peer: Peer) -> None:
         """sendto for an unconnected AF_UNIX datagram socket whose receiver's queue is full.
 
         Linux reports such a socket writable all the same (it can wake only a *connected*
@@ -229,7 +312,7 @@ class DatagramSocket:
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
 
-    def try_send_to(self, data: bytes, peer: object) -> bool:
+    def try_send_to(self, data: bytes, peer: Peer) -> bool:
         """`send_to` at once if the kernel takes the datagram now; False if it would have to
         wait (then call `send_to`). Not a checkpoint: a server loop calls it between two
         receives, which are. Raises what `send_to` raises."""
@@ -248,43 +331,55 @@ class DatagramSocket:
                 raise exc
         return True
 
-    async def receive(self) -> Datagram:
-        """Wait for one datagram. ``truncated`` is set when it did not fit the buffer."""
-        where = self.remote if self.remote is not None else self.local
-        with translate_os_errors(where, "receive from"):
-            nbytes, ancdata, flags, peer = await self.socket.recvmsg_into([self._buffer], self._ancbufsize)
-        for level, kind, value in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
-                self.kernel_drops = max(self.kernel_drops or 0, int.from_bytes(value[:4], sys.byteorder))
-        return Datagram(bytes(self._view[:nbytes]), peer or None, bool(flags & socket.MSG_TRUNC))
+    def connect_back(self, client: ConnectedDatagram) -> ConnectedDatagram:
+        """This socket, connected to `client`'s address: the server's end of a datagram
+        `Pair`. The endpoint is spent; closing the channel closes the socket (and removes a
+        unix socket file)."""
+        assert self._raw is not None, "every datagram transport makes its endpoint's socket itself"
+        with translate_os_errors(client.local, "connect to"):
+            self._raw.connect(client.socket.getsockname())  # a datagram connect() never waits
+        channel = ConnectedDatagram(self.transport, self.socket, self.local, client.local,
+                                    buffer_size=self.buffer_size, raw=self._raw, cleanup=self._cleanup)
+        self._cleanup = None
+        return channel
 
-    @contextlib.contextmanager
-    def _translate(self, where: object, op: str) -> Iterator[None]:
-        """Like `translate_os_errors`, but EMSGSIZE states this transport's limit."""
-        try:
-            with translate_os_errors(where, op):
-                yield
-        except MessageTooLargeError as err:
-            raise MessageTooLargeError(
-                f"datagram too large for {where}: {self.transport.limit_text(self.socket)}",
-                errno=err.errno,
-            ) from err
 
-    def close(self) -> None:
-        self.socket.close()
-        if self._cleanup is not None:
-            cleanup, self._cleanup = self._cleanup, None
-            cleanup()  # type: ignore[operator]
+class ConnectedDatagram(_DatagramSocket, MessageChannel):
+    """A datagram socket connected to one peer (a client): the message contract over
+    datagrams. `receive` never returns None: a datagram has no end of stream."""
 
-    async def aclose(self) -> None:
-        self.close()
-        await trio.lowlevel.checkpoint()
+    has_eof = False
 
-    async def __aenter__(self) -> DatagramSocket:
-        return self
+    def __init__(self, transport: MessageTransport, sock: trio.socket.SocketType, local: Address,
+                 remote: Address, *, buffer_size: int = DATAGRAM_BUFFER, raw: socket.socket | None = None,
+                 cleanup: Callable[[], None] | None = None) -> None:
+        super().__init__(transport, sock, local, cleanup, buffer_size, raw)
+        self.remote = remote
 
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
+    @property
+    def max_message(self) -> int:
+        return self.transport.max_message_for(self.socket)
+
+    async def send(self, data: bytes) -> None:
+        """Send one datagram to the connected peer."""
+        self._check_size(data, self.remote, formatted=True)
+        with self._translate(self.remote, "send to"):
+            await self.socket.send(data)
+
+    def try_send(self, data: bytes) -> bool:
+        raw = self._raw
+        if raw is None:
+            return False
+        self._check_size(data, self.remote, formatted=True)
+        with self._translate(self.remote, "send to"):
+            try:
+                raw.send(data)
+            except BlockingIOError:
+                return False
+        return True
+
+    async def receive(self) -> Message:
+        return await self._receive(self.remote)
 
 
 class _Peer:
@@ -300,55 +395,9 @@ class _Peer:
         return self.transport.format_peer(self.peer)
 
 
-class DatagramTransport(Transport):
-    kind = "datagram"
-    boundaries = True
-
-    @abc.abstractmethod
-    async def bind(self, address: Address) -> DatagramSocket:
-        """Bind a server socket.
-
-        Raises:
-            AddressInUseError, PermissionDeniedError, AddressUnavailableError, ResolveError
-        """
-
-    @abc.abstractmethod
-    async def connect(self, address: Address) -> DatagramSocket:
-        """A client socket connected to `address` and bound, so replies can reach it.
-
-        Raises:
-            ConnectionRefusedError, ResolveError, TransportError
-        """
-
-    @abc.abstractmethod
-    def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
-        """The largest datagram this socket can send."""
-
-    def make_room(self, sock: trio.socket.SocketType, size: int) -> None:
-        """Raise the socket's send limit so a datagram of `size` bytes fits, if needed."""
-
-    def hard_limit(self, sock: trio.socket.SocketType) -> int | None:
-        """A limit known before sending (checked up front), or None to let the kernel say."""
-        return None
-
-    @abc.abstractmethod
-    def limit_text(self, sock: trio.socket.SocketType) -> str:
-        """The limit, stated for an error message."""
-
-
-def apply_buffer_options(sock: trio.socket.SocketType | socket.socket, address: Address) -> None:
-    """Set SO_RCVBUF / SO_SNDBUF from ``?rcvbuf=`` / ``?sndbuf=``."""
-    rcvbuf = address.option("rcvbuf")
-    if rcvbuf is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sndbuf = address.option("sndbuf")
-    if sndbuf is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-
-
-class MessageStream(trio.abc.AsyncResource):
-    """A connection that keeps message boundaries (SOCK_SEQPACKET): each `send` arrives as
-    exactly one `receive`, reliably and in order.
+class MessageStream(MessageChannel):
+    """A seqpacket connection: each `send` arrives as exactly one `receive`, reliably and in
+    order, and the connection has an end of stream.
 
     An empty message cannot be told apart from end of stream (both read as zero bytes), so
     `send` refuses it.
@@ -362,12 +411,14 @@ class MessageStream(trio.abc.AsyncResource):
     scheduler.
     """
 
+    has_eof = True
+
     def __init__(self, transport: SeqpacketTransport, sock: trio.socket.SocketType, remote: object,
                  buffer_size: int = DATAGRAM_BUFFER, raw: socket.socket | None = None,
                  shared: memoryview | None = None) -> None:
         self.transport = transport
         self.socket = sock
-        self.remote = remote  # what the messages are about, for error texts
+        self.remote = remote
         if shared is not None and raw is not None:
             self._view = shared
         else:
@@ -395,9 +446,6 @@ class MessageStream(trio.abc.AsyncResource):
             await self.socket.send(data)
 
     def try_send(self, data: bytes) -> bool:
-        """`send` at once if the kernel takes the message now; False if it would have to wait
-        (then call `send`). Not a checkpoint: a server calls it between two receives, which
-        are. Raises what `send` raises."""
         raw = self._raw
         if raw is None:
             return False
@@ -409,15 +457,14 @@ class MessageStream(trio.abc.AsyncResource):
                 return False
         return True
 
-    async def receive(self) -> Datagram | None:
-        """The next message, or None at end of stream."""
+    async def receive(self) -> Message | None:
         raw = self._raw
         if raw is None:
             with translate_os_errors(self.remote, "receive from"):
                 nbytes, _anc, flags, _peer = await self.socket.recvmsg_into([self._view])
             if nbytes == 0 and not flags & socket.MSG_TRUNC:
                 return None
-            return Datagram(bytes(self._view[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+            return Message(bytes(self._view[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
         # trio's protocol for a socket call (a cancelled task reads nothing; a read that
         # succeeds at once still yields, shielded), with the copy out of the shared buffer
         # made before anything else can run
@@ -432,7 +479,7 @@ class MessageStream(trio.abc.AsyncResource):
                     await trio.lowlevel.wait_readable(raw)
                     waited = True
         message = None if nbytes == 0 and not flags & socket.MSG_TRUNC else \
-            Datagram(bytes(self._view[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
+            Message(bytes(self._view[:nbytes]), None, bool(flags & socket.MSG_TRUNC))
         if not waited:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return message
@@ -447,25 +494,84 @@ class MessageStream(trio.abc.AsyncResource):
         await trio.lowlevel.checkpoint()
 
 
-class SeqpacketTransport(Transport):
-    """Connection-oriented, reliable, ordered, and message boundaries kept."""
+# -- transports ----------------------------------------------------------------------------
 
-    kind = "seqpacket"
+
+class Transport(abc.ABC):
+    """One socket kind, reachable by one scheme name. `listen` and `connect` open it."""
+
+    scheme: str
+    kind: ClassVar[Kind]
+    target: ClassVar[Literal["inet", "unix"]]
+    #: AF_INET, AF_INET6, AF_UNIX; None for "tcp"/"udp", which follow the host
+    family: socket.AddressFamily | None
+    socktype: ClassVar[socket.SocketKind]
+    reliable: ClassVar[bool]
+    ordered: ClassVar[bool]
+    boundaries: ClassVar[bool]
+    options: ClassVar[frozenset[str]]
+    summary: str
+    #: a listener accepts connections (stream and seqpacket), rather than one socket
+    #: receiving from every peer (datagram)
+    connected: ClassVar[bool]
+
+    @property
+    def family_name(self) -> str:
+        if self.family is None:
+            return "AF_INET/6"
+        return self.family.name
+
+    def format_peer(self, sockaddr: object) -> str:
+        return format_sockaddr(self.scheme, sockaddr)
+
+    @abc.abstractmethod
+    async def listen(self, address: Address) -> Listening:
+        """Bind (and listen, for a connection kind): what a server serves from.
+
+        Raises:
+            AddressInUseError, PermissionDeniedError, AddressUnavailableError, ResolveError
+        """
+
+    @abc.abstractmethod
+    async def connect(self, address: Address) -> Connection:
+        """Open a client connection: a `ByteStream` for the stream kind, a `MessageChannel`
+        for the others (a datagram client is bound, so replies can reach it).
+
+        Raises:
+            ConnectionRefusedError, ResolveError, TransportError
+        """
+
+
+class StreamTransport(Transport):
+    """SOCK_STREAM: `Listeners` that accept `ByteStream` connections."""
+
+    kind = "stream"
+    connected = True
     reliable = True
     ordered = True
+    boundaries = False
+
+    @abc.abstractmethod
+    async def listen(self, address: Address) -> Listeners: ...
+
+    @abc.abstractmethod
+    async def connect(self, address: Address) -> ByteStream: ...
+
+
+class MessageTransport(Transport):
+    """A kind whose connections carry whole messages, and the limit on their size."""
+
     boundaries = True
 
     @abc.abstractmethod
-    async def open_listeners(self, address: Address) -> list[trio.abc.Listener[MessageStream]]:
-        """Bind and listen. Raises: AddressInUseError, PermissionDeniedError."""
+    async def connect(self, address: Address) -> MessageChannel: ...
 
-    @abc.abstractmethod
-    def listener_address(self, listener: trio.abc.Listener[MessageStream], requested: Address) -> Address:
-        """The address the kernel actually gave."""
+    def make_room(self, sock: trio.socket.SocketType, size: int) -> None:
+        """Raise the socket's send limit so a message of `size` bytes fits, if needed."""
 
-    @abc.abstractmethod
-    async def connect(self, address: Address) -> MessageStream:
-        """Open a connection. Raises: ConnectionRefusedError, TransportError."""
+    def hard_limit(self, sock: trio.socket.SocketType) -> int | None:
+        """A limit known before sending (checked up front), or None to let the kernel say."""
+        return None
 
     @abc.abstractmethod
     def max_message_for(self, sock: trio.socket.SocketType) -> int:
@@ -474,3 +580,128 @@ class SeqpacketTransport(Transport):
     @abc.abstractmethod
     def limit_text(self, sock: trio.socket.SocketType) -> str:
         """The limit, stated for an error message."""
+
+
+class SeqpacketTransport(MessageTransport):
+    """SOCK_SEQPACKET: `Listeners` that accept `MessageStream` connections; reliable, ordered."""
+
+    kind = "seqpacket"
+    connected = True
+    reliable = True
+    ordered = True
+
+    @abc.abstractmethod
+    async def listen(self, address: Address) -> Listeners: ...
+
+    @abc.abstractmethod
+    async def connect(self, address: Address) -> MessageStream: ...
+
+
+class DatagramTransport(MessageTransport):
+    """SOCK_DGRAM: a `DatagramEndpoint` for servers, `ConnectedDatagram` clients."""
+
+    kind = "datagram"
+    connected = False
+
+    @abc.abstractmethod
+    async def listen(self, address: Address) -> DatagramEndpoint: ...
+
+    @abc.abstractmethod
+    async def connect(self, address: Address) -> ConnectedDatagram: ...
+
+
+def apply_buffer_options(sock: trio.socket.SocketType | socket.socket, address: Address) -> None:
+    """Set SO_RCVBUF / SO_SNDBUF from ``?rcvbuf=`` / ``?sndbuf=``."""
+    rcvbuf = address.int_option("rcvbuf")
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sndbuf = address.int_option("sndbuf")
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+
+
+# -- working with either contract ----------------------------------------------------------
+
+
+def socket_of(conn: Connection) -> trio.socket.SocketType:
+    """The kernel socket under a connection (under TLS too), for getsockopt and the like."""
+    if isinstance(conn, MessageChannel):
+        return conn.socket
+    if isinstance(conn, trio.SSLStream):
+        return socket_of(conn.transport_stream)
+    if isinstance(conn, trio.SocketStream):
+        return conn.socket
+    raise TypeError(f"no socket under {conn!r}")
+
+
+def plain_socket(conn: Connection) -> trio.socket.SocketType | None:
+    """The socket of a byte stream whose bytes are the stream's bytes (not under TLS), so a
+    hot path may read and write its file descriptor directly; None otherwise."""
+    return conn.socket if isinstance(conn, trio.SocketStream) else None
+
+
+async def receive_data(conn: Connection, max_bytes: int = 65536) -> bytes | None:
+    """The next chunk of a byte stream, or the next message; None at end of stream."""
+    if isinstance(conn, MessageChannel):
+        message = await conn.receive()
+        return None if message is None else message.data
+    return bytes(await conn.receive_some(max_bytes)) or None
+
+
+async def send_data(conn: Connection, data: bytes) -> None:
+    """All of `data` on a byte stream, or `data` as one message."""
+    if isinstance(conn, MessageChannel):
+        await conn.send(data)
+    else:
+        await conn.send_all(data)
+
+
+async def send_eof(conn: Connection) -> None:
+    """Half-close: no more data from this side, where the kind has an end of stream."""
+    await conn.send_eof()
+
+
+@dataclass
+class Pair:
+    """Two ends of one conversation, opened by `open_pair`: the client's connection and the
+    server's (accepted, or for datagrams the server's socket connected back to the client)."""
+
+    client: Connection
+    server: Connection
+    #: the address the server was bound to (the real port, the real name)
+    address: Address
+
+
+@contextlib.asynccontextmanager
+async def open_pair(address: Address | str) -> AsyncIterator[Pair]:
+    """Listen on `address`, connect to it, accept: a connected pair of any kind, closed on exit.
+
+    For a datagram kind the server's socket is connected to the client's address, so both
+    ends are `ConnectedDatagram` channels. The listening socket is closed once the pair is
+    made (a unix socket file goes with it).
+
+    Raises: what `Transport.listen` and `Transport.connect` raise.
+    """
+    address = parse_address(address)
+    transport = address.transport
+    listening: Listening | None = await transport.listen(address)
+    assert listening is not None
+    server: Connection | None = None
+    client: Connection | None = None
+    try:
+        bound = listening.bound[0]
+        client = await transport.connect(bound)
+        if isinstance(listening, Listeners):
+            server = await listening.listeners[0].accept()
+        else:
+            assert isinstance(listening, DatagramEndpoint) and isinstance(client, ConnectedDatagram)
+            server = listening.connect_back(client)
+            listening = None
+        yield Pair(client, server, bound)
+    finally:
+        with trio.CancelScope(shield=True):
+            if listening is not None:
+                await listening.aclose()
+            for conn in (client, server):
+                if conn is not None:
+                    await conn.aclose()

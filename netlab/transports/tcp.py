@@ -9,7 +9,7 @@ import trio
 from ..errors import NetlabError, translate_os_errors
 from ._inet import prepare_socket, resolve, with_port
 from .addresses import Address, bound_address
-from .base import StreamTransport
+from .base import Listeners, StreamTransport
 
 
 class TcpTransport(StreamTransport):
@@ -18,14 +18,14 @@ class TcpTransport(StreamTransport):
     options = frozenset({"backlog", "v6only", "rcvbuf", "sndbuf"})
 
     def __init__(self, scheme: str, family: socket.AddressFamily | None) -> None:
-        self.scheme = scheme  # type: ignore[misc]
+        self.scheme = scheme
         self.family = family
         which = {None: "IPv4 or IPv6 (by host)", socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}[family]
-        self.summary = f"TCP over {which}: reliable, ordered byte stream"  # type: ignore[misc]
+        self.summary = f"TCP over {which}: reliable, ordered byte stream"
 
-    async def open_listeners(self, address: Address) -> list[trio.abc.Listener[trio.SocketStream]]:
+    async def listen(self, address: Address) -> Listeners:
         infos = await resolve(address, self.family, socket.SOCK_STREAM, passive=True)
-        backlog = address.option("backlog", socket.SOMAXCONN)
+        backlog = address.int_option("backlog", socket.SOMAXCONN)
         socks: list[trio.socket.SocketType] = []
         port = address.port
         try:
@@ -43,10 +43,8 @@ class TcpTransport(StreamTransport):
             for sock in socks:
                 sock.close()
             raise
-        return [trio.SocketListener(sock) for sock in socks]
-
-    def listener_address(self, listener: trio.abc.Listener[trio.SocketStream], requested: Address) -> Address:
-        return bound_address(requested, listener.socket.getsockname())  # type: ignore[attr-defined]
+        return Listeners(self, address, [trio.SocketListener(sock) for sock in socks],
+                         [bound_address(address, sock.getsockname()) for sock in socks])
 
     async def connect(self, address: Address) -> trio.SocketStream:
         infos = await resolve(address, self.family, socket.SOCK_STREAM, passive=False)

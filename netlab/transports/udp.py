@@ -9,7 +9,7 @@ import trio
 from ..errors import translate_os_errors
 from ._inet import prepare_socket, resolve
 from .addresses import Address, bound_address
-from .base import DatagramSocket, DatagramTransport
+from .base import ConnectedDatagram, DatagramEndpoint, DatagramTransport
 
 #: 65535 (IP total length) - 20 (IPv4 header) - 8 (UDP header)
 UDP4_MAX = 65507
@@ -25,15 +25,15 @@ class UdpTransport(DatagramTransport):
     options = frozenset({"v6only", "rcvbuf", "sndbuf"})
 
     def __init__(self, scheme: str, family: socket.AddressFamily | None) -> None:
-        self.scheme = scheme  # type: ignore[misc]
+        self.scheme = scheme
         self.family = family
         which = {None: "IPv4 or IPv6 (by host)", socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}[family]
-        self.summary = f"UDP over {which}: datagrams that may be lost, duplicated or reordered"  # type: ignore[misc]
+        self.summary = f"UDP over {which}: datagrams that may be lost, duplicated or reordered"
 
-    async def bind(self, address: Address) -> DatagramSocket:
+    async def listen(self, address: Address) -> DatagramEndpoint:
         family, sockaddr = (await resolve(address, self.family, socket.SOCK_DGRAM, passive=True))[0]
         # a standard library socket, wrapped: the server's replies go out through it directly
-        # when the kernel takes them at once (DatagramSocket.try_send_to)
+        # when the kernel takes them at once (DatagramEndpoint.try_send_to)
         raw = socket.socket(family, socket.SOCK_DGRAM)
         try:
             with translate_os_errors(address, "bind"):
@@ -44,9 +44,9 @@ class UdpTransport(DatagramTransport):
             raw.close()
             raise
         await trio.lowlevel.checkpoint()
-        return DatagramSocket(self, trio.socket.from_stdlib_socket(raw), local, raw=raw)
+        return DatagramEndpoint(self, trio.socket.from_stdlib_socket(raw), local, requested=address, raw=raw)
 
-    async def connect(self, address: Address) -> DatagramSocket:
+    async def connect(self, address: Address) -> ConnectedDatagram:
         family, sockaddr = (await resolve(address, self.family, socket.SOCK_DGRAM, passive=False))[0]
         raw = socket.socket(family, socket.SOCK_DGRAM)
         sock = trio.socket.from_stdlib_socket(raw)
@@ -60,13 +60,13 @@ class UdpTransport(DatagramTransport):
         except BaseException:
             sock.close()
             raise
-        return DatagramSocket(self, sock, local, remote=address, raw=raw)
+        return ConnectedDatagram(self, sock, local, address, raw=raw)
 
-    def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
+    def max_message_for(self, sock: trio.socket.SocketType) -> int:
         return UDP6_MAX if sock.family == socket.AF_INET6 else UDP4_MAX
 
     def hard_limit(self, sock: trio.socket.SocketType) -> int | None:
-        return self.max_datagram_for(sock)
+        return self.max_message_for(sock)
 
     def limit_text(self, sock: trio.socket.SocketType) -> str:
         if sock.family == socket.AF_INET6:

@@ -30,7 +30,7 @@ import trio
 
 from ..errors import AddressInUseError, PermissionDeniedError, translate_os_errors
 from .addresses import Address, bound_address
-from .base import StreamTransport, apply_buffer_options
+from .base import Connection, Listeners, StreamTransport, apply_buffer_options
 
 log = logging.getLogger("netlab.transports.unix")
 
@@ -150,22 +150,24 @@ def bind_unix(sock: socket.socket, address: Address) -> Callable[[], None]:
             sock.bind(address.unix_sockaddr())
             return lambda: None
         claim_path(address, sock.type)
-        mode = int(address.option("mode", DEFAULT_MODE))  # type: ignore[call-overload]
+        mode = address.int_option("mode", DEFAULT_MODE)
         old_umask = os.umask(0o777 & ~mode)
         try:
             sock.bind(address.unix_sockaddr())
         finally:
             os.umask(old_umask)
-        st = os.lstat(address.path)  # type: ignore[arg-type]
-    path, identity = address.path, (st.st_dev, st.st_ino)
+        path = address.path
+        assert path is not None  # not abstract: a path
+        st = os.lstat(path)
+    identity = (st.st_dev, st.st_ino)
 
-    def cleanup() -> None:
+    def cleanup(path: str = path) -> None:
         try:
-            now = os.lstat(path)  # type: ignore[arg-type]
+            now = os.lstat(path)
         except OSError:
             return
         if (now.st_dev, now.st_ino) == identity:
-            os.unlink(path)  # type: ignore[arg-type]
+            os.unlink(path)
 
     return cleanup
 
@@ -177,7 +179,7 @@ def listen_unix(socktype: int, address: Address) -> tuple[socket.socket, Callabl
         cleanup = bind_unix(sock, address)
         try:
             with translate_os_errors(address, "listen on"):
-                sock.listen(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]
+                sock.listen(address.int_option("backlog", socket.SOMAXCONN))
         except BaseException:
             cleanup()
             raise
@@ -187,7 +189,7 @@ def listen_unix(socktype: int, address: Address) -> tuple[socket.socket, Callabl
     return sock, cleanup
 
 
-class UnixListener(trio.abc.Listener[trio.SocketStream]):
+class UnixListener(trio.abc.Listener[Connection]):
     """A `trio.SocketListener` that removes its socket file when closed."""
 
     def __init__(self, inner: trio.SocketListener, cleanup: Callable[[], None]) -> None:
@@ -213,14 +215,11 @@ class UnixStreamTransport(StreamTransport):
     options = frozenset({"backlog", "mode", "rcvbuf", "sndbuf"})
     summary = "AF_UNIX stream: a reliable, ordered byte stream between processes on one host"
 
-    async def open_listeners(self, address: Address) -> list[trio.abc.Listener[trio.SocketStream]]:
+    async def listen(self, address: Address) -> Listeners:
         sock, cleanup = listen_unix(socket.SOCK_STREAM, address)
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
         await trio.lowlevel.checkpoint()
-        return [UnixListener(listener, cleanup)]
-
-    def listener_address(self, listener: trio.abc.Listener[trio.SocketStream], requested: Address) -> Address:
-        return bound_address(requested, listener.socket.getsockname())  # type: ignore[attr-defined]
+        return Listeners(self, address, [UnixListener(listener, cleanup)], [bound_address(address, sock.getsockname())])
 
     async def connect(self, address: Address) -> trio.SocketStream:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

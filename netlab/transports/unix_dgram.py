@@ -18,7 +18,10 @@ import trio
 
 from ..errors import translate_os_errors
 from .addresses import Address, bound_address
-from .base import DATAGRAM_BUFFER, DatagramSocket, DatagramTransport, apply_buffer_options, server_receive_buffer
+from .base import (
+    DATAGRAM_BUFFER, ConnectedDatagram, DatagramEndpoint, DatagramTransport, apply_buffer_options,
+    server_receive_buffer,
+)
 from .unix import bind_unix
 
 #: what the kernel keeps back from SO_SNDBUF for a unix datagram's own bookkeeping
@@ -35,7 +38,7 @@ class UnixDatagramTransport(DatagramTransport):
     options = frozenset({"mode", "rcvbuf", "sndbuf"})
     summary = "AF_UNIX datagrams: boundaries kept; on Linux reliable and ordered (senders block)"
 
-    async def bind(self, address: Address) -> DatagramSocket:
+    async def listen(self, address: Address) -> DatagramEndpoint:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             cleanup = bind_unix(sock, address)
@@ -44,10 +47,10 @@ class UnixDatagramTransport(DatagramTransport):
             sock.close()
             raise
         await trio.lowlevel.checkpoint()
-        return DatagramSocket(self, trio.socket.from_stdlib_socket(sock), local, cleanup=cleanup,
-                              buffer_size=server_receive_buffer(), raw=sock)
+        return DatagramEndpoint(self, trio.socket.from_stdlib_socket(sock), local, requested=address,
+                                cleanup=cleanup, buffer_size=server_receive_buffer(), raw=sock)
 
-    async def connect(self, address: Address) -> DatagramSocket:
+    async def connect(self, address: Address) -> ConnectedDatagram:
         raw = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock = trio.socket.from_stdlib_socket(raw)
         try:
@@ -61,14 +64,14 @@ class UnixDatagramTransport(DatagramTransport):
             raise
         # a client that raised its send buffer may get replies as large as its requests
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        return DatagramSocket(self, sock, local, remote=address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024),
-                              raw=raw)
+        return ConnectedDatagram(self, sock, local, address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024),
+                                 raw=raw)
 
-    def max_datagram_for(self, sock: trio.socket.SocketType) -> int:
+    def max_message_for(self, sock: trio.socket.SocketType) -> int:
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - _UNIX_DGRAM_OVERHEAD
 
     def make_room(self, sock: trio.socket.SocketType, size: int) -> None:
-        if size > self.max_datagram_for(sock):
+        if size > self.max_message_for(sock):
             try:  # the kernel doubles the value and caps it at 2 * net.core.wmem_max
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, (size + _UNIX_DGRAM_OVERHEAD + 1) // 2 + 1)
             except OSError:

@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import mmap
 import socket
+from collections.abc import Callable
 
 import trio
 
 from ..errors import translate_os_errors
 from .addresses import Address, bound_address
-from .base import DATAGRAM_BUFFER, MessageStream, SeqpacketTransport, apply_buffer_options, server_receive_buffer
+from .base import (
+    DATAGRAM_BUFFER, Connection, Listeners, MessageStream, SeqpacketTransport, apply_buffer_options,
+    server_receive_buffer,
+)
 from .unix import listen_unix
 
 _OVERHEAD = 32  # as for unix datagrams: SO_SNDBUF less the kernel's bookkeeping
 
 
-class SeqpacketListener(trio.abc.Listener[MessageStream]):
+class SeqpacketListener(trio.abc.Listener[Connection]):
     def __init__(self, transport: UnixSeqpacketTransport, sock: trio.socket.SocketType, address: Address,
-                 cleanup, raw: socket.socket) -> None:
+                 cleanup: Callable[[], None] | None, raw: socket.socket) -> None:
         self.transport = transport
         self.socket = sock
         self.address = address
@@ -71,13 +75,11 @@ class UnixSeqpacketTransport(SeqpacketTransport):
     options = frozenset({"backlog", "mode", "rcvbuf", "sndbuf"})
     summary = "AF_UNIX SOCK_SEQPACKET: connections that keep message boundaries; reliable, ordered"
 
-    async def open_listeners(self, address: Address) -> list[trio.abc.Listener[MessageStream]]:
+    async def listen(self, address: Address) -> Listeners:
         sock, cleanup = listen_unix(socket.SOCK_SEQPACKET, address)
         await trio.lowlevel.checkpoint()
-        return [SeqpacketListener(self, trio.socket.from_stdlib_socket(sock), address, cleanup, sock)]
-
-    def listener_address(self, listener: trio.abc.Listener[MessageStream], requested: Address) -> Address:
-        return bound_address(requested, listener.socket.getsockname())  # type: ignore[attr-defined]
+        listener = SeqpacketListener(self, trio.socket.from_stdlib_socket(sock), address, cleanup, sock)
+        return Listeners(self, address, [listener], [bound_address(address, sock.getsockname())])
 
     async def connect(self, address: Address) -> MessageStream:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
