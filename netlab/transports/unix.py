@@ -156,12 +156,12 @@ def bind_unix(sock: socket.socket, address: Address) -> Callable[[], None]:
             sock.bind(address.unix_sockaddr())
         finally:
             os.umask(old_umask)
-        path = address.path
-        assert path is not None  # not abstract: a path
+        assert address.path is not None  # not abstract: a path
+        path: str = address.path
         st = os.lstat(path)
     identity = (st.st_dev, st.st_ino)
 
-    def cleanup(path: str = path) -> None:
+    def cleanup() -> None:
         try:
             now = os.lstat(path)
         except OSError:
