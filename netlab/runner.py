@@ -27,9 +27,10 @@ import os
 import socket
 import struct
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import cast
 
 import trio
 
@@ -39,9 +40,10 @@ from .errors import (
 from .services import Service, get_service
 from .services.framing import DEFAULT_MAX_LINE
 from .transports import (
-    Address, DatagramSocket, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport, Transport,
-    parse_address,
+    Address, ByteStream, Connection, DatagramEndpoint, Kind, Listeners, Listening, MessageChannel, Transport,
+    parse_address, plain_socket, send_data, socket_of,
 )
+from .transports.base import Peer
 
 log = logging.getLogger("netlab.server")
 
@@ -128,7 +130,7 @@ class Server:
     stats: ServerStats = field(default_factory=ServerStats)
     _stop_accepting: trio.CancelScope = field(default_factory=trio.CancelScope, repr=False)
     _everything: trio.CancelScope | None = field(default=None, repr=False)
-    _listeners: list = field(default_factory=list, repr=False)
+    _listening: Listening | None = field(default=None, repr=False)
     draining: bool = False
     #: where stream connections read into: one buffer for all of them (each read is copied
     #: out before the next await, and the server's tasks all run in one thread)
@@ -148,8 +150,8 @@ class Server:
         # serving task, the listeners would close a few scheduling rounds later, and a client
         # connecting meanwhile would be queued by the kernel, then reset (the serving task
         # still closes them properly, and removes socket files)
-        for listener in self._listeners:
-            listener.socket.close()
+        if self._listening is not None:
+            self._listening.refuse()
         with trio.move_on_after(self.limits.grace):
             while self.stats.active:
                 await trio.sleep(0.01)
@@ -178,42 +180,33 @@ async def serve(
     address = parse_address(address)
     transport = address.transport
     if (limits.allow_uids is not None or limits.allow_gids is not None) and (
-        transport.target != "unix" or transport.kind == "datagram"
+        transport.target != "unix" or not transport.connected
     ):
         raise AddressError(f"allow-uid/allow-gid check peer credentials (SO_PEERCRED), which only unix stream "
                            f"and unix-seq sockets have; {address.scheme}: has none")
     service = _make_service(service, limits)
-    if isinstance(transport, (StreamTransport, SeqpacketTransport)):
-        await _serve_connections(service, transport, address, limits, task_status)
-    else:
-        assert isinstance(transport, DatagramTransport)
-        await _serve_datagram(service, transport, address, limits, task_status)
-
-
-async def _serve_connections(service: Service, transport: StreamTransport | SeqpacketTransport,
-                             address: Address, limits: Limits, task_status) -> None:
-    listeners = await transport.open_listeners(address)
-    server = Server(service, transport, address, [transport.listener_address(lis, address) for lis in listeners],
-                    limits, _listeners=listeners)
-    handle = _handle_connection if isinstance(transport, StreamTransport) else _handle_messages
+    listening = await transport.listen(address)
+    server = Server(service, transport, address, listening.bound, limits, _listening=listening)
     try:
-        with trio.CancelScope() as everything:
-            server._everything = everything
-            async with trio.open_nursery() as handlers:
-                with server._stop_accepting:
-                    async with trio.open_nursery() as acceptors:
-                        await acceptors.start(partial(trio.serve_listeners, partial(_admit, server, handle),
-                                                      listeners, handler_nursery=handlers))
-                        task_status.started(server)
-                # draining: no more accepting; the listeners (and socket files) go now
-                with trio.CancelScope(shield=True):
-                    for listener in listeners:
-                        await listener.aclose()
-                await trio.sleep_forever()  # until drain() or our caller cancels
+        await _DRIVERS[transport.kind].serve(server, listening, task_status)
     finally:
-        with trio.CancelScope(shield=True):
-            for listener in listeners:
-                await listener.aclose()
+        await listening.aclose()
+
+
+async def _serve_connections(server: Server, listening: Listening, task_status: trio.TaskStatus[Server]) -> None:
+    assert isinstance(listening, Listeners)  # the table sends only connection kinds here
+    handle = _DRIVERS[server.transport.kind].handle
+    with trio.CancelScope() as everything:
+        server._everything = everything
+        async with trio.open_nursery() as handlers:
+            with server._stop_accepting:
+                async with trio.open_nursery() as acceptors:
+                    await acceptors.start(partial(trio.serve_listeners, partial(_admit, server, handle),
+                                                  listening.listeners, handler_nursery=handlers))
+                    task_status.started(server)
+            # draining: no more accepting; the listeners (and socket files) go now
+            await listening.aclose()
+            await trio.sleep_forever()  # until drain() or our caller cancels
 
 
 def _peer_credentials(sock: trio.socket.SocketType) -> tuple[int, int, int] | None:
@@ -224,7 +217,7 @@ def _peer_credentials(sock: trio.socket.SocketType) -> tuple[int, int, int] | No
     return struct.unpack("3i", raw)
 
 
-async def _admit(server: Server, handle, conn: trio.SocketStream | MessageStream) -> None:
+async def _admit(server: Server, handle: Handler, conn: Connection) -> None:
     """Apply the per-connection limits, then hand the connection to its handler."""
     stats, limits = server.stats, server.limits
     stats.connections += 1
@@ -232,7 +225,7 @@ async def _admit(server: Server, handle, conn: trio.SocketStream | MessageStream
     try:
         async with conn:
             if limits.allow_uids is not None or limits.allow_gids is not None:
-                creds = _peer_credentials(conn.socket)
+                creds = _peer_credentials(socket_of(conn))
                 uid_ok = creds is not None and limits.allow_uids is not None and creds[1] in limits.allow_uids
                 gid_ok = creds is not None and limits.allow_gids is not None and creds[2] in limits.allow_gids
                 if not (uid_ok or gid_ok):
@@ -245,10 +238,7 @@ async def _admit(server: Server, handle, conn: trio.SocketStream | MessageStream
                 log.warning("refused a connection: %d open already (max-connections)", limits.max_connections)
                 with trio.move_on_after(1.0), contextlib.suppress(NetlabError, trio.BrokenResourceError,
                                                                    trio.ClosedResourceError):
-                    if isinstance(conn, MessageStream):
-                        await conn.send(b"ERR busy")
-                    else:
-                        await conn.send_all(b"ERR busy\n")
+                    await send_data(conn, _DRIVERS[server.transport.kind].busy)
                 return
             await handle(server, conn)
     except (trio.BrokenResourceError, trio.ClosedResourceError, TransportError) as exc:
@@ -310,7 +300,7 @@ def _broken(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError
     return broken
 
 
-async def _handle_connection(server: Server, stream: trio.SocketStream) -> None:
+async def _handle_stream(server: Server, conn: Connection) -> None:
     """Feed a session every chunk the peer sends; write back what it returns.
 
     The hot path of every stream server, kept lean (benchmarks/RESULTS.md has the before
@@ -322,8 +312,13 @@ async def _handle_connection(server: Server, stream: trio.SocketStream) -> None:
     or, when it was already there, at a checkpoint. OS errors become the
     ``BrokenResourceError`` / ``ClosedResourceError`` that ``SocketStream`` would raise.
     """
+    stream = cast(ByteStream, conn)  # the driver table sends only byte streams here
     feed = server.service.new_session().receive_data
-    fd = stream.socket.fileno()
+    sock = plain_socket(stream)
+    if sock is None:  # bytes that pass through a layer (TLS): the stream's own calls
+        await _handle_layered_stream(server, stream, feed)
+        return
+    fd = sock.fileno()
     buffer = server._read_buffer
     wait_readable, checkpoint, readv, write = (trio.lowlevel.wait_readable, trio.lowlevel.checkpoint,
                                                os.readv, os.write)
@@ -363,8 +358,28 @@ async def _handle_connection(server: Server, stream: trio.SocketStream) -> None:
     _timed_out(server, deadline)
 
 
-async def _handle_messages(server: Server, conn: MessageStream) -> None:
+async def _handle_layered_stream(server: Server, stream: ByteStream, feed: Callable[[bytes], bytes]) -> None:
+    """`_handle_stream` for a stream whose bytes pass through a layer (TLS): the same
+    protocol, with the stream's own receive_some and send_all."""
+    deadline = _Deadline(server.limits.idle_timeout)
+    with deadline.scope:
+        while True:
+            deadline.arm()
+            data = await stream.receive_some(SERVER_RECEIVE_SIZE)
+            reply = feed(bytes(data))
+            if reply:
+                deadline.arm()
+                deadline.sending = True
+                await stream.send_all(reply)
+                deadline.sending = False
+            if not data or server.draining:
+                return
+    _timed_out(server, deadline)
+
+
+async def _handle_messages(server: Server, connection: Connection) -> None:
     """A seqpacket connection: each message is answered like a datagram, in order."""
+    conn = cast(MessageChannel, connection)  # the driver table sends only message channels here
     stats, handle = server.stats, server.service.handle_datagram
     deadline = _Deadline(server.limits.idle_timeout)
     with deadline.scope:
@@ -391,17 +406,14 @@ async def _handle_messages(server: Server, conn: MessageStream) -> None:
     _timed_out(server, deadline)
 
 
-async def _serve_datagram(service: Service, transport: DatagramTransport, address: Address, limits: Limits,
-                          task_status) -> None:
-    sock = await transport.bind(address)
-    server = Server(service, transport, address, [sock.local], limits)
-    async with sock:
-        with trio.CancelScope() as everything:
-            server._everything = everything
-            task_status.started(server)
-            with server._stop_accepting:
-                await _datagram_loop(server, sock)
-            # draining: a datagram server has no requests in flight between datagrams
+async def _serve_datagrams(server: Server, listening: Listening, task_status: trio.TaskStatus[Server]) -> None:
+    assert isinstance(listening, DatagramEndpoint)  # the table sends only datagram kinds here
+    with trio.CancelScope() as everything:
+        server._everything = everything
+        task_status.started(server)
+        with server._stop_accepting:
+            await _datagram_loop(server, listening)
+        # draining: a datagram server has no requests in flight between datagrams
 
 
 class _RateLimiter:
@@ -424,8 +436,8 @@ class _RateLimiter:
         return allowed
 
 
-async def _reply(server: Server, sock: DatagramSocket, reply: bytes, peer: object,
-                 stalled: OrderedDict[object, None]) -> None:
+async def _reply(server: Server, sock: DatagramEndpoint, reply: bytes, peer: Peer,
+                 stalled: OrderedDict[Peer, None]) -> None:
     """Send one datagram reply that could not go at once, without letting a peer that does
     not read stall the server.
 
@@ -458,10 +470,10 @@ async def _reply(server: Server, sock: DatagramSocket, reply: bytes, peer: objec
         log.info("could not reply: %s", exc)
 
 
-async def _datagram_loop(server: Server, sock: DatagramSocket) -> None:
+async def _datagram_loop(server: Server, sock: DatagramEndpoint) -> None:
     stats, limits = server.stats, server.limits
     limiter = _RateLimiter(limits.rate_limit) if limits.rate_limit else None
-    stalled: OrderedDict[object, None] = OrderedDict()
+    stalled: OrderedDict[Peer, None] = OrderedDict()
     counting = sock.count_drops()
     while True:
         try:
@@ -515,7 +527,12 @@ async def _datagram_loop(server: Server, sock: DatagramSocket) -> None:
 
 
 class Client:
-    """A connection to a server, speaking `service`'s framing. Use `open_client`."""
+    """A connection to a server, speaking `service`'s framing. Use `open_client`.
+
+    ``connection`` is the transport's connection under it (a `ByteStream` or a
+    `MessageChannel`), for tests and experiments that look below the service."""
+
+    connection: Connection
 
     def __init__(self, address: Address, service: Service) -> None:
         self.address = address
@@ -542,9 +559,12 @@ class Client:
 
 
 class StreamClient(Client):
-    def __init__(self, address: Address, service: Service, stream: trio.SocketStream) -> None:
+    """A client over a byte stream: requests framed by the service, replies reassembled."""
+
+    def __init__(self, address: Address, service: Service, connection: Connection) -> None:
         super().__init__(address, service)
-        self.stream = stream
+        self.stream = cast(ByteStream, connection)  # the driver table sends only byte streams here
+        self.connection: Connection = connection
         self._reader = service.new_reply_reader()
         self._ready: list[bytes] = []
 
@@ -562,7 +582,7 @@ class StreamClient(Client):
                 data = await self.stream.receive_some(RECEIVE_SIZE)
             if not data:
                 raise ConnectionResetError(f"{self.address} closed the connection before replying")
-            self._ready.extend(self._reader.feed(data))
+            self._ready.extend(self._reader.feed(bytes(data)))
         replies, self._ready = self._ready[:wanted], self._ready[wanted:]
         return b"".join(replies)
 
@@ -570,48 +590,31 @@ class StreamClient(Client):
         await self.stream.aclose()
 
 
-class DatagramClient(Client):
-    def __init__(self, address: Address, service: Service, sock: DatagramSocket) -> None:
+class MessageClient(Client):
+    """A client over a message channel (datagrams, seqpacket): one message per request, one
+    per reply."""
+
+    def __init__(self, address: Address, service: Service, connection: Connection) -> None:
         super().__init__(address, service)
-        self.socket = sock
+        self.channel = cast(MessageChannel, connection)  # the driver table sends only message channels here
+        self.connection: Connection = connection
 
     async def _request(self, message: bytes) -> bytes:
-        await self.socket.send(self.service.encode_request(message, stream=False))
+        await self.channel.send(self.service.encode_request(message, stream=False))
         if not self.service.replies:  # a sink (discard): nothing will come back
             return b""
-        reply = await self.socket.receive()
+        reply = await self.channel.receive()
+        if reply is None:
+            raise ConnectionResetError(f"{self.address} closed the connection before replying")
         if reply.truncated:
             raise TransportError(
-                f"the reply from {self.address} was larger than the {self.socket.buffer_size}-byte "
+                f"the reply from {self.address} was larger than the {self.channel.buffer_size}-byte "
                 f"receive buffer and was cut short (MSG_TRUNC)"
             )
         return reply.data
 
     async def aclose(self) -> None:
-        await self.socket.aclose()
-
-
-class SeqpacketClient(Client):
-    def __init__(self, address: Address, service: Service, conn: MessageStream) -> None:
-        super().__init__(address, service)
-        self.conn = conn
-        #: like `DatagramClient.socket`: send(), receive(), max_message, and .socket the raw one
-        self.socket = conn
-
-    async def _request(self, message: bytes) -> bytes:
-        await self.conn.send(self.service.encode_request(message, stream=False))
-        if not self.service.replies:  # a sink (discard): nothing will come back
-            return b""
-        reply = await self.conn.receive()
-        if reply is None:
-            raise ConnectionResetError(f"{self.address} closed the connection before replying")
-        if reply.truncated:
-            raise TransportError(f"the reply from {self.address} was larger than the {self.conn.buffer_size}-byte "
-                                 f"receive buffer and was cut short (MSG_TRUNC)")
-        return reply.data
-
-    async def aclose(self) -> None:
-        await self.conn.aclose()
+        await self.channel.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -626,16 +629,9 @@ async def open_client(
     address = parse_address(address)
     svc = get_service(service)
     transport = address.transport
-    client: Client
     try:
         with trio.fail_after(timeout if timeout is not None else float("inf")):
-            if isinstance(transport, StreamTransport):
-                client = StreamClient(address, svc, await transport.connect(address))
-            elif isinstance(transport, SeqpacketTransport):
-                client = SeqpacketClient(address, svc, await transport.connect(address))
-            else:
-                assert isinstance(transport, DatagramTransport)
-                client = DatagramClient(address, svc, await transport.connect(address))
+            client = _DRIVERS[transport.kind].client(address, svc, await transport.connect(address))
     except trio.TooSlowError:
         raise TimeoutError(f"could not connect to {address} within {timeout:g} s") from None
     try:
@@ -665,31 +661,40 @@ async def run_chat(
     """
     address = parse_address(address)
     transport = address.transport
-    if isinstance(transport, StreamTransport):
-        stream = await transport.connect(address)
-        async with stream, trio.open_nursery() as nursery:
+    connection = await transport.connect(address)
+    async with connection:
+        await _DRIVERS[transport.kind].chat(address, connection, lines, write, timeout)
 
-            async def receive() -> None:
-                with translate_os_errors(address, "receive from"):
-                    while data := await stream.receive_some(RECEIVE_SIZE):
-                        write(data)
-                nursery.cancel_scope.cancel()  # the server closed: we are done
 
-            nursery.start_soon(receive)
-            with translate_os_errors(address, "send to"):
-                async for line in lines:
-                    await stream.send_all(line if line.endswith(b"\n") else line + b"\n")
-                await stream.send_eof()
-            await trio.sleep(timeout)  # the server did not close after our EOF: stop waiting
-            nursery.cancel_scope.cancel()
-        return
-    assert isinstance(transport, (DatagramTransport, SeqpacketTransport))
-    # datagrams carry the line without its ending; a seqpacket message keeps it, since an
-    # empty message would read as end of stream
-    keep_ending = isinstance(transport, SeqpacketTransport)
+async def _chat_stream(address: Address, connection: Connection, lines: AsyncIterator[bytes],
+                       write: Callable[[bytes], None], timeout: float) -> None:
+    stream = cast(ByteStream, connection)  # the driver table sends only byte streams here
+    async with trio.open_nursery() as nursery:
+
+        async def receive() -> None:
+            with translate_os_errors(address, "receive from"):
+                while data := await stream.receive_some(RECEIVE_SIZE):
+                    write(bytes(data))
+            nursery.cancel_scope.cancel()  # the server closed: we are done
+
+        nursery.start_soon(receive)
+        with translate_os_errors(address, "send to"):
+            async for line in lines:
+                await stream.send_all(line if line.endswith(b"\n") else line + b"\n")
+            await stream.send_eof()
+        await trio.sleep(timeout)  # the server did not close after our EOF: stop waiting
+        nursery.cancel_scope.cancel()
+
+
+async def _chat_messages(address: Address, connection: Connection, lines: AsyncIterator[bytes],
+                         write: Callable[[bytes], None], timeout: float) -> None:
+    conn = cast(MessageChannel, connection)  # the driver table sends only message channels here
+    # datagrams carry the line without its ending; a message on a channel with an end of
+    # stream keeps it, since an empty message would read as end of stream
+    keep_ending = conn.has_eof
     sent = received = 0
     done = trio.Event()
-    async with await transport.connect(address) as conn, trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
 
         async def receive_messages() -> None:
             nonlocal received
@@ -713,6 +718,36 @@ async def run_chat(
     if received < sent:
         raise TimeoutError(f"{sent - received} of {sent} datagrams got no reply within {timeout:g} s "
                            f"of the last one")
+
+
+# -- one driver per connection shape ------------------------------------------------------
+
+Handler = Callable[[Server, Connection], Awaitable[None]]
+Chat = Callable[[Address, Connection, AsyncIterator[bytes], Callable[[bytes], None], float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Driver:
+    """How the runner works one kind: `serve` its `Listening`, `handle` each connection
+    (connection kinds), answer ``busy`` when full, and the `client` and `chat` over it."""
+
+    serve: Callable[[Server, Listening, trio.TaskStatus[Server]], Awaitable[None]]
+    handle: Handler
+    busy: bytes
+    client: Callable[[Address, Service, Connection], Client]
+    chat: Chat
+
+
+async def _no_connections(server: Server, connection: Connection) -> None:
+    raise AssertionError("a datagram kind has no connections to handle")
+
+
+#: chosen once per server or client, by the transport's kind
+_DRIVERS: dict[Kind, _Driver] = {
+    "stream": _Driver(_serve_connections, _handle_stream, b"ERR busy\n", StreamClient, _chat_stream),
+    "seqpacket": _Driver(_serve_connections, _handle_messages, b"ERR busy", MessageClient, _chat_messages),
+    "datagram": _Driver(_serve_datagrams, _no_connections, b"", MessageClient, _chat_messages),
+}
 
 
 __all__ = ["Limits", "Client", "run_chat", "NetlabError", "Server", "ServerStats", "open_client", "serve"]

@@ -14,9 +14,11 @@ import trio
 import trio.testing
 
 from netlab import errors
-from netlab.runner import Server, open_client, serve
+from netlab.runner import Client, Server, open_client, serve
 from netlab.services.sum import SumService
-from netlab.transports import Address, DatagramTransport, SeqpacketTransport, StreamTransport, Transport
+from netlab.transports import (
+    Address, DatagramTransport, MessageChannel, SeqpacketTransport, StreamTransport, Transport, listen_connections,
+)
 from netlab.transports.udp import UDP4_MAX, UDP6_MAX
 
 from conftest import StartServer
@@ -63,19 +65,25 @@ async def test_stream_echo_request_reply(echo_server: Server) -> None:
             assert await client.request(message, timeout=TIMEOUT) == message
 
 
-def expected_max_datagram(server: Server, client_socket: object) -> int:
+def expected_max_datagram(server: Server, client_socket: trio.socket.SocketType) -> int:
     if server.transport.target == "inet":
         return UDP6_MAX if server.address.host_family == socket.AF_INET6 else UDP4_MAX
-    sndbuf = client_socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)  # type: ignore[attr-defined]
+    sndbuf: int = client_socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
     return sndbuf - 32
+
+
+def message_channel(client: Client) -> MessageChannel:
+    assert isinstance(client.connection, MessageChannel)
+    return client.connection
 
 
 @pytest.mark.transports(boundaries=True)
 @pytest.mark.parametrize("size", [0, 1, 1024, "max"])
 async def test_message_echo_byte_exact(transport: Transport, echo_server: Server, size: int | str) -> None:
     async with open_client(echo_server.address, "echo") as client:
-        limit = client.socket.max_message  # type: ignore[attr-defined]
-        assert limit == expected_max_datagram(echo_server, client.socket.socket)  # type: ignore[attr-defined]
+        channel = message_channel(client)
+        limit = channel.max_message
+        assert limit == expected_max_datagram(echo_server, channel.socket)
         n = limit if size == "max" else size
         assert isinstance(n, int)
         data = payload(n)
@@ -92,7 +100,7 @@ async def test_message_echo_byte_exact(transport: Transport, echo_server: Server
 @pytest.mark.transports(boundaries=True)
 async def test_message_one_byte_over_the_limit(echo_server: Server) -> None:
     async with open_client(echo_server.address, "echo") as client:
-        limit = client.socket.max_message  # type: ignore[attr-defined]
+        limit = message_channel(client).max_message
         with pytest.raises(errors.MessageTooLargeError) as info:
             await client.request(b"x" * (limit + 1), timeout=TIMEOUT)
         assert str(limit) in str(info.value)
@@ -104,12 +112,13 @@ async def test_message_one_byte_over_the_limit(echo_server: Server) -> None:
 @pytest.mark.transports(boundaries=True)
 async def test_message_boundaries_kept(transport: Transport, echo_server: Server) -> None:
     async with open_client(echo_server.address, "echo") as client:
-        sock = client.socket  # type: ignore[attr-defined]
+        sock = message_channel(client)
         messages = (b"one", b"two-two") + ((b"",) if transport.kind == "datagram" else ())
         for message in messages:
             await sock.send(message)
             with trio.fail_after(TIMEOUT):
-                assert (await sock.receive()).data == message
+                received = await sock.receive()
+                assert received is not None and received.data == message
 
 
 # -- sum --------------------------------------------------------------------------------------
@@ -297,19 +306,17 @@ async def fill_stream(stream: trio.SocketStream) -> None:
 async def test_check_half_closeable_stream(
     transport: StreamTransport, make_address: Callable[[], Address]
 ) -> None:
-    async def stream_maker() -> tuple[trio.SocketStream, trio.SocketStream]:
-        requested = make_address()
-        listeners = await transport.open_listeners(requested)
+    async def stream_maker() -> tuple[trio.abc.HalfCloseableStream, trio.abc.HalfCloseableStream]:
+        listening = await listen_connections(make_address())
         try:
-            bound = transport.listener_address(listeners[0], requested)
-            client = await transport.connect(bound)
-            server = await listeners[0].accept()
+            client = await transport.connect(listening.bound[0])
+            server = await listening.listeners[0].accept()
         finally:
-            for listener in listeners:
-                await listener.aclose()
+            await listening.aclose()
+        assert isinstance(server, trio.abc.HalfCloseableStream)
         return client, server
 
-    async def clogged_stream_maker() -> tuple[trio.SocketStream, trio.SocketStream]:
+    async def clogged_stream_maker() -> tuple[trio.abc.HalfCloseableStream, trio.abc.HalfCloseableStream]:
         left, right = await stream_maker()
         await fill_stream(left)
         await fill_stream(right)

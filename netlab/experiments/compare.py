@@ -54,7 +54,7 @@ from hdrh.histogram import HdrHistogram
 from ..errors import NetlabError
 from ..runner import serve
 from ..services import get_service
-from ..transports import COMPARE_SCHEMES, DatagramTransport, SeqpacketTransport, StreamTransport, parse_address
+from ..transports import COMPARE_SCHEMES, Address, Connection, parse_address, receive_message, send_data
 from .impair import REORDER_HOLD, Impairments
 from .measure import environment, latency_percentiles
 from .relay import run_relay
@@ -263,46 +263,37 @@ class _Flow:
 
 
 class _Conn:
-    """One client's connection: send bytes, receive replies (framed), count reads."""
+    """One client's connection: send requests, receive replies (framed), count reads.
 
-    def __init__(self, service: str, stream: trio.SocketStream | None = None, sock=None) -> None:
+    Requests are framed by the service where the transport keeps no message boundaries,
+    and go one per message where it does."""
+
+    def __init__(self, service: str, conn: Connection, framed: bool) -> None:
         self.service = get_service(service)
-        self.stream, self.sock = stream, sock
+        self.conn, self.framed = conn, framed
         self.reader = self.service.new_reply_reader()
 
     async def send(self, request: bytes) -> None:
-        if self.stream is not None:
-            wire = self.service.encode_request(request, stream=True)
+        wire = self.service.encode_request(request, stream=self.framed)
+        if self.framed:
             self.reader.expect(wire)
-            await self.stream.send_all(wire)
-        else:
-            await self.sock.send(self.service.encode_request(request, stream=False))
+        await send_data(self.conn, wire)
 
     async def receive(self) -> tuple[list[bytes], bool]:
-        """(replies completed by one read, whether the kernel truncated it); [] at EOF."""
-        if self.stream is not None:
-            data = await self.stream.receive_some(65536)
-            if not data:
-                raise NetlabError("the server closed the connection")
-            return self.reader.feed(data), False
-        message = await self.sock.receive()
-        if message is None:  # a seqpacket connection's end of stream
+        """(replies completed by one read, whether the kernel truncated it)."""
+        message = await receive_message(self.conn)
+        if message is None:
             raise NetlabError("the server closed the connection")
+        if self.framed:
+            return self.reader.feed(message.data), False
         return [message.data], message.truncated
 
     async def aclose(self) -> None:
-        if self.stream is not None:
-            await self.stream.aclose()
-        else:
-            await self.sock.aclose()
+        await self.conn.aclose()
 
 
-async def _open_conn(address, service: str) -> _Conn:
-    transport = address.transport
-    if isinstance(transport, StreamTransport):
-        return _Conn(service, stream=await transport.connect(address))
-    assert isinstance(transport, (DatagramTransport, SeqpacketTransport))
-    return _Conn(service, sock=await transport.connect(address))
+async def _open_conn(address: Address, service: str) -> _Conn:
+    return _Conn(service, await address.transport.connect(address), framed=not address.transport.boundaries)
 
 
 async def _run_flow(flow: _Flow, conn: _Conn, tally: _Tally, requests: dict[int, bytes],

@@ -32,13 +32,16 @@ import struct
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
 from ..errors import AddressError, NetlabError, TransportError
 from ..transports import (
-    Address, DatagramSocket, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport, parse_address,
+    Address, Connection, MessageChannel, connect_channel, listen_connections, listen_datagrams, parse_address, receive_data,
+    send_data, send_eof, socket_of,
 )
+from ..transports.base import Peer
 from .impair import DatagramImpairer, ImpairmentError, Impairments, ImpairStats, StreamImpairer
 
 log = logging.getLogger("netlab.relay")
@@ -129,7 +132,7 @@ async def run_relay(
         seed = random.SystemRandom().randrange(2**32)
     # one RNG per direction, so the decisions of one do not shift those of the other
     fwd_rng, back_rng = random.Random(f"{seed}:forward"), random.Random(f"{seed}:backward")
-    if kind in ("stream", "seqpacket"):
+    if listen.transport.connected:
         await _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status)
     else:
         await _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status)
@@ -138,40 +141,26 @@ async def run_relay(
 # -- streams ------------------------------------------------------------------------------
 
 
-def _abort(stream: trio.SocketStream) -> None:
+def _abort(conn: Connection) -> None:
     """Close with RST (SO_LINGER 0) where the protocol has one."""
+    sock = socket_of(conn)
     try:
-        if stream.socket.family in (socket.AF_INET, socket.AF_INET6):
-            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except OSError:
         pass
-    stream.socket.close()
+    sock.close()
 
 
-async def _read(src: trio.SocketStream | MessageStream) -> bytes:
-    """The next chunk (a stream) or message (seqpacket); b"" at end of stream."""
-    if isinstance(src, MessageStream):
-        message = await src.receive()
-        return b"" if message is None else message.data
-    return await src.receive_some(65536)
-
-
-async def _write(dst: trio.SocketStream | MessageStream, data: bytes) -> None:
-    if isinstance(dst, MessageStream):
-        await dst.send(data)
-    else:
-        await dst.send_all(data)
-
-
-async def _pump(src: trio.SocketStream, dst: trio.SocketStream, impairer: StreamImpairer,
+async def _pump(src: Connection, dst: Connection, impairer: StreamImpairer,
                 cut_connection: Callable[[str], None]) -> None:
     send_channel, receive_channel = trio.open_memory_channel[tuple[float, bytes | str]](STREAM_QUEUE)
 
     async def reader() -> None:
         async with send_channel:
             while True:
-                data = await _read(src)
-                if not data:
+                data = await receive_data(src)
+                if data is None:
                     await send_channel.send((trio.current_time(), "eof"))
                     return
                 writes, cut = impairer.decide(data, trio.current_time())
@@ -185,27 +174,28 @@ async def _pump(src: trio.SocketStream, dst: trio.SocketStream, impairer: Stream
         async with receive_channel:
             async for when, item in receive_channel:
                 await trio.sleep_until(when)
-                if item == "eof":
-                    await dst.send_eof()
+                if isinstance(item, bytes):
+                    await send_data(dst, item)
+                elif item == "eof":
+                    await send_eof(dst)
                     return
-                if item in ("reset", "close"):
-                    cut_connection(item)  # type: ignore[arg-type]
+                else:  # "reset" or "close"
+                    cut_connection(item)
                     return
-                await _write(dst, item)  # type: ignore[arg-type]
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reader)
         nursery.start_soon(writer)
 
 
-async def _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status) -> None:
-    listen_transport, to_transport = listen.transport, to.transport
-    assert isinstance(listen_transport, (StreamTransport, SeqpacketTransport))
-    assert isinstance(to_transport, (StreamTransport, SeqpacketTransport))
-    listeners = await listen_transport.open_listeners(listen)
-    relay = Relay([listen_transport.listener_address(lis, listen) for lis in listeners], to, forward, backward, seed)
+async def _relay_stream(listen: Address, to: Address, forward: Impairments, backward: Impairments, seed: int,
+                        fwd_rng: random.Random, back_rng: random.Random,
+                        task_status: trio.TaskStatus[Relay]) -> None:
+    to_transport = to.transport
+    listening = await listen_connections(listen)
+    relay = Relay(listening.bound, to, forward, backward, seed)
 
-    async def handle(client: trio.SocketStream) -> None:
+    async def handle(client: Connection) -> None:
         relay.stats.connections += 1
         # per connection: --reset-after N cuts each connection after N bytes, not the relay
         # after N bytes in all; one connection's chunks do not wait behind another's
@@ -225,11 +215,11 @@ async def _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, 
                     _abort(client)
                     _abort(upstream)
                 else:
-                    client.socket.close()
-                    upstream.socket.close()
+                    socket_of(client).close()
+                    socket_of(upstream).close()
                 nursery.cancel_scope.cancel()
 
-            async def guarded(src, dst, impairer) -> None:
+            async def guarded(src: Connection, dst: Connection, impairer: StreamImpairer) -> None:
                 try:
                     await _pump(src, dst, impairer, cut)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, TransportError):
@@ -240,12 +230,10 @@ async def _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, 
 
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, handle, listeners)
+            await nursery.start(trio.serve_listeners, handle, listening.listeners)
             task_status.started(relay)
     finally:
-        with trio.CancelScope(shield=True):
-            for listener in listeners:
-                await listener.aclose()
+        await listening.aclose()
 
 
 # -- datagrams ----------------------------------------------------------------------------
@@ -288,16 +276,19 @@ class _Scheduler:
                 log.warning("relay gave up a datagram after %g s: its receiver is not reading", SEND_TIMEOUT)
 
 
-async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status) -> None:
+async def _relay_datagram(listen: Address, to: Address, forward: Impairments, backward: Impairments, seed: int,
+                          fwd_rng: random.Random, back_rng: random.Random,
+                          task_status: trio.TaskStatus[Relay]) -> None:
     listen_transport, to_transport = listen.transport, to.transport
-    assert isinstance(listen_transport, DatagramTransport) and isinstance(to_transport, DatagramTransport)
-    front = await listen_transport.bind(listen)
+    front = await listen_datagrams(listen)
     relay = Relay([front.local], to, forward, backward, seed)
     fwd = DatagramImpairer(forward, fwd_rng, relay.stats.forward)
     back = DatagramImpairer(backward, back_rng, relay.stats.backward)
-    upstreams: OrderedDict[object, tuple[DatagramSocket, trio.CancelScope, _Scheduler]] = OrderedDict()
+    upstreams: OrderedDict[Peer, tuple[MessageChannel, trio.CancelScope, _Scheduler]] = OrderedDict()
 
-    async def peer_flow(peer: object, upstream: DatagramSocket, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def peer_flow(peer: Peer, upstream: MessageChannel,
+                        task_status: trio.TaskStatus[tuple[trio.CancelScope, _Scheduler]] = trio.TASK_STATUS_IGNORED
+                        ) -> None:
         """One client's flow: its upstream socket, the replies coming back on it, and a
         scheduler per direction, so a peer that is not reading delays only its own datagrams."""
         there, back_again = _Scheduler(relay.stats), _Scheduler(relay.stats)
@@ -313,8 +304,10 @@ async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng
                         relay.stats.upstream_failures += 1
                         log.info("upstream for %s: %s", listen_transport.format_peer(peer), exc)
                         continue
+                    if reply is None:  # a datagram channel never ends; nothing more can come
+                        return
                     for when, data in back.decide(reply.data, trio.current_time()):
-                        back_again.at(when, lambda data=data: front.send_to(data, peer))
+                        back_again.at(when, partial(front.send_to, data, peer))
 
     async with front, trio.open_nursery() as nursery:
         task_status.started(relay)
@@ -329,7 +322,7 @@ async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng
             entry = upstreams.get(datagram.peer)
             if entry is None:
                 try:
-                    upstream = await to_transport.connect(to)
+                    upstream = await connect_channel(to)
                 except NetlabError as exc:
                     relay.stats.upstream_failures += 1
                     log.warning("cannot reach %s: %s", to, exc)
@@ -342,4 +335,4 @@ async def _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng
             upstreams.move_to_end(datagram.peer)
             upstream, _, there = entry
             for when, data in fwd.decide(datagram.data, trio.current_time()):
-                there.at(when, lambda data=data, upstream=upstream: upstream.send(data))
+                there.at(when, partial(upstream.send, data))

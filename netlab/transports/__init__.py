@@ -13,7 +13,7 @@ from .addresses import Address, parse_address
 from .base import (
     ByteStream, ConnectedDatagram, Connection, DatagramEndpoint, DatagramTransport, Kind, Listeners, Listening,
     Message, MessageChannel, MessageStream, MessageTransport, Pair, SeqpacketTransport, StreamTransport, Transport,
-    open_pair, plain_socket, receive_data, send_data, send_eof, socket_of,
+    connect_channel, listen_connections, listen_datagrams, open_pair, plain_socket, receive_data, receive_message, send_data, send_eof, socket_of,
 )
 from .tcp import TcpTransport
 from .udp import UdpTransport
@@ -55,6 +55,6 @@ def get_transport(scheme: str) -> Transport:
 __all__ = [
     "TRANSPORTS", "COMPARE_SCHEMES", "Address", "ByteStream", "ConnectedDatagram", "Connection", "DatagramEndpoint",
     "DatagramTransport", "Kind", "Listeners", "Listening", "Message", "MessageChannel", "MessageStream",
-    "MessageTransport", "Pair", "SeqpacketTransport", "StreamTransport", "Transport", "get_transport", "open_pair",
-    "parse_address", "plain_socket", "receive_data", "send_data", "send_eof", "socket_of",
+    "MessageTransport", "Pair", "SeqpacketTransport", "StreamTransport", "Transport", "connect_channel", "get_transport", "listen_connections", "listen_datagrams", "open_pair",
+    "parse_address", "plain_socket", "receive_data", "receive_message", "send_data", "send_eof", "socket_of",
 ]

@@ -48,7 +48,7 @@ from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 import trio
 
-from ..errors import MessageTooLargeError, translate_os_errors
+from ..errors import AddressError, MessageTooLargeError, translate_os_errors
 from .addresses import Address, format_sockaddr, parse_address
 
 #: the read buffer for datagrams: larger than any UDP datagram (65535), and than the
@@ -154,6 +154,9 @@ class Listening(trio.abc.AsyncResource):
     requested: Address
     bound: list[Address]
 
+    def refuse(self) -> None:
+        """Refuse new connections at once, where the kind has connections."""
+
 
 class Listeners(Listening):
     """A connection kind's listening sockets: ``listeners`` accept the kind's `Connection`."""
@@ -164,6 +167,14 @@ class Listeners(Listening):
         self.requested = requested
         self.listeners = listeners
         self.bound = bound
+
+    def refuse(self) -> None:
+        """Refuse new connections from this moment: close the listening sockets at once,
+        without waiting for a checkpoint (`aclose` still closes the listeners properly and
+        removes socket files)."""
+        for listener in self.listeners:
+            sock: trio.socket.SocketType = getattr(listener, "socket")  # noqa: B009 - every netlab listener has one; trio's Listener ABC does not declare it
+            sock.close()
 
     async def aclose(self) -> None:
         """Close every listener (unix socket files go with them)."""
@@ -640,12 +651,19 @@ def plain_socket(conn: Connection) -> trio.socket.SocketType | None:
     return conn.socket if isinstance(conn, trio.SocketStream) else None
 
 
-async def receive_data(conn: Connection, max_bytes: int = 65536) -> bytes | None:
-    """The next chunk of a byte stream, or the next message; None at end of stream."""
+async def receive_message(conn: Connection, max_bytes: int = 65536) -> Message | None:
+    """The next message, or the next chunk of a byte stream as one (whatever one read gave:
+    a byte stream keeps no boundaries); None at end of stream."""
     if isinstance(conn, MessageChannel):
-        message = await conn.receive()
-        return None if message is None else message.data
-    return bytes(await conn.receive_some(max_bytes)) or None
+        return await conn.receive()
+    data = await conn.receive_some(max_bytes)
+    return Message(bytes(data), None) if data else None
+
+
+async def receive_data(conn: Connection, max_bytes: int = 65536) -> bytes | None:
+    """The next chunk of a byte stream, or the next message's bytes; None at end of stream."""
+    message = await receive_message(conn, max_bytes)
+    return None if message is None else message.data
 
 
 async def send_data(conn: Connection, data: bytes) -> None:
@@ -659,6 +677,39 @@ async def send_data(conn: Connection, data: bytes) -> None:
 async def send_eof(conn: Connection) -> None:
     """Half-close: no more data from this side, where the kind has an end of stream."""
     await conn.send_eof()
+
+
+async def listen_connections(address: Address) -> Listeners:
+    """`Transport.listen` for code that needs connections (a relay of streams, a test).
+
+    Raises: AddressError for a datagram kind, and what `listen` raises."""
+    listening = await address.transport.listen(address)
+    if not isinstance(listening, Listeners):
+        await listening.aclose()
+        raise AddressError(f"{address.scheme}: is a datagram transport: it has no connections to accept")
+    return listening
+
+
+async def listen_datagrams(address: Address) -> DatagramEndpoint:
+    """`Transport.listen` for code that needs one datagram socket (a datagram relay, a test).
+
+    Raises: AddressError for a connection kind, and what `listen` raises."""
+    listening = await address.transport.listen(address)
+    if not isinstance(listening, DatagramEndpoint):
+        await listening.aclose()
+        raise AddressError(f"{address.scheme}: is a {address.transport.kind} transport, not a datagram one")
+    return listening
+
+
+async def connect_channel(address: Address) -> MessageChannel:
+    """`Transport.connect` for code that needs whole messages (a datagram relay, a test).
+
+    Raises: AddressError for a byte-stream kind, and what `connect` raises."""
+    conn = await address.transport.connect(address)
+    if not isinstance(conn, MessageChannel):
+        await conn.aclose()
+        raise AddressError(f"{address.scheme}: is a byte stream, not a message transport")
+    return conn
 
 
 @dataclass
