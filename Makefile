@@ -1,6 +1,6 @@
 # netlab: two commands do all the set-up on a fresh machine with Python 3.11 and make.
 #   make demo   virtual environment + netlab, then `netlab compare`
-#   make test   the same set-up, then the whole test suite
+#   make test   the same set-up, then the strict type check and the whole test suite
 #   make soak   the same set-up, then the long soak: 200 clients x 1,000 messages over every
 #               transport, a tenth of them killed mid-stream; prints what was lost and leaked
 #   make bench  the same set-up, then benchmarks/run.py (writes benchmarks/RESULTS.md)
@@ -9,7 +9,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test soak bench install clean kernel-tools
+.PHONY: demo test typecheck soak bench install clean kernel-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/netlab compare
 
-test: $(STAMP) kernel-tools
+test: $(STAMP) kernel-tools typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the strict type check over netlab/ (settings in pyproject.toml)
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 # Kernel-mode tests (real loss in a private network namespace) need root and nft, ip, tc,
 # unshare. As root, install what is missing; otherwise those tests skip and say why.

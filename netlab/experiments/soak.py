@@ -51,7 +51,7 @@ from ..errors import NetlabError
 from ..runner import Limits, Server, open_client, serve
 from ..services import get_service
 from ..transports import (
-    COMPARE_SCHEMES, DatagramSocket, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport,
+    COMPARE_SCHEMES, ConnectedDatagram, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport,
     parse_address,
 )
 
@@ -230,8 +230,8 @@ async def _message_client(plan: _Plan, server: Server, figures: TransportFigures
     """Seqpacket and datagram clients: one message per request, replies matched by content."""
     transport = server.transport
     assert isinstance(transport, (SeqpacketTransport, DatagramTransport))
-    conn: MessageStream | DatagramSocket = await transport.connect(server.address)
-    datagram = isinstance(conn, DatagramSocket)
+    conn: MessageStream | ConnectedDatagram = await transport.connect(server.address)
+    datagram = isinstance(conn, ConnectedDatagram)
     if datagram:
         conn.count_drops()
     outstanding: dict[bytes, int] = {}  # expected reply -> seq, for requests with no reply yet
@@ -277,13 +277,13 @@ async def _message_client(plan: _Plan, server: Server, figures: TransportFigures
         figures.lost += len(outstanding)
         if datagram and conn.kernel_drops:
             figures.kernel_drops_clients = (figures.kernel_drops_clients or 0) + conn.kernel_drops
-        if isinstance(conn, DatagramSocket):
+        if isinstance(conn, ConnectedDatagram):
             conn.close()  # at once, with no checkpoint after a kill's send
         else:
             await conn.aclose()
 
 
-async def _probe(plan: _Plan, sock: DatagramSocket, take, settings: SoakSettings) -> None:
+async def _probe(plan: _Plan, sock: ConnectedDatagram, take, settings: SoakSettings) -> None:
     """A last request (retried) whose reply brings the socket's drop counter up to date, and
     lets replies still on their way arrive."""
     request = b"probe" if plan.service == "echo" else b"-1 0"

@@ -481,7 +481,7 @@ async def _probe_inet(address: Address) -> tuple[list[Probe], list | None, str |
                 probe.facts["backlog"] = effective_backlog(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]
             else:
                 assert isinstance(transport, DatagramTransport)
-                probe.facts["max datagram"] = Fact(transport.max_datagram_for(sock), "", transport.limit_text(sock))
+                probe.facts["max datagram"] = Fact(transport.max_message_for(sock), "", transport.limit_text(sock))
     return probes, infos, None
 
 
@@ -542,7 +542,7 @@ def facts_from(sock: socket.socket, address: Address, probe: Probe, stream: bool
     if stream:
         probe.facts["backlog"] = effective_backlog(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]
     if isinstance(transport, DatagramTransport):
-        probe.facts["max datagram"] = Fact(transport.max_datagram_for(sock), "", transport.limit_text(sock))
+        probe.facts["max datagram"] = Fact(transport.max_message_for(sock), "", transport.limit_text(sock))
     elif isinstance(transport, SeqpacketTransport):
         probe.facts["max message"] = Fact(transport.max_message_for(sock), "", transport.limit_text(sock))
 
