@@ -6,12 +6,54 @@ Import them by name: ``from helpers import table_rows, within_binomial``.
 from __future__ import annotations
 
 import math
+import random
 import re
 
+import trio
 from typer.testing import CliRunner
 
 from netlab.cli import app
-from netlab.transports import COMPARE_SCHEMES
+from netlab.runner import Client
+from netlab.transports import COMPARE_SCHEMES, Connection, MessageChannel, Transport, receive_data, send_data
+
+
+def payload(size: int) -> bytes:
+    """`size` reproducible random bytes."""
+    return random.Random(size).randbytes(size)
+
+
+# -- talking below the service ----------------------------------------------------------
+
+
+def framed(reply: bytes, transport: Transport) -> bytes:
+    """A line reply as it comes back: with its newline on a byte stream, as one message where
+    the transport keeps boundaries."""
+    return reply if transport.boundaries else reply + b"\n"
+
+
+async def send_request(conn: Connection, transport: Transport, request: bytes) -> None:
+    """One request: a line on a byte stream, one message where the transport keeps boundaries."""
+    await send_data(conn, request if transport.boundaries else request + b"\n")
+
+
+async def read_pieces(conn: Connection, timeout: float = 10) -> list[bytes]:
+    """Everything until end of stream: the chunks of a byte stream, or the messages."""
+    out = []
+    with trio.fail_after(timeout):
+        while (data := await receive_data(conn)) is not None:
+            out.append(data)
+    return out
+
+
+async def read_to_end(conn: Connection, timeout: float = 10) -> bytes:
+    """Everything until end of stream, joined."""
+    return b"".join(await read_pieces(conn, timeout))
+
+
+def message_channel(client: Client) -> MessageChannel:
+    """The message channel under a client of a message transport."""
+    assert isinstance(client.connection, MessageChannel), client.connection
+    return client.connection
 
 
 def within_binomial(count: int, n: int, p: float, sigmas: float = 5.0) -> bool:

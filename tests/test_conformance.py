@@ -5,7 +5,6 @@ once per socket variant in ``COMPARE_SCHEMES``, or per kind with ``@pytest.mark.
 
 from __future__ import annotations
 
-import random
 import socket
 from collections.abc import Callable
 
@@ -14,22 +13,19 @@ import trio
 import trio.testing
 
 from netlab import errors
-from netlab.runner import Client, Server, open_client, serve
+from netlab.runner import Server, open_client, serve
 from netlab.services.sum import SumService
 from netlab.transports import (
-    Address, DatagramTransport, MessageChannel, SeqpacketTransport, StreamTransport, Transport, listen_connections,
+    Address, DatagramTransport, SeqpacketTransport, StreamTransport, Transport, listen_connections,
 )
 from netlab.transports.udp import UDP4_MAX, UDP6_MAX
 
 from conftest import StartServer
+from helpers import framed, message_channel, payload
 from sum_cases import BAD, BAD_IDS, GOOD
 
 #: generous: only here so a lost UDP datagram fails the test instead of hanging it
 TIMEOUT = 10
-
-
-def payload(size: int) -> bytes:
-    return random.Random(size).randbytes(size)
 
 
 # -- echo -----------------------------------------------------------------------------------
@@ -72,9 +68,7 @@ def expected_max_datagram(server: Server, client_socket: trio.socket.SocketType)
     return sndbuf - 32
 
 
-def message_channel(client: Client) -> MessageChannel:
-    assert isinstance(client.connection, MessageChannel)
-    return client.connection
+
 
 
 @pytest.mark.transports(boundaries=True)
@@ -122,11 +116,6 @@ async def test_message_boundaries_kept(transport: Transport, echo_server: Server
 
 
 # -- sum --------------------------------------------------------------------------------------
-
-
-def framed(reply: bytes, transport: Transport) -> bytes:
-    """A reply as it comes back for a request sent without a line ending."""
-    return reply + b"\n" if transport.kind == "stream" else reply
 
 
 async def test_sum_correct(transport: Transport, sum_server: Server) -> None:

@@ -18,10 +18,11 @@ import trio.testing
 
 from netlab import errors
 from netlab.runner import REPLY_TIMEOUT, Limits, Server, open_client
-from netlab.transports import MessageStream, StreamTransport, Transport
+from netlab.transports import Connection, StreamTransport, Transport, send_data, send_eof, socket_of
 
 from conftest import StartServer
 from heap import RETAINED_TOLERANCE, Heap, heap  # noqa: F401 - heap is a fixture
+from helpers import read_pieces, read_to_end
 
 #: generous: only here so that a hang fails the test instead of the suite
 TIMEOUT = 10
@@ -73,32 +74,8 @@ async def recovered(server: Server, heap: Heap, *, attempts: int = 1) -> None:
     assert retained < RETAINED_TOLERANCE, f"{retained} bytes of netlab heap still alive after the fault"
 
 
-async def connect(transport: Transport, server: Server) -> trio.SocketStream | MessageStream:
-    return await transport.connect(server.address)  # type: ignore[attr-defined]
-
-
-async def send(conn: trio.SocketStream | MessageStream, data: bytes) -> None:
-    if isinstance(conn, MessageStream):
-        await conn.send(data)
-    else:
-        await conn.send_all(data)
-
-
-async def read_to_end(conn: trio.SocketStream | MessageStream) -> list[bytes]:
-    """Everything until end of stream: chunks for a stream, messages for seqpacket."""
-    out = []
-    with trio.fail_after(TIMEOUT):
-        while True:
-            if isinstance(conn, MessageStream):
-                message = await conn.receive()
-                if message is None:
-                    return out
-                out.append(message.data)
-            else:
-                chunk = await conn.receive_some()
-                if not chunk:
-                    return out
-                out.append(chunk)
+async def connect(transport: Transport, server: Server) -> Connection:
+    return await transport.connect(server.address)
 
 
 # -- connection transports (stream and seqpacket) ---------------------------------------------
@@ -111,7 +88,7 @@ async def test_client_disconnects_mid_request(transport: Transport, start_server
     server = await start(start_server, heap, "echo")
     for _ in range(10):
         conn = await connect(transport, server)
-        await send(conn, b"x" * 60_000)
+        await send_data(conn, b"x" * 60_000)
         await conn.aclose()
     del conn  # the test's own last connection must not count as the server's memory
     await recovered(server, heap)
@@ -125,9 +102,9 @@ async def test_client_resets_the_connection(transport: Transport, start_server: 
     server = await start(start_server, heap, "echo")
     for _ in range(10):
         conn = await connect(transport, server)
-        conn.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+        socket_of(conn).setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
         for _ in range(4):
-            await send(conn, b"y" * 60_000)
+            await send_data(conn, b"y" * 60_000)
         await trio.testing.wait_all_tasks_blocked()  # the echo is under way, some of it unread
         await conn.aclose()
     del conn
@@ -141,15 +118,15 @@ async def test_half_close_still_gets_every_reply(transport: Transport, start_ser
     server = await start(start_server, heap)
     conn = await connect(transport, server)
     async with conn:
-        if isinstance(conn, MessageStream):
+        if transport.boundaries:
             for i in range(200):
-                await conn.send(b"%d %d" % (i, i))
-            await conn.send_eof()
-            assert await read_to_end(conn) == [b"%d" % (2 * i) for i in range(200)]
+                await send_data(conn, b"%d %d" % (i, i))
+            await send_eof(conn)
+            assert await read_pieces(conn) == [b"%d" % (2 * i) for i in range(200)]
         else:
-            await conn.send_all(b"".join(b"%d %d\n" % (i, i) for i in range(200)) + b"7 7")  # last: no newline
-            await conn.send_eof()
-            replies = b"".join(await read_to_end(conn))
+            await send_data(conn, b"".join(b"%d %d\n" % (i, i) for i in range(200)) + b"7 7")  # last: no newline
+            await send_eof(conn)
+            replies = await read_to_end(conn)
             assert replies == b"".join(b"%d\n" % (2 * i) for i in range(200)) + b"14\n"
     del conn
     await recovered(server, heap)
@@ -163,7 +140,7 @@ async def test_silent_client_is_closed_after_the_idle_timeout(transport: Transpo
     conn = await connect(transport, server)
     async with conn:
         began = trio.current_time()
-        assert await read_to_end(conn) == []  # end of stream, from the server
+        assert await read_pieces(conn) == []  # end of stream, from the server
         assert trio.current_time() - began >= SHORT.idle_timeout * 0.9
     assert server.stats.idle_closed == 1
     del conn
@@ -177,7 +154,7 @@ async def test_partial_line_then_vanish(transport: StreamTransport, start_server
         for partial in (b"12", b"12 3", b"1" * 70_000):
             stream = await transport.connect(server.address)
             if linger:
-                stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+                socket_of(stream).setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
             await stream.send_all(b"1 1\n" + partial)  # one whole request, then part of one
             await stream.aclose()
     del stream
@@ -233,7 +210,7 @@ async def test_client_that_never_reads_is_dropped_and_costs_only_itself(
             nonlocal sent
             try:
                 while True:
-                    await send(conn, b"z" * 32_768)
+                    await send_data(conn, b"z" * 32_768)
                     sent += 32_768
             except (trio.BrokenResourceError, trio.ClosedResourceError, errors.TransportError):
                 return  # the server gave up on us

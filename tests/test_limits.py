@@ -15,31 +15,12 @@ import trio
 
 from netlab import errors
 from netlab.runner import Limits, Server, open_client, serve
-from netlab.transports import Address, MessageStream, Transport
+from netlab.transports import Address, Transport
 
 from conftest import StartServer
+from helpers import framed, message_channel, read_to_end, send_request
 
 TIMEOUT = 10
-
-
-def framed(reply: bytes, transport: Transport) -> bytes:
-    return reply + b"\n" if transport.kind == "stream" else reply
-
-
-async def read_to_end(conn: trio.SocketStream | MessageStream) -> bytes:
-    out = b""
-    with trio.fail_after(TIMEOUT):
-        while True:
-            if isinstance(conn, MessageStream):
-                message = await conn.receive()
-                if message is None:
-                    return out
-                out += message.data
-            else:
-                chunk = await conn.receive_some()
-                if not chunk:
-                    return out
-                out += chunk
 
 
 # -- connections ---------------------------------------------------------------------------------
@@ -53,7 +34,7 @@ async def test_max_connections_says_busy_and_keeps_serving_the_others(
     async with open_client(server.address, "sum") as first, open_client(server.address, "sum") as second:
         for client in (first, second):  # both accepted and open
             assert await client.request(b"1 1", timeout=TIMEOUT) == framed(b"2", transport)
-        extra = await transport.connect(server.address)  # type: ignore[attr-defined]
+        extra = await transport.connect(server.address)
         async with extra:
             assert await read_to_end(extra) == framed(b"ERR busy", transport)
         assert server.stats.busy == 1
@@ -113,7 +94,7 @@ async def test_amplification_cap(start_server: StartServer) -> None:
         assert reply == b"9" + b"0" * (exponent - 1) + b"1"
         assert len(reply) == len(most) + limits.amplification
         for request in (b"9e%d 1" % (exponent + 1), b"9e9990 1"):
-            await client.socket.send(request)  # type: ignore[attr-defined]
+            await message_channel(client).send(request)
         with trio.fail_after(TIMEOUT):
             while server.stats.datagrams < 3:
                 await trio.sleep(0.01)
@@ -129,7 +110,7 @@ async def test_rate_limit_per_peer(start_server: StartServer) -> None:
     server = await start_server("sum", limits=Limits(rate_limit=5))
     replies = 0
     async with open_client(server.address, "sum") as greedy:
-        sock = greedy.socket  # type: ignore[attr-defined]
+        sock = message_channel(greedy)
         began = trio.current_time()
         for i in range(20):
             await sock.send(b"%d 0" % i)
@@ -150,7 +131,7 @@ async def test_rate_limit_below_one_a_second_still_answers(start_server: StartSe
     server = await start_server("sum", limits=Limits(rate_limit=0.5))
     async with open_client(server.address, "sum") as client:
         assert await client.request(b"1 1", timeout=TIMEOUT) == b"2"
-        await client.socket.send(b"2 2")  # type: ignore[attr-defined]
+        await message_channel(client).send(b"2 2")
         with trio.fail_after(TIMEOUT):
             while server.stats.datagrams < 2:
                 await trio.sleep(0.01)
@@ -165,12 +146,9 @@ async def test_allow_uid_and_gid(transport: Transport, start_server: StartServer
     """Peers are checked with SO_PEERCRED: an unlisted uid is closed at once, unanswered."""
     other = frozenset({os.getuid() + 12345})
     refusing = await start_server("sum", limits=Limits(allow_uids=other))
-    conn = await transport.connect(refusing.address)  # type: ignore[attr-defined]
+    conn = await transport.connect(refusing.address)
     async with conn:
-        if isinstance(conn, MessageStream):
-            await conn.send(b"2 3")
-        else:
-            await conn.send_all(b"2 3\n")
+        await send_request(conn, transport, b"2 3")
         try:
             assert await read_to_end(conn) == b""
         except (trio.BrokenResourceError, errors.ConnectionResetError):

@@ -24,6 +24,7 @@ import socket
 import subprocess
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 from functools import partial
 from pathlib import Path
 
@@ -36,11 +37,11 @@ from netlab import errors
 from netlab.experiments.impair import ImpairmentError, Impairments
 from netlab.experiments.relay import Relay, run_relay
 from netlab.runner import Server, open_client, serve
-from netlab.transports import Address, StreamTransport, Transport
+from netlab.transports import Address, Transport, listen_connections
 from netlab.transports.udp import UDP4_MAX, UDP6_MAX
 
 from conftest import StartRelay
-from helpers import assert_no_traceback, invoke, within_binomial
+from helpers import assert_no_traceback, framed, invoke, message_channel, payload, within_binomial
 from sum_cases import GOOD
 from test_process import IO_TIMEOUT, STOP_TIMEOUT, finish, inet, read_line, run, serving, start
 
@@ -48,25 +49,15 @@ from test_process import IO_TIMEOUT, STOP_TIMEOUT, finish, inet, read_line, run,
 TIMEOUT = 10
 
 
-def payload(size: int) -> bytes:
-    return random.Random(size).randbytes(size)
-
-
-def framed(reply: bytes, transport: Transport) -> bytes:
-    """A sum reply as it comes back for a request sent without a line ending."""
-    return reply + b"\n" if transport.kind == "stream" else reply
-
-
 async def echo_stream(address: Address, data: bytes, *, chunk: int = 50_000) -> tuple[bytes, list[int], list[int]]:
     """Send `data` in writes of `chunk` bytes, half-close, read until EOF.
 
     Returns (what came back, the sizes written, the sizes of the reads)."""
-    transport = address.transport
-    assert isinstance(transport, StreamTransport)
     received = bytearray()
     writes: list[int] = []
     reads: list[int] = []
-    stream = await transport.connect(address)
+    stream = await address.transport.connect(address)
+    assert isinstance(stream, trio.abc.HalfCloseableStream)
     async with stream:
 
         async def send() -> None:
@@ -111,8 +102,9 @@ def largest_datagram(transport_name: str, client_socket: socket.socket) -> int:
 @pytest.mark.parametrize("size", [0, 1, 1024, "max"], ids=["0B", "1B", "1KiB", "max"])
 async def test_datagram_echo_byte_exact_through_relay(relay: Relay, transport_name: str, size: int | str) -> None:
     async with open_client(relay.address, "echo") as client:
-        limit = client.socket.max_datagram  # type: ignore[attr-defined]
-        assert limit == largest_datagram(transport_name, client.socket.socket)  # type: ignore[attr-defined]
+        channel = message_channel(client)
+        limit = channel.max_message
+        assert limit == largest_datagram(transport_name, channel.socket)
         n = limit if size == "max" else size
         assert isinstance(n, int)
         data = payload(n)
@@ -275,17 +267,14 @@ async def test_slice_keeps_a_mebibyte_byte_exact(echo_server: Server, start_rela
 
 
 async def serve_raw(nursery: trio.Nursery, address: Address,
-                    handler: Callable[[trio.SocketStream], Awaitable[None]]) -> Address:
+                    handler: Callable[[Any], Awaitable[None]]) -> Address:
     """A stream server whose connections `handler` handles itself (no netlab service)."""
-    transport = address.transport
-    assert isinstance(transport, StreamTransport)
-    listeners = await transport.open_listeners(address)
-    bound = transport.listener_address(listeners[0], address)
-    await nursery.start(trio.serve_listeners, handler, listeners)
-    return bound
+    listening = await listen_connections(address)
+    await nursery.start(trio.serve_listeners, handler, listening.listeners)
+    return listening.bound[0]
 
 
-async def read_to_eof(stream: trio.SocketStream) -> bytes:
+async def read_to_eof(stream: trio.abc.ReceiveStream) -> bytes:
     data = bytearray()
     while piece := await stream.receive_some():
         data += piece
@@ -310,14 +299,14 @@ async def test_half_close_passes_through_both_ways(
     half-closes first, then still reads what the client sends."""
     data = payload(20_000)
 
-    async def digest_after_eof(stream: trio.SocketStream) -> None:
+    async def digest_after_eof(stream: trio.abc.HalfCloseableStream) -> None:
         async with stream:
             got = await read_to_eof(stream)
             await stream.send_all(b"%d %s" % (len(got), hashlib.sha256(got).hexdigest().encode()))
 
     server_heard: list[bytes] = []
 
-    async def hello_first(stream: trio.SocketStream) -> None:
+    async def hello_first(stream: trio.abc.HalfCloseableStream) -> None:
         async with stream:
             await stream.send_all(b"hello")
             await stream.send_eof()
@@ -326,9 +315,8 @@ async def test_half_close_passes_through_both_ways(
     for handler in (digest_after_eof, hello_first):
         server = await serve_raw(nursery, make_address(), handler)
         relay = await start_relay(server, forward=impairments, seed=1)
-        transport = relay.address.transport
-        assert isinstance(transport, StreamTransport)
-        stream = await transport.connect(relay.address)
+        stream = await relay.address.transport.connect(relay.address)
+        assert isinstance(stream, trio.abc.HalfCloseableStream)
         with trio.fail_after(TIMEOUT):
             async with stream:
                 if handler is digest_after_eof:
@@ -374,7 +362,7 @@ async def test_close_after_closes_cleanly_after_exactly_n_bytes(
 ) -> None:
     heard: list[bytes] = []
 
-    async def record(stream: trio.SocketStream) -> None:
+    async def record(stream: trio.abc.HalfCloseableStream) -> None:
         async with stream:
             heard.append(await read_to_eof(stream))  # a clean EOF, not a reset
 
@@ -437,7 +425,7 @@ async def exchange(address: Address, messages: list[bytes], *, batch: int = 20,
     trio time it arrived, in arrival order."""
     replies: list[tuple[float, bytes]] = []
     async with open_client(address, "echo") as client:
-        sock = client.socket  # type: ignore[attr-defined]
+        sock = message_channel(client)
         async with trio.open_nursery() as nursery:
 
             async def receive() -> None:

@@ -21,6 +21,7 @@ from netlab.transports import Address, Transport, parse_address
 import netlab.transports.unix_dgram
 
 from conftest import StartServer
+from helpers import message_channel
 
 pytestmark = pytest.mark.transports(target="unix")
 
@@ -258,7 +259,7 @@ async def test_datagram_over_the_read_buffer_is_counted_not_answered(
     monkeypatch.setattr(netlab.transports.unix_dgram, "server_receive_buffer", lambda: 64 * 1024)
     server = await start_server("echo")
     async with open_client(str(server.address) + "?sndbuf=200000", "echo") as client:
-        await client.socket.send(b"z" * (100 * 1024))  # type: ignore[attr-defined]
+        await message_channel(client).send(b"z" * (100 * 1024))
         # ordered: the next reply we get is the one to this request, not a cut-off echo
         assert await client.request(b"small", timeout=TIMEOUT) == b"small"
     assert server.stats.truncated == 1
