@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from ..errors import UnknownNameError
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 from .boundaries import EXPERIMENT as BOUNDARIES
 from .addressing import EXPERIMENT as ADDRESSING
@@ -24,11 +23,4 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
-def get_experiment(name: str) -> Experiment:
-    try:
-        return EXPERIMENTS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown experiment {name!r} (known: {', '.join(EXPERIMENTS)})") from None
-
-
-__all__ = ["EXPERIMENTS", "Experiment", "ExperimentOptions", "ExperimentResult", "ResultTable", "get_experiment"]
+__all__ = ["EXPERIMENTS", "Experiment", "ExperimentOptions", "ExperimentResult", "ResultTable"]

@@ -29,7 +29,10 @@ from dataclasses import dataclass
 import trio
 
 from ..errors import translate_os_errors
-from ..transports import parse_address
+from ..transports import (
+    Address, Connection, DatagramEndpoint, connect_channel, listen_connections, listen_datagrams, parse_address,
+    socket_of,
+)
 from ..transports.addresses import format_sockaddr
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
@@ -47,17 +50,17 @@ class Seen:
     arrived: bool = True
 
 
-async def _stream_peer(server_text: str, client_text: str | None = None, *, bind_path: str | None = None) -> tuple:
+async def _stream_peer(server_text: str, client_text: str | None = None, *,
+                       bind_path: str | None = None) -> tuple[Address, object, object]:
     """(server address, peer as the server saw it, client's own name) for one connection."""
-    address = parse_address(server_text)
-    transport = address.transport
-    listeners = await transport.open_listeners(address)  # type: ignore[attr-defined]
+    listeners = await listen_connections(parse_address(server_text))
     try:
-        bound = transport.listener_address(listeners[0], address)  # type: ignore[attr-defined]
+        bound = listeners.bound[0]
         target = parse_address(client_text.format(port=bound.port)) if client_text else bound
+        client: Connection
         if bind_path is None:
-            client = await target.transport.connect(target)  # type: ignore[attr-defined]
-            client_sock = client.socket
+            client = await target.transport.connect(target)
+            client_sock = socket_of(client)
         else:
             client_sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             client = trio.SocketStream(client_sock)
@@ -65,28 +68,24 @@ async def _stream_peer(server_text: str, client_text: str | None = None, *, bind
                 await client_sock.bind(bind_path)
                 await client_sock.connect(target.unix_sockaddr())
         async with client:
-            accepted = await listeners[0].accept()
+            accepted = await listeners.listeners[0].accept()
             async with accepted:
                 with translate_os_errors(bound, "getpeername on"):
-                    peer = accepted.socket.getpeername()
+                    peer = socket_of(accepted).getpeername()
                 return bound, peer, client_sock.getsockname()
     finally:
-        for listener in listeners:
-            await listener.aclose()
+        await listeners.aclose()
 
 
-async def _datagram_peer(server_text: str, *, client: str) -> tuple:
+async def _datagram_peer(server_text: str, *, client: str) -> tuple[Address, object, object, bool]:
     """(server address, peer from recvfrom, client's own name, arrived) for one datagram.
 
     client: "connect" (the transports layer's client), "path:<p>" (a plain socket bound to
     a path) or "unbound" (a plain socket that never binds).
     """
-    address = parse_address(server_text)
-    transport = address.transport
-    async with await transport.bind(address) as server:  # type: ignore[attr-defined]
+    async with await listen_datagrams(parse_address(server_text)) as server:
         if client == "connect":
-            sender = await transport.connect(server.local)  # type: ignore[attr-defined]
-            async with sender:
+            async with await connect_channel(server.local) as sender:
                 await sender.send(b"hello")
                 name = sender.socket.getsockname()
                 peer, arrived = await _recvfrom(server)
@@ -102,7 +101,9 @@ async def _datagram_peer(server_text: str, *, client: str) -> tuple:
         return server.local, peer, name, arrived
 
 
-async def _recvfrom(server) -> tuple[object, bool]:
+async def _recvfrom(server: DatagramEndpoint) -> tuple[object, bool]:
+    """The sender's address exactly as recvfrom() gives it (a `Message` would turn an empty
+    one into None)."""
     with trio.move_on_after(WAIT):
         with translate_os_errors(server.local, "receive from"):
             _data, peer = await server.socket.recvfrom(65536)
@@ -149,7 +150,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
     return result
 
 
-def _fields(peer: object) -> dict | None:
+def _fields(peer: object) -> dict[str, object] | None:
     if isinstance(peer, tuple) and len(peer) == 4:
         return {"host": peer[0], "port": peer[1], "flowinfo": peer[2], "scope_id": peer[3]}
     if isinstance(peer, tuple) and len(peer) == 2:

@@ -13,61 +13,26 @@ import tempfile
 
 import trio
 
-from ..transports import COMPARE_SCHEMES, DatagramTransport, SeqpacketTransport, StreamTransport, parse_address
+from ..transports import COMPARE_SCHEMES, Address, open_pair, parse_address, receive_message, send_data
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
 SENDS = 10
 SIZE = 10
 
 
-async def _stream(transport: StreamTransport, address) -> list[int]:
-    listeners = await transport.open_listeners(address)
-    try:
-        bound = transport.listener_address(listeners[0], address)
-        client = await transport.connect(bound)
-        server = await listeners[0].accept()
-        async with client, server:
-            for i in range(SENDS):
-                await client.send_all(bytes([65 + i]) * SIZE)
-            await trio.sleep(0.05)  # let everything arrive before the first read
-            reads: list[int] = []
-            while sum(reads) < SENDS * SIZE:
-                reads.append(len(await server.receive_some(65536)))
-            return reads
-    finally:
-        for listener in listeners:
-            await listener.aclose()
-
-
-async def _seqpacket(transport: SeqpacketTransport, address) -> list[int]:
-    listeners = await transport.open_listeners(address)
-    try:
-        client = await transport.connect(transport.listener_address(listeners[0], address))
-        server = await listeners[0].accept()
-        async with client, server:
-            for i in range(SENDS):
-                await client.send(bytes([65 + i]) * SIZE)
-            await trio.sleep(0.05)
-            reads = []
-            for _ in range(SENDS):
-                message = await server.receive()
-                assert message is not None
-                reads.append(len(message.data))
-            return reads
-    finally:
-        for listener in listeners:
-            await listener.aclose()
-
-
-async def _datagram(transport: DatagramTransport, address) -> list[int]:
-    async with await transport.bind(address) as server, await transport.connect(server.local) as client:
+async def _reads(address: Address) -> list[int]:
+    """Ten sends from a client, then what each of the server's reads returned."""
+    async with open_pair(address) as pair:
         for i in range(SENDS):
-            await client.send(bytes([65 + i]) * SIZE)
-        await trio.sleep(0.05)
-        reads = []
-        with trio.move_on_after(1.0):
+            await send_data(pair.client, bytes([65 + i]) * SIZE)
+        await trio.sleep(0.05)  # let everything arrive before the first read
+        reads: list[int] = []
+        with trio.move_on_after(1.0):  # a datagram that never came is not waited for
             while sum(reads) < SENDS * SIZE:
-                reads.append(len((await server.receive()).data))
+                message = await receive_message(pair.server)
+                if message is None:
+                    break
+                reads.append(len(message.data))
         return reads
 
 
@@ -82,31 +47,24 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
     try:
         for name, template in COMPARE_SCHEMES.items():
             address = parse_address(template.format(dir=tmp))
-            transport = address.transport
-            if isinstance(transport, StreamTransport):
-                reads = await _stream(transport, address)
-            elif isinstance(transport, SeqpacketTransport):
-                reads = await _seqpacket(transport, address)
-            else:
-                assert isinstance(transport, DatagramTransport)
-                reads = await _datagram(transport, address)
+            reads = await _reads(address)
             kept = reads == [SIZE] * SENDS
             result.facts[name] = {"sends": SENDS, "reads": len(reads), "bytes_per_read": reads, "kept": kept,
-                                  "declared_boundaries": transport.boundaries}
+                                  "declared_boundaries": address.transport.boundaries}
             table.rows.append([name, SENDS, len(reads), " ".join(map(str, reads)), "yes" if kept else "no"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result.tables.append(table)
     merged = [n for n, f in result.facts.items() if not f["kept"]]
-    kept = [n for n, f in result.facts.items() if f["kept"]]
+    whole = [n for n, f in result.facts.items() if f["kept"]]
     if merged:
         result.findings.append(
             f"{', '.join(merged)}: {SENDS} sends came out as "
             + ", ".join(f"{result.facts[n]['reads']} read(s)" for n in merged)
             + ": a byte stream keeps no message boundaries, so a protocol over it must frame its messages "
             "(netlab's sum uses one line per request).")
-    if kept:
-        result.findings.append(f"{', '.join(kept)}: every send arrived as exactly one read of {SIZE} bytes: "
+    if whole:
+        result.findings.append(f"{', '.join(whole)}: every send arrived as exactly one read of {SIZE} bytes: "
                                "datagram and seqpacket sockets deliver whole messages.")
     surprises = [n for n, f in result.facts.items() if f["kept"] != f["declared_boundaries"] and f["kept"]]
     if surprises:

@@ -47,6 +47,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
+from typing import Any
 
 import trio
 from hdrh.histogram import HdrHistogram
@@ -348,7 +349,7 @@ def _finish(result: TransportResult, tally: _Tally, elapsed: float) -> None:
     summary = latency_percentiles(tally.histogram)
     if summary["max_us"] is not None:
         result.p50_us, result.p90_us, result.p99_us, result.p999_us, result.max_us = (
-            float(summary[k]) for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us"))
+            summary[k] for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us"))
     verified_bytes = sum(b[2] for b in tally.buckets.values())
     result.goodput_bps = verified_bytes * 8 / elapsed if elapsed > 0 else 0.0
     result.intervals = [
@@ -431,11 +432,12 @@ async def run_compare(settings: CompareSettings = CompareSettings(),
     return await for_each_pair(settings, lambda name, service: compare_one(name, service, settings, tick))
 
 
-async def for_each_pair(settings: CompareSettings, run_one) -> list:
+async def for_each_pair(settings: CompareSettings,
+                        run_one: Callable[[str, str], Awaitable[TransportResult]]) -> list[TransportResult]:
     """``await run_one(transport, service)`` for every pair, in order; all at once when
     `settings.runs_in_parallel`. The results come back in the order of the pairs."""
     pairs = [(name, service) for name in settings.transports for service in settings.services]
-    results: list = [None] * len(pairs)
+    results: dict[int, TransportResult] = {}
 
     async def one(index: int) -> None:
         results[index] = await run_one(*pairs[index])
@@ -447,10 +449,10 @@ async def for_each_pair(settings: CompareSettings, run_one) -> list:
     else:
         for index in range(len(pairs)):
             await one(index)
-    return results
+    return [results[index] for index in range(len(pairs))]
 
 
-def report(settings: CompareSettings, results: Sequence[TransportResult], error: str | None = None) -> dict:
+def report(settings: CompareSettings, results: Sequence[TransportResult], error: str | None = None) -> dict[str, Any]:
     """The results in the shape of iperf3's ``-J``: start, intervals, end, error."""
     return {
         "start": {"environment": environment(), "settings": settings.as_dict()},

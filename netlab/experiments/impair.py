@@ -34,7 +34,9 @@ cleanly).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from ..errors import NetlabError
 
@@ -183,10 +185,11 @@ class DatagramImpairer:
         for copy in range(copies):
             when = now + s.delay + s.jitter * jitter_draws[copy] + hold
             if s.rate is not None:
-                when = self._shape(when, len(data))
-                if when is None:
+                shaped = self._shape(when, len(data))
+                if shaped is None:
                     self.stats.queue_dropped += 1
                     continue
+                when = shaped
             out.append((when, data))
         self.stats.passed += len(out)
         self.stats.bytes += len(data) * len(out)
@@ -299,7 +302,8 @@ def _count(text: str, what: str) -> int:
     return int(text)
 
 
-CONVERTERS = {
+#: each impairment's option text -> its value (an `Impairments` field of that name)
+CONVERTERS: dict[str, Callable[[str], Any]] = {
     "loss": lambda t: _number(t, "loss"),
     "loss_burst": lambda t: _pair(t, "loss-burst"),
     "duplicate": lambda t: _number(t, "duplicate"),
@@ -317,8 +321,8 @@ CONVERTERS = {
 
 def impairments_from_text(options: dict[str, str | None]) -> tuple[Impairments, Impairments]:
     """(forward, backward) from option texts; each text is ``X`` or ``FORWARD/BACKWARD``."""
-    forward: dict[str, object] = {}
-    backward: dict[str, object] = {}
+    forward: dict[str, Any] = {}
+    backward: dict[str, Any] = {}
     for name, text in options.items():
         if text is None:
             continue
@@ -327,5 +331,7 @@ def impairments_from_text(options: dict[str, str | None]) -> tuple[Impairments, 
         there, sep, back = text.partition("/")
         forward[name] = CONVERTERS[name](there) if there else None
         backward[name] = CONVERTERS[name](back if sep else there) if (back if sep else there) else None
-    clean = lambda d: {k: v for k, v in d.items() if v is not None}  # noqa: E731
-    return Impairments(**clean(forward)), Impairments(**clean(backward))  # type: ignore[arg-type]
+    def clean(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
+    return Impairments(**clean(forward)), Impairments(**clean(backward))

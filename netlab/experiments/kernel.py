@@ -61,7 +61,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -69,6 +69,9 @@ from ..errors import KernelModeError, MissingToolError, NetlabError, PrivilegeEr
 from ..transports import COMPARE_SCHEMES, get_transport
 from .base import ResultTable
 from .impair import ImpairmentError, Impairments
+
+if TYPE_CHECKING:  # compare imports this module: its names are imported where they are used
+    from .compare import TransportResult
 
 #: the programs kernel mode runs, and the package each comes in
 TOOLS: dict[str, str] = {"unshare": "util-linux", "nft": "nftables", "ip": "iproute2", "tc": "iproute2"}
@@ -327,7 +330,7 @@ def attribute(transport: str, result: Any) -> dict[str, Any]:
                     "passes through netfilter, so the kernel loss rule cannot touch it")
         if lost:
             sentence += f" ({lost} unexplained by the rule: {result.error or 'no reply within the timeout'})"
-    elif target.kind == "datagram":
+    elif not target.connected:  # datagrams: every loss is counted somewhere
         explained = drops + queue_drops + rcvbuf + other_errors
         facts["explained"], facts["unexplained"] = explained, lost - explained
         causes = (f"{drops} dropped by the loss rule ({drops_forward} requests, {drops_backward} replies) + "
@@ -382,11 +385,11 @@ def reply_timeout(settings: Any, kimp: KernelImpairments, name: str) -> float:
     if settings.timeout is not None:
         return float(settings.timeout)
     link = 2 * (kimp.delay + kimp.jitter) + (2 * kimp.queue / kimp.rate if kimp.rate else 0.0)
-    kind = get_transport(COMPARE_SCHEMES[name].partition(":")[0]).kind
-    return max(STREAM_TIMEOUT, link + 1.0) if kind != "datagram" else DATAGRAM_TIMEOUT + link
+    connected = get_transport(COMPARE_SCHEMES[name].partition(":")[0]).connected
+    return max(STREAM_TIMEOUT, link + 1.0) if connected else DATAGRAM_TIMEOUT + link
 
 
-def _job(name: str, service: str, settings: Any, kimp: KernelImpairments, tools: dict[str, str]) -> dict:
+def _job(name: str, service: str, settings: Any, kimp: KernelImpairments, tools: dict[str, str]) -> dict[str, Any]:
     return {
         "transport": name, "service": service,
         "settings": {"messages": settings.messages, "size": settings.size, "rate": settings.rate,
@@ -403,7 +406,8 @@ def child_command(tools: dict[str, str]) -> list[str]:
 
 
 async def run_in_namespace(name: str, service: str, settings: Any, kimp: KernelImpairments,
-                           tick: Callable[[], None] = lambda: None, tools: dict[str, str] | None = None):
+                           tick: Callable[[], None] = lambda: None,
+                           tools: dict[str, str] | None = None) -> TransportResult:
     """Run one (transport, service) workload in a private network namespace; a TransportResult
     with ``kernel`` filled in (counters, rules, attribution). Raises KernelModeError when the
     namespace or its rules cannot be made."""
@@ -451,12 +455,13 @@ async def run_in_namespace(name: str, service: str, settings: Any, kimp: KernelI
     data = final["result"]
     known = {f.name for f in fields(TransportResult)}
     result = TransportResult(**{k: v for k, v in data.items() if k in known})
+    assert result.kernel is not None  # the child always reports what the kernel counted
     result.kernel["attribution"] = attribute(name, result)
     return result
 
 
 async def run_compare_kernel(settings: Any, kimp: KernelImpairments,
-                             tick: Callable[[], None] = lambda: None) -> list:
+                             tick: Callable[[], None] = lambda: None) -> list[TransportResult]:
     """`run_compare` with the kernel making the loss: one namespace per (transport, service),
     all at once when `settings.runs_in_parallel` (each namespace counts only its own run)."""
     tools = check_kernel_mode()
@@ -487,7 +492,7 @@ def environment_note(results: Sequence[Any]) -> str:
 # -- the child: runs inside the namespace ---------------------------------------------------
 
 
-def _emit(event: dict) -> None:
+def _emit(event: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
 
@@ -507,7 +512,7 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="netlab-parent-watch", daemon=True).start()
 
 
-def _run(tool: str, *args: str, stdin: str | None = None, what: str) -> subprocess.CompletedProcess:
+def _run(tool: str, *args: str, stdin: str | None = None, what: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([tool, *args], input=stdin, capture_output=True, text=True)
     if done.returncode != 0:
         reason = (done.stderr or done.stdout).strip().splitlines()
@@ -540,7 +545,7 @@ def _tc_setup(tools: dict[str, str], kimp: KernelImpairments) -> tuple[bool, lis
     return netem, not_applied
 
 
-async def _child_run(job: dict) -> dict:
+async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
     from .compare import CompareSettings, compare_one
 
     tools, kimp = job["tools"], KernelImpairments(**job["kernel"])

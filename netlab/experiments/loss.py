@@ -41,7 +41,8 @@ def _target(name: str) -> str:
 
 def _settings(name: str, options: ExperimentOptions, impaired: bool) -> CompareSettings:
     loss = Impairments(loss=options.loss) if impaired else Impairments()
-    timeout = options.timeout if _kind(name) == "datagram" else max(options.timeout, STREAM_TIMEOUT)
+    connected = get_transport(COMPARE_SCHEMES[name].partition(":")[0]).connected
+    timeout = max(options.timeout, STREAM_TIMEOUT) if connected else options.timeout
     return CompareSettings(transports=(name,), services=("echo",), messages=options.messages,
                            size=options.size or SIZE, rate=RATE, timeout=timeout, forward=loss, backward=loss,
                            seed=options.seed, parallel=False)
@@ -64,6 +65,12 @@ async def _run_all(options: ExperimentOptions) -> list[TransportResult]:
     return [results[name] for name in TRANSPORTS]
 
 
+def _section(figures: dict[str, object] | None, key: str) -> dict[str, Any]:
+    """One part of a result's relay or kernel figures (empty where there are none)."""
+    value = (figures or {}).get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _facts(r: TransportResult, kernel: bool) -> dict[str, Any]:
     facts: dict[str, Any] = {
         "kind": _kind(r.transport), "family": "AF_UNIX" if _target(r.transport) == "unix" else "AF_INET",
@@ -72,17 +79,16 @@ def _facts(r: TransportResult, kernel: bool) -> dict[str, Any]:
         "p50_us": r.p50_us, "p99_us": r.p99_us, "max_us": r.max_us, "not_applied": r.not_applied, "error": r.error,
     }
     if kernel:
-        a = (r.kernel or {}).get("attribution", {})
+        a = _section(r.kernel, "attribution")
         facts.update(dropped_by="nftables rule", dropped_forward=a.get("rule_dropped_forward", 0),
                      dropped_backward=a.get("rule_dropped_backward", 0), packets_seen=a.get("packets_seen", 0),
                      rcvbuf_errors=a.get("rcvbuf_errors", 0), other_in_errors=a.get("other_in_errors", 0),
                      retrans_segs=a.get("retrans_segs", 0), attribution=a.get("sentence"),
-                     snmp=(r.kernel or {}).get("snmp", {}), netem=(r.kernel or {}).get("netem"))
+                     snmp=_section(r.kernel, "snmp"), netem=(r.kernel or {}).get("netem"))
         dropped = facts["dropped_forward"] + facts["dropped_backward"]
         explained = dropped + facts["rcvbuf_errors"] + facts["other_in_errors"] if facts["kind"] == "datagram" else 0
     else:
-        relay = r.relay or {}
-        forward, backward = relay.get("forward", {}), relay.get("backward", {})
+        forward, backward = _section(r.relay, "forward"), _section(r.relay, "backward")
         facts.update(dropped_by="relay" if r.relay else None,
                      dropped_forward=forward.get("dropped", 0) + forward.get("queue_dropped", 0),
                      dropped_backward=backward.get("dropped", 0) + backward.get("queue_dropped", 0),

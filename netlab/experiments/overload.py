@@ -36,12 +36,15 @@ import struct
 import tempfile
 import termios
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
 from ..errors import translate_os_errors
-from ..transports import COMPARE_SCHEMES, DatagramTransport, SeqpacketTransport, StreamTransport, parse_address
-from ..transports.addresses import Address
+from ..transports import (
+    COMPARE_SCHEMES, Address, connect_channel, listen_connections, listen_datagrams, parse_address, receive_message,
+    socket_of,
+)
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
 DEFAULT_SIZE = 1400
@@ -88,12 +91,13 @@ def _udp_counter(family: socket.AddressFamily) -> tuple[str, int | None]:
 
 def _ioctl_int(sock: trio.socket.SocketType, request: int) -> int | None:
     try:
-        return struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0" * 4))[0]
+        value: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0" * 4))[0]
+        return value
     except OSError:
         return None
 
 
-def _tcp_queues(facts: dict, receiver: trio.socket.SocketType, sender: trio.socket.SocketType) -> None:
+def _tcp_queues(facts: dict[str, Any], receiver: trio.socket.SocketType, sender: trio.socket.SocketType) -> None:
     """Where a stalled TCP burst sits: unread at the receiver, queued (and unsent) at the sender."""
     facts["sender_queued"] = _ioctl_int(sender, termios.TIOCOUTQ)  # SIOCOUTQ: unacknowledged + unsent
     facts["sender_unsent"] = _ioctl_int(sender, SIOCOUTQNSD)
@@ -103,7 +107,7 @@ def _tcp_queues(facts: dict, receiver: trio.socket.SocketType, sender: trio.sock
         facts["notsent_lowat"] = None
 
 
-def _buffers(facts: dict, receiver: trio.socket.SocketType, sender: trio.socket.SocketType) -> None:
+def _buffers(facts: dict[str, Any], receiver: trio.socket.SocketType, sender: trio.socket.SocketType) -> None:
     """The buffer sizes the kernel gave, read while the receiver pauses (TCP grows them later)."""
     facts["rcvbuf"] = receiver.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     facts["sndbuf"] = sender.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
@@ -172,16 +176,18 @@ def _plain(address: Address) -> Address:
     return dataclasses.replace(address, options=())
 
 
-async def _datagram(transport: DatagramTransport, address: Address, payloads: list[bytes], facts: dict) -> None:
-    udp = transport.target == "inet"
-    async with await transport.bind(address) as server, await transport.connect(_plain(server.local)) as client:
+async def _datagrams(address: Address, payloads: list[bytes], facts: dict[str, Any]) -> None:
+    """The burst over datagrams: the receiver is an unconnected socket, as a server's is (a
+    unix datagram receiver connected back to its sender would not hold that sender back)."""
+    transport = address.transport
+    counting = not transport.reliable  # loss is possible: count it, on the socket and host-wide
+    async with await listen_datagrams(address) as server, await connect_channel(_plain(server.local)) as client:
         receiver = server.socket
-        if udp:
-            receiver.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        if counting:
+            server.count_drops()
             counter, before = _udp_counter(receiver.family)
         state = SenderState()
         seqs: list[int] = []
-        drops_seen = 0
         async with trio.open_nursery() as nursery:
             nursery.start_soon(lambda: _send_all(client.socket, payloads, state, stream=False, where=client.remote))
             facts["pause_ms"] = round(await _pause(state) * 1000, 1)
@@ -189,33 +195,21 @@ async def _datagram(transport: DatagramTransport, address: Address, payloads: li
             drain_start = trio.current_time()
             while len(seqs) < len(payloads):
                 with trio.move_on_after(IDLE) as idle:
-                    with translate_os_errors(server.local, "receive from"):
-                        data, ancdata, _flags, _peer = await receiver.recvmsg(server.buffer_size,
-                                                                              socket.CMSG_SPACE(4))
+                    message = await server.receive()
                 if idle.cancelled_caught:
                     if state.finished is not None:
                         break
                     continue
-                for level, kind, value in ancdata:
-                    if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL:
-                        drops_seen = max(drops_seen, struct.unpack("I", value[:4])[0])
-                seqs.append(SEQ.unpack_from(data)[0])
+                seqs.append(SEQ.unpack_from(message.data)[0])
             facts["drain_ms"] = round((trio.current_time() - drain_start) * 1000, 1)
-        if udp:
+        if counting:
             _, after = _udp_counter(receiver.family)
             # one more datagram, now that the buffer is empty: it carries the final drop count
-            with translate_os_errors(client.remote, "send to"):
-                await client.socket.send(MARKER)
+            await client.send(MARKER)
             with trio.move_on_after(max(IDLE, 1.0)):
-                while True:
-                    with translate_os_errors(server.local, "receive from"):
-                        data, ancdata, _flags, _peer = await receiver.recvmsg(64, socket.CMSG_SPACE(4))
-                    for level, kind, value in ancdata:
-                        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL:
-                            drops_seen = max(drops_seen, struct.unpack("I", value[:4])[0])
-                    if data == MARKER:
-                        break
-            facts["so_rxq_ovfl"] = drops_seen
+                while (await server.receive()).data != MARKER:
+                    pass
+            facts["so_rxq_ovfl"] = server.kernel_drops or 0
             facts["counter"] = counter
             facts["counter_delta"] = None if before is None or after is None else after - before
         else:
@@ -225,43 +219,40 @@ async def _datagram(transport: DatagramTransport, address: Address, payloads: li
     facts["first_ones_kept"] = sorted(set(seqs)) == list(range(len(set(seqs))))
 
 
-async def _connected(transport: StreamTransport | SeqpacketTransport, address: Address, payloads: list[bytes],
-                     facts: dict) -> None:
-    stream = isinstance(transport, StreamTransport)
-    listeners = await transport.open_listeners(address)
+async def _connections(address: Address, payloads: list[bytes], facts: dict[str, Any]) -> None:
+    """The burst over a connection (stream or seqpacket)."""
+    transport = address.transport
+    stream = not transport.boundaries
+    listeners = await listen_connections(address)
     try:
-        bound = _plain(transport.listener_address(listeners[0], address))
+        bound = _plain(listeners.bound[0])
         client = await transport.connect(bound)
-        server = await listeners[0].accept()
-        rcvbuf = address.option("rcvbuf")
+        server = await listeners.listeners[0].accept()
+        receiver, sender = socket_of(server), socket_of(client)
+        rcvbuf = address.int_option("rcvbuf")
         if rcvbuf is not None:
             # AF_UNIX accepted sockets do not inherit the listener's SO_RCVBUF (TCP's do)
-            server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     finally:
-        for listener in listeners:
-            await listener.aclose()
+        await listeners.aclose()
     async with client, server:
         state = SenderState()
         total = sum(map(len, payloads))
         received = messages = 0
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(lambda: _send_all(client.socket, payloads, state, stream=stream, where=bound))
+            nursery.start_soon(lambda: _send_all(sender, payloads, state, stream=stream, where=bound))
             facts["pause_ms"] = round(await _pause(state) * 1000, 1)
-            _buffers(facts, server.socket, client.socket)
-            facts["queued_at_pause"] = _ioctl_int(server.socket, termios.FIONREAD)
+            _buffers(facts, receiver, sender)
+            facts["queued_at_pause"] = _ioctl_int(receiver, termios.FIONREAD)
             facts["sent_at_pause"] = state.sent_bytes
             if transport.target == "inet":
-                _tcp_queues(facts, server.socket, client.socket)
+                _tcp_queues(facts, receiver, sender)
             drain_start = trio.current_time()
             while received < total:
                 with trio.move_on_after(IDLE) as idle:
-                    if stream:
-                        chunk = await server.receive_some(1 << 16)  # type: ignore[union-attr]
-                        size = len(chunk)
-                    else:
-                        message = await server.receive()  # type: ignore[union-attr]
-                        size = 0 if message is None else len(message.data)
-                        messages += 1
+                    message = await receive_message(server, 1 << 16)
+                    size = 0 if message is None else len(message.data)
+                    messages += 1
                 if idle.cancelled_caught:
                     if state.finished is not None:
                         break
@@ -276,7 +267,7 @@ async def _connected(transport: StreamTransport | SeqpacketTransport, address: A
     facts["delivered_bytes"] = received
 
 
-def _sender_facts(facts: dict, state: SenderState, planned: int) -> None:
+def _sender_facts(facts: dict[str, Any], state: SenderState, planned: int) -> None:
     facts["sent"] = state.sent
     facts["sent_bytes"] = state.sent_bytes
     facts["blocks"] = state.blocks
@@ -304,12 +295,10 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
                 text += f"?rcvbuf={options.rcvbuf}"
             address = parse_address(text)
             transport = address.transport
-            facts: dict = {"kind": transport.kind, "declared_reliable": transport.reliable}
+            facts: dict[str, Any] = {"kind": transport.kind, "declared_reliable": transport.reliable}
             with trio.move_on_after(GUARD) as guard:
-                if isinstance(transport, DatagramTransport):
-                    await _datagram(transport, address, payloads, facts)
-                else:
-                    await _connected(transport, address, payloads, facts)  # type: ignore[arg-type]
+                burst = _connections if transport.connected else _datagrams
+                await burst(address, payloads, facts)
             if guard.cancelled_caught:
                 facts["completed"] = False
                 facts.setdefault("sent", 0)
@@ -363,7 +352,7 @@ def _report(result: ExperimentResult, count: int, size: int, rcvbuf: int | None)
                 f"to see flow control.")
 
 
-def _udp_finding(name: str, f: dict) -> str:
+def _udp_finding(name: str, f: dict[str, Any]) -> str:
     text = (f"{name}: {f['delivered']} of {f['sent']} datagrams delivered, {f['lost']} lost, "
             "while the sender never had to wait." if f["blocks"] == 0 else
             f"{name}: {f['delivered']} of {f['sent']} datagrams delivered, {f['lost']} lost.")
@@ -395,7 +384,7 @@ def _udp_finding(name: str, f: dict) -> str:
     return text
 
 
-def _blocked_finding(name: str, f: dict) -> str:
+def _blocked_finding(name: str, f: dict[str, Any]) -> str:
     text = (f"{name}: lost nothing: the sender was held back instead. Its sends blocked {f['blocks']} times, "
             f"{f['blocked_ms']} ms in all (the receiver paused for {f['pause_ms']} ms), the first time after "
             f"{f['in_flight_bytes']} bytes ({f['in_flight_messages']} messages) were in flight.")

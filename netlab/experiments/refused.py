@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import trio
 
 from ..errors import NetlabError, translate_os_errors
-from ..transports import parse_address
+from ..transports import connect_channel, listen_datagrams, parse_address
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
 
@@ -75,7 +75,8 @@ def _free_udp_port(family: socket.AddressFamily, host: str) -> int:
     """A UDP port nobody has bound right now (the kernel's pick, released at once)."""
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         probe.bind((host, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def _tcp(case: str, family: socket.AddressFamily, host: str, scheme: str) -> Outcome:
@@ -87,7 +88,7 @@ async def _tcp(case: str, family: socket.AddressFamily, host: str, scheme: str) 
         outcome = Outcome(case, f"TCP connect to a port bound but not listening ({scheme})", str(address), "reply")
         start = time.perf_counter()
         try:
-            stream = await address.transport.connect(address)  # type: ignore[attr-defined]
+            stream = await address.transport.connect(address)
         except NetlabError as exc:
             return _failed(outcome, exc, "connect", start)
         await stream.aclose()
@@ -100,7 +101,7 @@ async def _udp_unconnected(timeout: float) -> Outcome:
     target = parse_address(f"udp4:127.0.0.1:{port}")
     outcome = Outcome("udp-unconnected", "UDP sendto from an unconnected socket, then wait for a reply",
                       str(target), "reply", waited_for=timeout)
-    async with await target.transport.bind(parse_address("udp4:127.0.0.1:0")) as client:  # type: ignore[attr-defined]
+    async with await listen_datagrams(parse_address("udp4:127.0.0.1:0")) as client:
         before = _udp_no_ports()
         start = time.perf_counter()
         try:
@@ -126,7 +127,7 @@ async def _udp_connected(case: str, family: socket.AddressFamily, host: str, sch
                       waited_for=timeout)
     start = time.perf_counter()
     try:
-        client = await target.transport.connect(target)  # type: ignore[attr-defined]
+        client = await connect_channel(target)
     except NetlabError as exc:
         return _failed(outcome, exc, "connect", start)
     async with client:
@@ -156,7 +157,7 @@ async def _unix(case: str, scheme: str, socktype: int, path: str, *, stale: bool
     outcome = Outcome(case, f"{scheme} connect to {what}", str(address), "reply")
     start = time.perf_counter()
     try:
-        client = await address.transport.connect(address)  # type: ignore[attr-defined]
+        client = await address.transport.connect(address)
     except NetlabError as exc:
         return _failed(outcome, exc, "connect", start)
     await client.aclose()

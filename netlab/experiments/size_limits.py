@@ -45,7 +45,7 @@ from typing import Any
 import trio
 
 from ..errors import MessageTooLargeError, NetlabError, translate_os_errors
-from ..transports import parse_address
+from ..transports import open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
 DEFAULT_SIZE = 8192
@@ -106,62 +106,28 @@ async def _search(send: Callable[[int], Awaitable[bool]]) -> dict[str, Any]:
     return {"largest": low, "first_refused": high, "sends": len(sizes)}
 
 
-async def _limit_datagram(template: str, tmp: str) -> dict[str, Any]:
-    address = parse_address(template.format(dir=tmp))
-    transport = address.transport
-    async with await transport.bind(address) as server, \
-            await transport.connect(server.local) as client:  # type: ignore[attr-defined]
+async def _limit(template: str, tmp: str) -> dict[str, Any]:
+    """The largest message one real send takes, on a connected pair of a message transport."""
+    async with open_pair(parse_address(template.format(dir=tmp))) as pair:
+        sender = socket_of(pair.client)  # a real send: no up-front size check
         state: dict[str, Any] = {"errno": None, "whole": True}
 
         async def send(n: int) -> bool:
             try:
-                with translate_os_errors(client.remote, "send to"):
-                    await client.socket.send(bytes(n))  # a real send: no up-front size check
+                with translate_os_errors(pair.address, "send to"):
+                    await sender.send(bytes(n))
             except MessageTooLargeError as exc:
                 state["errno"] = exc.errno
                 return False
             with trio.move_on_after(ARRIVAL) as waiting:
-                got = await server.receive()
-                state["whole"] = state["whole"] and len(got.data) == n and not got.truncated
-            if waiting.cancelled_caught:
-                state["whole"] = False
-            return True
-
-        found = await _search(send)
-        found["sndbuf"] = client.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-    return {**found, "refused_with": _errno_name(state["errno"]), "arrived_whole": state["whole"]}
-
-
-async def _limit_seqpacket(template: str, tmp: str) -> dict[str, Any]:
-    address = parse_address(template.format(dir=tmp))
-    transport = address.transport
-    listeners = await transport.open_listeners(address)  # type: ignore[attr-defined]
-    try:
-        bound = transport.listener_address(listeners[0], address)  # type: ignore[attr-defined]
-        client = await transport.connect(bound)  # type: ignore[attr-defined]
-        server = await listeners[0].accept()
-    finally:
-        for listener in listeners:
-            await listener.aclose()
-    async with client, server:
-        state: dict[str, Any] = {"errno": None, "whole": True}
-
-        async def send(n: int) -> bool:
-            try:
-                with translate_os_errors(bound, "send to"):
-                    await client.socket.send(bytes(n))
-            except MessageTooLargeError as exc:
-                state["errno"] = exc.errno
-                return False
-            with trio.move_on_after(ARRIVAL) as waiting:
-                got = await server.receive()
+                got = await receive_message(pair.server)
                 state["whole"] = state["whole"] and got is not None and len(got.data) == n and not got.truncated
             if waiting.cancelled_caught:
                 state["whole"] = False
             return True
 
         found = await _search(send)
-        found["sndbuf"] = client.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        found["sndbuf"] = sender.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
     return {**found, "refused_with": _errno_name(state["errno"]), "arrived_whole": state["whole"]}
 
 
@@ -172,39 +138,17 @@ def _errno_name(number: int | None) -> str | None:
 # -- 2. truncation ------------------------------------------------------------------------
 
 
-async def _truncate_datagram(template: str, tmp: str, size: int) -> dict[str, Any]:
-    address = parse_address(template.format(dir=tmp))
-    transport = address.transport
-    async with await transport.bind(address) as server, \
-            await transport.connect(server.local) as client:  # type: ignore[attr-defined]
+async def _truncate(template: str, tmp: str, size: int) -> dict[str, Any]:
+    """A message of `size` bytes, then a short one, read into a small buffer (a message transport)."""
+    async with open_pair(parse_address(template.format(dir=tmp))) as pair:
+        sender = socket_of(pair.client)  # a real send: no up-front size check
         try:
-            with translate_os_errors(client.remote, "send to"):
-                await client.socket.send(b"x" * size)
-                await client.socket.send(b"next")
+            with translate_os_errors(pair.address, "send to"):
+                await sender.send(b"x" * size)
+                await sender.send(b"next")
         except MessageTooLargeError as exc:
             return {"sent": size, "refused": str(exc)}
-        return await _read_truncated(server.socket, size, server.local)
-
-
-async def _truncate_seqpacket(template: str, tmp: str, size: int) -> dict[str, Any]:
-    address = parse_address(template.format(dir=tmp))
-    transport = address.transport
-    listeners = await transport.open_listeners(address)  # type: ignore[attr-defined]
-    try:
-        bound = transport.listener_address(listeners[0], address)  # type: ignore[attr-defined]
-        client = await transport.connect(bound)  # type: ignore[attr-defined]
-        server = await listeners[0].accept()
-    finally:
-        for listener in listeners:
-            await listener.aclose()
-    async with client, server:
-        try:
-            with translate_os_errors(bound, "send to"):
-                await client.socket.send(b"x" * size)
-                await client.socket.send(b"next")
-        except MessageTooLargeError as exc:
-            return {"sent": size, "refused": str(exc)}
-        return await _read_truncated(server.socket, size, bound)
+        return await _read_truncated(socket_of(pair.server), size, pair.address)
 
 
 async def _read_truncated(sock: trio.socket.SocketType, size: int, where: object) -> dict[str, Any]:
@@ -220,24 +164,15 @@ async def _read_truncated(sock: trio.socket.SocketType, size: int, where: object
 
 async def _truncate_stream(size: int) -> dict[str, Any]:
     address = parse_address(ADDRESSES["tcp"])
-    transport = address.transport
-    listeners = await transport.open_listeners(address)  # type: ignore[attr-defined]
-    try:
-        bound = transport.listener_address(listeners[0], address)  # type: ignore[attr-defined]
-        client = await transport.connect(bound)  # type: ignore[attr-defined]
-        server = await listeners[0].accept()
-    finally:
-        for listener in listeners:
-            await listener.aclose()
-    async with client, server:
-        await client.send_all(b"x" * size + b"next")
-        await client.send_eof()
+    async with open_pair(address) as pair:
+        await send_data(pair.client, b"x" * size + b"next")
+        await send_eof(pair.client)
         buffer = bytearray(TRUNC_BUFFER)
         with trio.fail_after(ARRIVAL), translate_os_errors(address, "receive from"):
             await trio.sleep(0.02)  # let it all arrive, so one read could take everything
-            kept, _anc, flags, _peer = await server.socket.recvmsg_into([buffer])
+            kept, _anc, flags, _peer = await socket_of(pair.server).recvmsg_into([buffer])
             rest = b""
-            while chunk := await server.receive_some(1 << 16):
+            while chunk := await receive_data(pair.server, 1 << 16):
                 rest += chunk
     return {"sent": size, "buffer": TRUNC_BUFFER, "peek_size": None, "kept": kept,
             "msg_trunc": bool(flags & socket.MSG_TRUNC), "lost_tail": size + 4 - kept - len(rest),
@@ -287,7 +222,8 @@ async def _kernel(options: ExperimentOptions, size: int) -> dict[str, Any]:
     if event.get("event") != "result":
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         raise _kernel_error(f"the fragmentation run ended without a result (exit {done.returncode}): {last}")
-    return event["result"]
+    measured: dict[str, Any] = event["result"]
+    return measured
 
 
 def _ns_run(tool: str, *args: str, stdin: str | None = None, what: str) -> str:
@@ -311,7 +247,7 @@ def _ns_ruleset(loss: float) -> str:
     return "\n".join([*lines, "  }", "}", ""])
 
 
-def _ns_phase(job: dict, size: int, tag: bytes) -> dict[str, Any]:
+def _ns_phase(job: dict[str, Any], size: int, tag: bytes) -> dict[str, Any]:
     """Send job["messages"] datagrams of `size` bytes to a local receiver; count and read counters."""
     from .kernel import parse_nft_counters, parse_snmp
 
@@ -388,7 +324,7 @@ def _watch_parent(parent_pid: int) -> None:
 
 def child_main() -> int:
     """Inside the namespace: the job as JSON on stdin, one JSON line out."""
-    def emit(event: dict) -> None:
+    def emit(event: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
 
@@ -442,20 +378,14 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
         limits: dict[str, Any] = {}
         for name in LIMITS:
             template = ADDRESSES[name]
-            if name == "unix-seq":
-                limits[name] = await _limit_seqpacket(template, tmp)
-            else:
-                limits[name] = await _limit_datagram(template, tmp)
+            limits[name] = await _limit(template, tmp)
             expected = LIMITS[name]
             limits[name]["expected"] = expected if expected is not None else limits[name]["sndbuf"] - UNIX_OVERHEAD
         truncation: dict[str, Any] = {}
         for name in LIMITS:
             sub = os.path.join(tmp, "t-" + name)
             os.mkdir(sub)
-            if name == "unix-seq":
-                truncation[name] = await _truncate_seqpacket(ADDRESSES[name], sub, size)
-            else:
-                truncation[name] = await _truncate_datagram(ADDRESSES[name], sub, size)
+            truncation[name] = await _truncate(ADDRESSES[name], sub, size)
         truncation["tcp"] = await _truncate_stream(size)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

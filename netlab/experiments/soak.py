@@ -42,18 +42,17 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from typing import Any
 
 import trio
 
 from ..errors import NetlabError
-from ..runner import Limits, Server, open_client, serve
+from ..runner import Limits, MessageClient, Server, StreamClient, open_client, serve
 from ..services import get_service
-from ..transports import (
-    COMPARE_SCHEMES, ConnectedDatagram, DatagramTransport, MessageStream, SeqpacketTransport, StreamTransport,
-    parse_address,
-)
+from ..transports import COMPARE_SCHEMES, ByteStream, MessageChannel, parse_address, socket_of
 
 SERVICES = ("echo", "sum")
 SUM_SCALE = 10**6
@@ -103,7 +102,7 @@ class TransportFigures:
 
 @dataclass
 class SoakResult:
-    settings: dict
+    settings: dict[str, Any]
     transports: list[TransportFigures]
     faults: dict[str, int]
     fds_before: int
@@ -142,7 +141,7 @@ class SoakResult:
                 and all(self.fresh_clients.values()) and not any(t.errors for t in self.transports)
                 and not any(t.mismatched for t in self.transports))
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(reliable_lost=self.reliable_lost, unexplained_udp_losses=self.unexplained_udp_losses,
                     leaks=self.leaks, ok=self.ok)
@@ -183,57 +182,50 @@ class _Killed(Exception):
     pass
 
 
-async def _stream_client(plan: _Plan, server: Server, figures: TransportFigures, settings: SoakSettings,
-                         rng: random.Random, faults: Counter) -> None:
-    transport = server.transport
-    assert isinstance(transport, StreamTransport)
-    stream = await transport.connect(server.address)
+async def _stream_client(plan: _Plan, server: Server, stream: ByteStream, figures: TransportFigures,
+                         settings: SoakSettings, rng: random.Random, faults: Counter[str]) -> None:
+    """A byte-stream client: batches of requests in one write, replies reassembled."""
     reader = get_service(plan.service).new_reply_reader()
     seq = 0
-    async with stream:
-        while seq < settings.messages:
-            batch = [_message(plan.service, plan.index, s, rng, stream=True)
-                     for s in range(seq, min(seq + rng.randint(1, 4), settings.messages))]
-            wire = b"".join(m.request for m in batch)
-            if plan.kill_at is not None and seq <= plan.kill_at < seq + len(batch):
-                await stream.send_all(wire[: max(1, len(wire) // 2)])  # half a batch: mid-request
-                if server.address.is_unix:
-                    faults["stream closed mid-request"] += 1
-                else:
-                    stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
-                    faults["stream reset (RST) mid-request"] += 1
-                raise _Killed
-            expected = sum(reader.expect(m.request) for m in batch)
-            assert expected == len(batch)
-            await stream.send_all(wire)
-            figures.sent += len(batch)
-            replies: list[bytes] = []
-            with trio.move_on_after(RELIABLE_TIMEOUT):
-                while len(replies) < len(batch):
-                    data = await stream.receive_some(65536)
-                    if not data:
-                        break
-                    replies += reader.feed(data)
-            for message, reply in zip(batch, replies):
-                if reply == message.reply:
-                    figures.answered += 1
-                else:
-                    figures.mismatched += 1
-            if len(replies) < len(batch):
-                figures.lost += len(batch) - len(replies)
-                raise NetlabError(f"client {plan.index}: the server stopped answering after {seq + len(replies)}")
-            seq += len(batch)
+    while seq < settings.messages:
+        batch = [_message(plan.service, plan.index, s, rng, stream=True)
+                 for s in range(seq, min(seq + rng.randint(1, 4), settings.messages))]
+        wire = b"".join(m.request for m in batch)
+        if plan.kill_at is not None and seq <= plan.kill_at < seq + len(batch):
+            await stream.send_all(wire[: max(1, len(wire) // 2)])  # half a batch: mid-request
+            if server.address.is_unix:
+                faults["stream closed mid-request"] += 1
+            else:
+                socket_of(stream).setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_0)
+                faults["stream reset (RST) mid-request"] += 1
+            raise _Killed
+        expected = sum(reader.expect(m.request) for m in batch)
+        assert expected == len(batch)
+        await stream.send_all(wire)
+        figures.sent += len(batch)
+        replies: list[bytes] = []
+        with trio.move_on_after(RELIABLE_TIMEOUT):
+            while len(replies) < len(batch):
+                data = await stream.receive_some(65536)
+                if not data:
+                    break
+                replies += reader.feed(bytes(data))
+        for message, reply in zip(batch, replies):
+            if reply == message.reply:
+                figures.answered += 1
+            else:
+                figures.mismatched += 1
+        if len(replies) < len(batch):
+            figures.lost += len(batch) - len(replies)
+            raise NetlabError(f"client {plan.index}: the server stopped answering after {seq + len(replies)}")
+        seq += len(batch)
 
 
-async def _message_client(plan: _Plan, server: Server, figures: TransportFigures, settings: SoakSettings,
-                          rng: random.Random, faults: Counter) -> None:
+async def _message_client(plan: _Plan, conn: MessageChannel, figures: TransportFigures, settings: SoakSettings,
+                          rng: random.Random, faults: Counter[str]) -> None:
     """Seqpacket and datagram clients: one message per request, replies matched by content."""
-    transport = server.transport
-    assert isinstance(transport, (SeqpacketTransport, DatagramTransport))
-    conn: MessageStream | ConnectedDatagram = await transport.connect(server.address)
-    datagram = isinstance(conn, ConnectedDatagram)
-    if datagram:
-        conn.count_drops()
+    datagram = not conn.has_eof  # no connection to end: a datagram client
+    conn.count_drops()
     outstanding: dict[bytes, int] = {}  # expected reply -> seq, for requests with no reply yet
     overdue: set[bytes] = set()  # of those, the ones whose timeout passed
     seq = 0
@@ -274,16 +266,13 @@ async def _message_client(plan: _Plan, server: Server, figures: TransportFigures
         if datagram:
             await _probe(plan, conn, take, settings)
     finally:
+        # the caller's open_client closes the channel at once, with no checkpoint after a kill's send
         figures.lost += len(outstanding)
-        if datagram and conn.kernel_drops:
+        if conn.kernel_drops:
             figures.kernel_drops_clients = (figures.kernel_drops_clients or 0) + conn.kernel_drops
-        if isinstance(conn, ConnectedDatagram):
-            conn.close()  # at once, with no checkpoint after a kill's send
-        else:
-            await conn.aclose()
 
 
-async def _probe(plan: _Plan, sock: ConnectedDatagram, take, settings: SoakSettings) -> None:
+async def _probe(plan: _Plan, sock: MessageChannel, take: Callable[[bytes], None], settings: SoakSettings) -> None:
     """A last request (retried) whose reply brings the socket's drop counter up to date, and
     lets replies still on their way arrive."""
     request = b"probe" if plan.service == "echo" else b"-1 0"
@@ -292,9 +281,11 @@ async def _probe(plan: _Plan, sock: ConnectedDatagram, take, settings: SoakSetti
         await sock.send(request)
         with trio.move_on_after(settings.timeout):
             while True:
-                got = (await sock.receive()).data
-                take(got)
-                if got == reply:
+                message = await sock.receive()
+                if message is None:  # never, on a datagram: it has no end of stream
+                    return
+                take(message.data)
+                if message.data == reply:
                     return
 
 
@@ -325,7 +316,7 @@ def snmp_rcvbuf_errors() -> dict[str, int] | None:
 async def _fresh_client(server: Server) -> bool:
     service = server.service.name
     request, reply = (b"40 2", b"42") if service == "sum" else (b"fresh", b"fresh")
-    if server.transport.kind == "stream" and service == "sum":
+    if not server.transport.boundaries and service == "sum":  # a line, on a byte stream
         reply += b"\n"
     for _ in range(3):
         try:
@@ -346,7 +337,7 @@ async def run_soak(settings: SoakSettings = SoakSettings()) -> SoakResult:
              for i in range(settings.clients)]
     figures = {t: TransportFigures(t, parse_address(COMPARE_SCHEMES[t].format(dir="/x")).transport.reliable)
                for t in settings.transports}
-    faults: Counter = Counter()
+    faults: Counter[str] = Counter()
     directory = tempfile.mkdtemp(prefix="nl-soak-", dir="/tmp")
     limits = Limits(max_connections=max(1024, settings.clients))
     try:
@@ -381,9 +372,13 @@ async def run_soak(settings: SoakSettings = SoakSettings()) -> SoakResult:
                 fig = figures[plan.transport]
                 fig.clients += 1
                 client_rng = random.Random(f"{settings.seed}-{plan.index}")
-                runner = _stream_client if server.transport.kind == "stream" else _message_client
                 try:
-                    await runner(plan, server, fig, settings, client_rng, faults)
+                    async with open_client(server.address, plan.service) as conn:
+                        if isinstance(conn, StreamClient):
+                            await _stream_client(plan, server, conn.stream, fig, settings, client_rng, faults)
+                        else:
+                            assert isinstance(conn, MessageClient)
+                            await _message_client(plan, conn.channel, fig, settings, client_rng, faults)
                 except _Killed:
                     fig.killed += 1
                 except (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -413,7 +408,7 @@ async def run_soak(settings: SoakSettings = SoakSettings()) -> SoakResult:
                       tasks_after, fresh, snmp, time.perf_counter() - began)
 
 
-async def _settle(servers) -> None:
+async def _settle(servers: Iterable[Server]) -> None:
     """Wait until no server has a connection open (the last clients' are closing)."""
     with trio.move_on_after(10):
         while any(server.stats.active for server in servers):
@@ -431,7 +426,7 @@ def render(result: SoakResult) -> str:
              f"transports (echo and sum servers on each), {killed} clients killed mid-stream, seed {s['seed']}", ""]
     header = ("transport", "clients", "killed", "connections", "sent", "answered", "late", "lost", "mismatched",
               "kernel drops (server+clients)")
-    rows = [header]
+    rows: list[tuple[object, ...]] = [header]
     for t in result.transports:
         drops = "-" if t.kernel_drops_server is None else f"{t.kernel_drops_server}+{t.kernel_drops_clients or 0}"
         rows.append((t.transport + ("" if t.reliable else " (unreliable)"), t.clients, t.killed, t.connections,

@@ -119,6 +119,16 @@ class MessageChannel(trio.abc.AsyncResource):
     buffer_size: int
     #: True where the kind has an end of stream (seqpacket): `receive` returns None then
     has_eof: ClassVar[bool]
+    #: messages the kernel dropped on this socket's full receive queue, as of the last one
+    #: received (SO_RXQ_OVFL); None unless `count_drops` said True
+    kernel_drops: int | None = None
+
+    def count_drops(self) -> bool:
+        """Ask the kernel to report receive-queue overflows with each message (SO_RXQ_OVFL).
+
+        Returns False where it does not offer it, or the kind never drops (a seqpacket
+        connection holds its sender back instead)."""
+        return False
 
     @property
     @abc.abstractmethod
