@@ -46,7 +46,7 @@ of raising it (``netlab host``) gets the same words from `describe_os_error`.
 from __future__ import annotations
 
 import errno
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, cast
 
 __all__ = [
     "NetlabError",
@@ -70,6 +70,7 @@ __all__ = [
     "OutputError",
     "Interrupted",
     "exit_code",
+    "netlab_error",
     "translate_os_errors",
     "describe_os_error",
 ]
@@ -166,14 +167,29 @@ class Interrupted(KeyboardInterrupt):
     Python: what was stopped was already said, so the CLI prints nothing more (exit 130)."""
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def netlab_error(exc: BaseException) -> NetlabError | None:
+    """The netlab error `exc` is, or, for an exception group (what trio raises out of a
+    nursery), its first when every exception in it is one; else None."""
+    leaves = _leaves(exc)
+    if all(isinstance(leaf, NetlabError) for leaf in leaves):
+        return cast(NetlabError, leaves[0])  # the check above, which mypy cannot carry over
+    return None
+
+
 def exit_code(exc: BaseException) -> int | None:
     """The `netlab` command's exit status for `exc`: 2 for a `UsageError`, 1 for any other
-    `NetlabError`, 130 for an interruption; None for anything else (a bug: let it show)."""
-    if isinstance(exc, KeyboardInterrupt):
+    `NetlabError`, 130 for an interruption (every exception of a group must agree); None
+    for anything else: a bug, whose traceback should show."""
+    if all(isinstance(leaf, KeyboardInterrupt) for leaf in _leaves(exc)):
         return 130
-    if isinstance(exc, NetlabError):
-        return exc.exit_code
-    return None
+    error = netlab_error(exc)
+    return None if error is None else error.exit_code
 
 
 def _describe(exc: OSError, what: str, op: str) -> TransportError:
