@@ -707,8 +707,7 @@ def _raw_listen(address: Address, reply: Optional[bytes], count: Optional[int], 
         else:
             render.raw_listened(event, hexdump=hexdump)
 
-    trio.run(partial(run_until_signalled, partial(raw_listen, address, reply=reply, count=count, on_event=on_event),
-                     reports_started=False))
+    trio.run(partial(run_until_signalled, partial(raw_listen, address, reply=reply, count=count, on_event=on_event)))
 
 
 def _address_text(value: str) -> str:

@@ -29,26 +29,20 @@ async def run_until_signalled(
     started: Callable[[T], None] | None = None,
     drain: Callable[[T], Awaitable[None]] | None = None,
     grace: float = 0.0,
-    reports_started: bool = True,
 ) -> None:
     """Run `start` until it returns or a signal stops it.
 
-    `start` is started with ``nursery.start`` (it takes ``task_status`` and reports the
-    value `started` and `drain` receive), or, with ``reports_started=False``, simply
-    called. `drain` (given for a server) is awaited on the first signal, `grace` being
-    what the log line promises it takes at most. Errors `start` raises before it reports
-    come out of here unchanged (in trio's exception group).
+    `start` is started with ``nursery.start``: it takes ``task_status`` and reports the
+    value that `started` and `drain` receive. `drain` (given for a server) is awaited on
+    the first signal, `grace` being what the log line promises it takes at most. Errors
+    `start` raises before it reports come out of here (in trio's exception group).
     """
     stopped_by: str | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
 
             async def run_then_stop(task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:
-                if reports_started:
-                    await start(task_status=task_status)
-                else:
-                    task_status.started(None)
-                    await start()
+                await start(task_status=task_status)
                 nursery.cancel_scope.cancel()  # it ended by itself: stop waiting for signals
 
             async def drain_then_stop(value: T) -> None:
