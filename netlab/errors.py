@@ -2,9 +2,11 @@
 
 The tree::
 
-    NetlabError                    every error netlab raises on purpose
-    ├── AddressError (ValueError)  an address string that does not parse or is not allowed
-    ├── UnknownNameError (KeyError-like lookups: unknown service, unknown transport)
+    NetlabError                    every error netlab raises on purpose (the CLI exits 1)
+    ├── UsageError                 the command asked for something it cannot have (the CLI exits 2)
+    │   ├── AddressError (ValueError)  an address string that does not parse or is not allowed
+    │   └── ImpairmentError (ValueError)  an impairment setting out of range, or for the wrong kind
+    ├── UnknownNameError (LookupError)  a name not in its registry: service, transport, constant prefix
     ├── TransportError             a socket operation failed; the message says why
     │   ├── ResolveError           getaddrinfo could not resolve a host or service
     │   ├── AddressInUseError      bind: the address, path or abstract name is taken
@@ -15,13 +17,23 @@ The tree::
     │   ├── ConnectionResetError   the peer reset or vanished mid-conversation
     │   ├── MessageTooLargeError   a datagram over the transport's limit (EMSGSIZE)
     │   └── TimeoutError           no reply within the caller's timeout
-    └── KernelModeError            --kernel cannot run here; the message says what is missing
-        ├── PrivilegeError         not root, and no CAP_NET_ADMIN + CAP_SYS_ADMIN
-        └── MissingToolError       unshare, nft, ip or tc is not installed (names the package)
+    ├── KernelModeError            --kernel cannot run here; the message says what is missing
+    │   ├── PrivilegeError         not root, and no CAP_NET_ADMIN + CAP_SYS_ADMIN
+    │   └── MissingToolError       unshare, nft, ip or tc is not installed (names the package)
+    ├── BenchError                 the bench could not run: a server did not start, the load
+    │                              generator failed
+    └── OutputError                a --json or --plot file cannot be written
 
-`AddressError` is a usage error (the CLI exits 2); every `TransportError` and
-`KernelModeError` is a runtime failure (the CLI exits 1). Each message names the address
-involved and, where the OS error is cryptic, what it means in practice.
+    KeyboardInterrupt
+    └── Interrupted                a second SIGINT/SIGTERM stopped a drain at once (the CLI exits 130)
+
+Exit codes come from this tree, nowhere else: `exit_code` maps a `UsageError` to 2, every
+other `NetlabError` to 1, and an interruption (Ctrl-C, `Interrupted`) to 130. Each message
+names the address involved and, where the OS error is cryptic, what it means in practice.
+
+This module imports only the standard library's ``errno`` at its top, so that the sans-IO
+services can raise netlab errors without loading trio or socket; the translation below
+imports them when it runs.
 
 OS errors are translated in exactly one place, `translate_os_errors`, a context manager
 the transports wrap around their socket calls. It also unwraps trio's
@@ -34,13 +46,13 @@ of raising it (``netlab host``) gets the same words from `describe_os_error`.
 from __future__ import annotations
 
 import errno
-import socket
-
-import trio
+from typing import ClassVar, Literal, cast
 
 __all__ = [
     "NetlabError",
+    "UsageError",
     "AddressError",
+    "ImpairmentError",
     "UnknownNameError",
     "TransportError",
     "ResolveError",
@@ -54,17 +66,36 @@ __all__ = [
     "KernelModeError",
     "PrivilegeError",
     "MissingToolError",
+    "BenchError",
+    "OutputError",
+    "Interrupted",
+    "exit_code",
+    "netlab_error",
     "translate_os_errors",
     "describe_os_error",
 ]
 
 
 class NetlabError(Exception):
-    """Base class of every error netlab raises on purpose."""
+    """Base class of every error netlab raises on purpose: a runtime failure (exit 1)."""
+
+    #: what the `netlab` command exits with when this error stops it
+    exit_code: ClassVar[int] = 1
 
 
-class AddressError(NetlabError, ValueError):
+class UsageError(NetlabError):
+    """The command asked for something it cannot have, found before or once running (exit 2)."""
+
+    exit_code: ClassVar[int] = 2
+
+
+class AddressError(UsageError, ValueError):
     """An address that does not follow the grammar, or asks for something not allowed."""
+
+
+class ImpairmentError(UsageError, ValueError):
+    """An impairment setting out of range, or one the transport's kind cannot take
+    (loss on a stream relay; a kernel rule that cannot be made)."""
 
 
 class UnknownNameError(NetlabError, LookupError):
@@ -123,8 +154,48 @@ class MissingToolError(KernelModeError):
     """A program kernel mode runs (unshare, nft, ip, tc) is not installed."""
 
 
+class BenchError(NetlabError):
+    """The bench could not run: a server did not start, the load generator failed..."""
+
+
+class OutputError(NetlabError):
+    """A --json or --plot file cannot be written (its directory is missing, the disk is full)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM stopped a drain at once. A KeyboardInterrupt, as Ctrl-C is to
+    Python: what was stopped was already said, so the CLI prints nothing more (exit 130)."""
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def netlab_error(exc: BaseException) -> NetlabError | None:
+    """The netlab error `exc` is, or, for an exception group (what trio raises out of a
+    nursery), its first when every exception in it is one; else None."""
+    leaves = _leaves(exc)
+    if all(isinstance(leaf, NetlabError) for leaf in leaves):
+        return cast(NetlabError, leaves[0])  # the check above, which mypy cannot carry over
+    return None
+
+
+def exit_code(exc: BaseException) -> int | None:
+    """The `netlab` command's exit status for `exc`: 2 for a `UsageError`, 1 for any other
+    `NetlabError`, 130 for an interruption (every exception of a group must agree); None
+    for anything else: a bug, whose traceback should show."""
+    if all(isinstance(leaf, KeyboardInterrupt) for leaf in _leaves(exc)):
+        return 130
+    error = netlab_error(exc)
+    return None if error is None else error.exit_code
+
+
 def _describe(exc: OSError, what: str, op: str) -> TransportError:
     """Map one OSError to the netlab error that explains it. `what` is the address text."""
+    import socket  # here, not at the top: the sans-IO services import this module
+
     code = exc.errno
     reason = exc.strerror or str(exc)
     if isinstance(exc, socket.gaierror):
@@ -189,9 +260,12 @@ class translate_os_errors:  # noqa: N801 - used like a function: ``with translat
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, etype: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, etype: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> Literal[False]:
         if exc is None or isinstance(exc, NetlabError):
             return False
+        import trio  # loaded already by whoever makes socket calls; a dict lookup from here
+
         if isinstance(exc, trio.BrokenResourceError):
             cause = exc.__cause__
             if isinstance(cause, OSError):

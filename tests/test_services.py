@@ -565,3 +565,13 @@ def test_client_and_session_in_memory(name: str, messages: list[bytes], cuts: li
     assert len(replies) == wanted == len(messages)
     for message, reply in zip(messages, replies):
         assert reply == service.encode_request(service.handle_datagram(message) or b"", stream=True)
+
+
+def test_services_import_only_the_standard_library() -> None:
+    """The sans-IO core is pure in what it loads, not only in its source: no trio, no socket."""
+    import subprocess
+    import sys
+
+    check = "import netlab.services, sys; assert 'trio' not in sys.modules and 'socket' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

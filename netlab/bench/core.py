@@ -52,7 +52,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from ..errors import NetlabError
+from ..errors import BenchError
 from ..experiments.base import ResultTable
 from ..experiments.measure import environment as base_environment
 from ..experiments.measure import latency_percentiles
@@ -106,10 +106,6 @@ _METRIC = {
     "connect": ("connections/s", "conn/s", True),
     "hold": ("server memory per connection held", "KiB", False),
 }
-
-
-class BenchError(NetlabError):
-    """The bench could not run: a server did not start, the load generator failed..."""
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from hdrh.histogram import HdrHistogram
@@ -59,6 +59,9 @@ from ..transports import COMPARE_SCHEMES, Address, Connection, parse_address, re
 from .impair import REORDER_HOLD, Impairments
 from .measure import environment, latency_percentiles
 from .relay import run_relay
+
+if TYPE_CHECKING:  # kernel imports this module (lazily); the type is all compare needs of it
+    from .kernel import KernelImpairments
 
 SUM_SCALE = 10**6
 ECHO_HEADER = 48  # "NL " + 10-digit seq + " " + 20-digit ns + " " + 8 hex + " " = 45, rounded up
@@ -499,7 +502,8 @@ def plot(results: Sequence[TransportResult], path: str) -> None:
     plt.close(fig)
 
 
-__all__ = ["CompareSettings", "TransportResult", "compare_one", "expectations", "plot", "report", "run_compare"]
+__all__ = ["CompareSettings", "TransportResult", "compare_one", "conclusions", "expectations", "plot", "report",
+           "run_compare"]
 
 
 def expectations(settings: CompareSettings) -> dict[str, float]:
@@ -522,3 +526,26 @@ def expectations(settings: CompareSettings) -> dict[str, float]:
         "duplicated": survive * (settings.forward.duplicate + settings.backward.duplicate),
         "corrupted": survive * (1 - (1 - settings.forward.corrupt) * (1 - settings.backward.corrupt)),
     }
+
+
+def conclusions(settings: CompareSettings, kernel: KernelImpairments | None = None) -> list[str]:
+    """What to read in compare's tables, as sentences printed under them: what the
+    impairments predict (through the relay, or, given `kernel`, made by the kernel), and
+    why a closed loop shows no reordering. Nothing for an unimpaired run."""
+    expected = expectations(settings)
+    if kernel is not None:
+        if not (kernel.loss_forward or kernel.loss_backward):
+            return []
+        return [f"Kernel: {kernel.describe()}. Expected on UDP: {100 * expected['round_trip_loss']:.1f}% of round "
+                f"trips lost; TCP loses nothing and retransmits instead (each repair costs time: a retransmission "
+                f"timeout is at least 200 ms); AF_UNIX is not touched."]
+    if not settings.impaired:
+        return []
+    said = [f"Expected on datagram transports: {100 * expected['round_trip_loss']:.1f}% of round trips lost "
+            f"({100 * expected['loss_forward']:.1f}% of requests, {100 * expected['loss_backward']:.1f}% of the "
+            f"replies left), about {100 * expected['duplicated']:.1f}% duplicated. Stream transports cannot lose "
+            f"or duplicate: their losses are repaired below the relay, and show as latency."]
+    if (settings.forward.reorder or settings.backward.reorder) and not settings.rate:
+        said.append("Closed loop keeps one message in flight, so a held-back packet has nothing to be "
+                    "reordered against: it arrives late instead. Use --rate to see reordering.")
+    return said

@@ -38,14 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import NetlabError
+from ..errors import ImpairmentError as ImpairmentError  # re-exported: relay and kernel import it from here
 
 #: how long a reordered datagram is held back when there is no delay to scale from
 REORDER_HOLD = 0.005
-
-
-class ImpairmentError(NetlabError, ValueError):
-    """An impairment setting out of range (a usage error)."""
 
 
 def _probability(name: str, value: float) -> None:

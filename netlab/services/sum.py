@@ -92,7 +92,7 @@ def add(text: str) -> str:
         except ValueError:
             raise SumError(f"result too long: over {_digit_limit()} digits") from None
     da, db = decimal.Decimal(a), decimal.Decimal(b)
-    low = min(da.as_tuple().exponent, db.as_tuple().exponent)  # type: ignore[type-var]
+    low = min(da.as_tuple().exponent, db.as_tuple().exponent)
     high = max(da.adjusted(), db.adjusted())
     needed = max(high - int(low) + 2, 1)
     if needed > MAX_RESULT_DIGITS:
