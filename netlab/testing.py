@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from typing import Any
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -60,7 +61,8 @@ def netlab_server(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Awai
                     limits: Limits | None = None) -> Server:
         if isinstance(address, str) and "{dir}" in address:
             address = _fresh(address, netlab_dir)
-        return await nursery.start(partial(serve, service, address, limits=limits or Limits()))
+        server: Server = await nursery.start(partial(serve, service, address, limits=limits or Limits()))
+        return server
 
     return start
 
@@ -69,7 +71,7 @@ def netlab_server(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Awai
 def netlab_relay(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Awaitable[Relay]]:
     async def start(to: Server | Address | str, listen: Address | str | None = None, *, seed: int = 1,
                     forward: Impairments | None = None, backward: Impairments | None = None,
-                    **impairments: object) -> Relay:
+                    **impairments: Any) -> Relay:
         target = to.address if isinstance(to, Server) else parse_address(to)
         if listen is None:
             template = COMPARE_SCHEMES.get(target.scheme, f"{target.scheme}:127.0.0.1:0")
@@ -78,9 +80,10 @@ def netlab_relay(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Await
             listen = _fresh(template, netlab_dir) if "{dir}" in template else template
         elif isinstance(listen, str) and "{dir}" in listen:
             listen = _fresh(listen, netlab_dir)
-        settings = Impairments(**impairments)  # type: ignore[arg-type]
+        settings = Impairments(**impairments)
         fwd = forward if forward is not None else settings
         back = backward if backward is not None else (forward if forward is not None else settings)
-        return await nursery.start(partial(run_relay, listen, target, forward=fwd, backward=back, seed=seed))
+        relay: Relay = await nursery.start(partial(run_relay, listen, target, forward=fwd, backward=back, seed=seed))
+        return relay
 
     return start

@@ -25,9 +25,10 @@ async def resolve(address: Address, family: socket.AddressFamily | None, socktyp
         infos = await trio.socket.getaddrinfo(host, address.port, family or 0, socktype, 0, flags)
     result: list[SockInfo] = []
     for fam, _type, _proto, _canon, sockaddr in infos:
-        if fam not in (socket.AF_INET, socket.AF_INET6):
+        family_found = socket.AddressFamily(fam)
+        if family_found not in (socket.AF_INET, socket.AF_INET6):  # getaddrinfo may offer others
             continue
-        item = (socket.AddressFamily(fam), sockaddr)
+        item = (family_found, sockaddr)
         if item not in result:
             result.append(item)
     if not result:
