@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from typing import Any
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
