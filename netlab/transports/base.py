@@ -638,8 +638,9 @@ def socket_of(conn: Connection) -> trio.socket.SocketType:
     """The kernel socket under a connection (under TLS too), for getsockopt and the like."""
     if isinstance(conn, MessageChannel):
         return conn.socket
-    if isinstance(conn, trio.SSLStream):
-        return socket_of(conn.transport_stream)
+    under = getattr(conn, "transport_stream", None)  # a layer over a stream: trio.SSLStream, tls.TlsStream
+    if under is not None:
+        return socket_of(under)
     if isinstance(conn, trio.SocketStream):
         return conn.socket
     raise TypeError(f"no socket under {conn!r}")
