@@ -5,12 +5,14 @@ The TCP part is the ``tcp`` transport's own (resolution, options, errors); this 
 (`trio.abc.HalfCloseableStream`), which SSLStream alone does not:
 
 * **Half-close.** SSLStream has no ``send_eof``. `TlsStream.send_eof` sends what is pending,
-  then shuts down the TCP write side. Both ends run with ``https_compatible=True`` and
-  OpenSSL's ``OP_IGNORE_UNEXPECTED_EOF``, so a peer's FIN without a TLS close_notify
-  reads as end of stream (b""), and the other direction stays open. The trade-off: a
-  truncation, an attacker's FIN mid-stream, is not detectable at the TLS layer; the
-  service's own framing (a line without its ending, a short reply) is what tells. That is
-  what HTTPS does too.
+  then shuts down the TCP write side, with no TLS close_notify. Both ends set OpenSSL's
+  ``OP_IGNORE_UNEXPECTED_EOF``, so a FIN without close_notify reads as end of stream (b"")
+  and the other direction stays open for sending (trio's ``https_compatible=True`` reads
+  it as b"" too, but then refuses to send). The trade-off: a truncation, an attacker's
+  FIN mid-stream, is not detectable at the TLS layer; the service's own framing (a line
+  without its ending, a short reply) is what tells. HTTPS lives with the same. `aclose`
+  still sends close_notify when it can at once (without waiting for the peer's), so a
+  strict peer such as ``openssl s_client`` sees a clean close.
 * **Cancelling a send.** SSLStream is broken for good once a send is cancelled mid-record.
   Here the ciphertext it hands down is kept by a carrier under it (`_Carrier`) until the
   kernel has taken all of it, so a cancelled `send_all` leaves the stream whole: what it
@@ -61,6 +63,10 @@ TLS_OPTIONS = frozenset({"cert", "key", "ca", "insecure"})
 #: a peer's FIN without close_notify reads as end of stream, and leaves the stream usable
 #: for sending (OpenSSL 3; Python exposes it since 3.10)
 _IGNORE_UNEXPECTED_EOF: int = getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+
+#: `TlsStream.send_all` encrypts and sends this much at a time, so a large send holds one
+#: chunk of ciphertext in memory, not a copy of all of it
+SEND_CHUNK = 64 * 1024
 
 
 # -- certificates ----------------------------------------------------------------------------
@@ -298,6 +304,14 @@ def _is_eof(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) or exc is None
 
 
+def _reason(exc: BaseException | None) -> str:
+    """OpenSSL's reason in words: WRONG_VERSION_NUMBER -> wrong version number."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str):
+        return reason.lower().replace("_", " ")
+    return str(exc) if exc is not None else "the connection broke"
+
+
 class TlsStream(trio.abc.HalfCloseableStream):
     """A TLS connection: `trio.SSLStream` over TCP, with the byte-stream contract whole
     (``send_eof``, a cancelled ``send_all`` that leaves the stream usable).
@@ -310,8 +324,10 @@ class TlsStream(trio.abc.HalfCloseableStream):
                  server_hostname: str | None = None, address: Address | None = None) -> None:
         self.transport_stream = tcp
         self._carrier = _Carrier(tcp)
+        # https_compatible=False: aclose sends close_notify. A FIN without one still reads
+        # as end of stream: OP_IGNORE_UNEXPECTED_EOF makes OpenSSL take it as a clean close
         self._ssl = trio.SSLStream(self._carrier, context, server_side=server_side,
-                                   server_hostname=server_hostname, https_compatible=True)
+                                   server_hostname=server_hostname, https_compatible=False)
         self._server_side = server_side
         self._address = address  # the client's: what it connected to
         self._handshook = False
@@ -329,11 +345,19 @@ class TlsStream(trio.abc.HalfCloseableStream):
     def getsockopt(self, level: int, option: int, buffersize: int = 0) -> int | bytes:
         return self.transport_stream.getsockopt(level, option, buffersize)
 
-    @property
-    def ssl_object(self) -> ssl.SSLObject:
-        """The TLS session: version(), cipher(), getpeercert()."""
-        obj: ssl.SSLObject = self._ssl.ssl_object
-        return obj
+    def version(self) -> str | None:
+        """The TLS version agreed ("TLSv1.3"); None before the handshake."""
+        if not self._handshook:
+            return None
+        version: str | None = self._ssl.version()
+        return version
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        """The cipher agreed: (name, protocol, secret bits); None before the handshake."""
+        if not self._handshook:
+            return None
+        cipher: tuple[str, str, int] | None = self._ssl.cipher()
+        return cipher
 
     # -- the handshake ------------------------------------------------------------------
 
@@ -371,8 +395,8 @@ class TlsStream(trio.abc.HalfCloseableStream):
 
     def _handshake_error(self, cause: BaseException | None) -> TransportError:
         """What a handshake that TLS refused (not one the peer left) means, and its fix."""
+        why = _reason(cause)
         if self._server_side:
-            why = getattr(cause, "reason", None) or cause
             return TransportError(f"TLS handshake with {self._peer()} failed: {why} (does the client speak TLS, "
                                   f"and trust this server's CA?)")
         where = str(self._address)
@@ -385,7 +409,6 @@ class TlsStream(trio.abc.HalfCloseableStream):
                 hint = f"is {ca} the CA that signed this server's certificate? (a netlab server prints its own)"
             return TransportError(f"cannot verify the server {where}: certificate verify failed: "
                                   f"{cause.verify_message}; {hint}")
-        why = getattr(cause, "reason", None) or cause
         return TransportError(f"TLS handshake with {where} failed: {why} (is it a TLS server? one that "
                               f"speaks plain TCP answers in clear text)")
 
@@ -409,8 +432,14 @@ class TlsStream(trio.abc.HalfCloseableStream):
                 raise trio.ClosedResourceError("cannot send after send_eof")
             if not await self.handshake():
                 raise trio.BrokenResourceError("the peer closed the connection before the TLS handshake")
-            await self._ssl.send_all(data)
-            await self._carrier.flush()
+            if len(data) <= SEND_CHUNK:
+                await self._ssl.send_all(data)
+                await self._carrier.flush()
+                return
+            view = memoryview(data)
+            for start in range(0, len(view), SEND_CHUNK):
+                await self._ssl.send_all(view[start : start + SEND_CHUNK])
+                await self._carrier.flush()
 
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_side():
@@ -436,15 +465,24 @@ class TlsStream(trio.abc.HalfCloseableStream):
             max_bytes = operator.index(max_bytes)
             if max_bytes < 1:
                 raise ValueError("max_bytes must be >= 1")
-        if not self._handshook and not self._closed and not await self.handshake():
+        if self._closed:
+            raise trio.ClosedResourceError("this stream was already closed")
+        if not self._handshook and not await self.handshake():
             await trio.lowlevel.checkpoint()
             return b""
         return await self._ssl.receive_some(max_bytes)
 
     async def aclose(self) -> None:
-        """Close the TCP connection at once (https_compatible: no close_notify exchange)."""
+        """Send close_notify where it can go at once (after the handshake, before send_eof,
+        with no send in progress), then close the TCP connection; never waits for the peer."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
         self._closed = True
-        await self._ssl.aclose()
+        if self._handshook and not self._eof_sent and not self._sending:
+            await self._ssl.aclose()
+        else:
+            await self._carrier.aclose()
 
 
 class _TlsListener(trio.abc.Listener[TlsStream]):
