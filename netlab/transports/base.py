@@ -86,7 +86,8 @@ Kind = Literal["stream", "seqpacket", "datagram"]
 #: (str) or an abstract name (bytes starting with NUL) for unix
 Peer: TypeAlias = "tuple[Any, ...] | str | bytes"
 
-#: the byte-stream contract: trio's own (SocketStream for tcp and unix, SSLStream for tls)
+#: the byte-stream contract: trio's own (SocketStream for tcp and unix; for tls, tls.TlsStream,
+#: a trio.SSLStream made half-closeable)
 ByteStream: TypeAlias = trio.abc.HalfCloseableStream
 
 
