@@ -7,7 +7,7 @@ suite by adding one entry there.
 
 A test narrows the set with a marker instead of a second parameter list::
 
-    @pytest.mark.transports(kind="stream")          # tcp, tcp6, unix
+    @pytest.mark.transports(kind="stream")          # tcp, tcp6, tls, unix
     @pytest.mark.transports(kind="datagram")        # udp, udp6, unix-dgram
     @pytest.mark.transports(kind="seqpacket")       # unix-seq
     @pytest.mark.transports(boundaries=True)        # every message transport: datagrams and unix-seq

@@ -178,14 +178,14 @@ def test_transports_table_lists_every_scheme() -> None:
     assert result.exit_code == 0, result.output
     first_cells = {line.split()[1] for line in result.output.splitlines() if line.startswith("│")}
     assert set(TRANSPORTS) <= first_cells
-    assert len(TRANSPORTS) == 9  # tcp tcp4 tcp6 udp udp4 udp6 unix unix-dgram unix-seq
+    assert len(TRANSPORTS) == 10  # tcp tcp4 tcp6 tls udp udp4 udp6 unix unix-dgram unix-seq
 
 
 def test_transports_json_declares_delivery_properties() -> None:
     result = invoke(["transports", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["scheme"]: row for row in json.loads(result.stdout)}
-    assert set(rows) == {"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "unix", "unix-dgram", "unix-seq"}
+    assert set(rows) == {"tcp", "tcp4", "tcp6", "tls", "udp", "udp4", "udp6", "unix", "unix-dgram", "unix-seq"}
     assert rows["unix-seq"]["type"] == "SOCK_SEQPACKET"
     assert rows["unix-seq"]["reliable"] and rows["unix-seq"]["ordered"] and rows["unix-seq"]["boundaries"]
     assert rows["udp"]["reliable"] is False

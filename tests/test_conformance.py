@@ -303,6 +303,11 @@ async def test_check_half_closeable_stream(
         finally:
             await listening.aclose()
         assert isinstance(server, trio.abc.HalfCloseableStream)
+        # a stream may need both ends running before it carries bytes (a TLS handshake):
+        # an empty send on each at once; on a plain socket it sends nothing
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.send_all, b"")
+            nursery.start_soon(server.send_all, b"")
         return client, server
 
     async def clogged_stream_maker() -> tuple[trio.abc.HalfCloseableStream, trio.abc.HalfCloseableStream]:

@@ -16,6 +16,7 @@ from .base import (
     connect_channel, listen_connections, listen_datagrams, open_pair, plain_socket, receive_data, receive_message, send_data, send_eof, socket_of,
 )
 from .tcp import TcpTransport
+from .tls import TlsTransport
 from .udp import UdpTransport
 from .unix import UnixStreamTransport
 from .unix_dgram import UnixDatagramTransport
@@ -25,6 +26,7 @@ TRANSPORTS: dict[str, Transport] = {
     "tcp": TcpTransport("tcp", None),
     "tcp4": TcpTransport("tcp4", socket.AF_INET),
     "tcp6": TcpTransport("tcp6", socket.AF_INET6),
+    "tls": TlsTransport(),
     "udp": UdpTransport("udp", None),
     "udp4": UdpTransport("udp4", socket.AF_INET),
     "udp6": UdpTransport("udp6", socket.AF_INET6),
@@ -37,6 +39,7 @@ TRANSPORTS: dict[str, Transport] = {
 COMPARE_SCHEMES: dict[str, str] = {
     "tcp": "tcp:127.0.0.1:0",
     "tcp6": "tcp6:[::1]:0",
+    "tls": "tls:127.0.0.1:0",
     "udp": "udp:127.0.0.1:0",
     "udp6": "udp6:[::1]:0",
     "unix": "unix:{dir}/s.sock",

@@ -80,6 +80,21 @@ def _parse_bool(name: str) -> Callable[[str], bool]:
     return parse
 
 
+def _parse_path(name: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        path = _unquote(value)
+        if "\0" in path:
+            raise AddressError(f"option {name}= takes a file path, and paths may not contain NUL")
+        return path
+
+    return parse
+
+
+def _show_path(path: str) -> str:
+    """A file path as an option value: percent-escaped where it would end the option."""
+    return urllib.parse.quote(path, safe="/:@+,", errors="surrogateescape")
+
+
 @dataclass(frozen=True)
 class Option:
     parse: Callable[[str], object]
@@ -97,6 +112,13 @@ OPTIONS: dict[str, Option] = {
                      "IPV6_V6ONLY on an IPv6 socket (0: also accept IPv4 as ::ffff:a.b.c.d)"),
     "rcvbuf": Option(_parse_int("rcvbuf", 1, 1 << 30), str, "SO_RCVBUF in bytes (the kernel doubles it)"),
     "sndbuf": Option(_parse_int("sndbuf", 1, 1 << 30), str, "SO_SNDBUF in bytes (the kernel doubles it)"),
+    "cert": Option(_parse_path("cert"), _show_path,
+                   "TLS server: its certificate chain, PEM (without cert and key: a throwaway CA and certificate)"),
+    "key": Option(_parse_path("key"), _show_path, "TLS server: the private key of cert, PEM"),
+    "ca": Option(_parse_path("ca"), _show_path,
+                 "TLS client: verify the server against this CA certificate, PEM (default: the system's CAs)"),
+    "insecure": Option(_parse_bool("insecure"), lambda b: "1" if b else "0",
+                       "TLS client: 1 skips verifying the server's certificate (and warns that it does)"),
 }
 
 

@@ -86,7 +86,8 @@ Kind = Literal["stream", "seqpacket", "datagram"]
 #: (str) or an abstract name (bytes starting with NUL) for unix
 Peer: TypeAlias = "tuple[Any, ...] | str | bytes"
 
-#: the byte-stream contract: trio's own (SocketStream for tcp and unix, SSLStream for tls)
+#: the byte-stream contract: trio's own (SocketStream for tcp and unix; for tls, tls.TlsStream,
+#: a trio.SSLStream made half-closeable)
 ByteStream: TypeAlias = trio.abc.HalfCloseableStream
 
 
@@ -648,8 +649,9 @@ def socket_of(conn: Connection) -> trio.socket.SocketType:
     """The kernel socket under a connection (under TLS too), for getsockopt and the like."""
     if isinstance(conn, MessageChannel):
         return conn.socket
-    if isinstance(conn, trio.SSLStream):
-        return socket_of(conn.transport_stream)
+    under = getattr(conn, "transport_stream", None)  # a layer over a stream: trio.SSLStream, tls.TlsStream
+    if under is not None:
+        return socket_of(under)
     if isinstance(conn, trio.SocketStream):
         return conn.socket
     raise TypeError(f"no socket under {conn!r}")
