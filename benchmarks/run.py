@@ -285,7 +285,7 @@ behaviour (pinned by `tests/test_limits.py`):
   **replies written at once** (`os.write`) when the kernel takes them whole, through
   `send_all` only when it does not; one yield to the scheduler per message, not three;
 * **datagram and seqpacket replies sent at once** through the standard library socket the
-  transport created (`DatagramSocket.try_send_to`, `MessageStream.try_send`); a reply
+  transport created (`DatagramEndpoint.try_send_to`, `MessageStream.try_send`); a reply
   timeout scope only when a send must wait;
 * **unix-seq connections share one read buffer** (anonymous memory) instead of each
   zero-filling its own 8 MiB (2 × wmem_max): before, 10,000 unix-seq connections would
@@ -382,7 +382,7 @@ NOTES_TEXT = """\
   while netlab serves every connection transport through `trio.serve_listeners` with its
   per-connection limits, which costs as much per connection as on unix streams.
 * **datagrams** (not a target): per datagram netlab's server reads with `recvmsg_into` (to
-  see MSG_TRUNC), builds a `Datagram` and copies the bytes out for the service, where the
+  see MSG_TRUNC), builds a `Message` and copies the bytes out for the service, where the
   minimal trio server only calls `recvfrom_into`; flat out, that is the gap.
 """
 

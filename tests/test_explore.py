@@ -409,7 +409,7 @@ async def test_serve_still_replaces_stale_and_refuses_regular_files(short_dir: s
     open(regular, "w").close()
     address = parse_address(f"unix:{regular}")
     with pytest.raises(AddressInUseError, match="not a socket"):
-        await address.transport.open_listeners(address)
+        await address.transport.listen(address)
     assert os.path.isfile(regular)
 
 

@@ -56,7 +56,7 @@ from ..errors import BenchError
 from ..experiments.base import ResultTable
 from ..experiments.measure import environment as base_environment
 from ..experiments.measure import latency_percentiles
-from ..transports import COMPARE_SCHEMES, SeqpacketTransport, StreamTransport, parse_address
+from ..transports import COMPARE_SCHEMES, Transport, parse_address
 
 MODES: dict[str, str] = {
     "pingpong": "closed loop: each connection sends one message and waits for its reply",
@@ -351,7 +351,7 @@ def baselines_dir(settings: BenchSettings) -> Path:
 @dataclass
 class ServerProcess:
     name: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen[bytes]
     address: str  # as the server printed it
     target: dict[str, Any]  # what the load generator connects to
     log: Path
@@ -442,12 +442,6 @@ def spawn_server(name: str, template: str, service: str, settings: BenchSettings
     return ready
 
 
-def start_server(name: str, template: str, service: str, settings: BenchSettings, workdir: Path,
-                 *, max_connections: int) -> ServerProcess:
-    """Start one server process on a fresh address; wait for the address it prints."""
-    return spawn_server(name, template, service, settings, workdir, max_connections=max_connections)()
-
-
 def run_loadgen(spec: dict[str, Any], settings: BenchSettings, *, timeout: float) -> dict[str, Any]:
     """Run the load generator once; its JSON result (raises BenchError on failure)."""
     _, client_cpus = pin_sets(settings.pin)
@@ -463,7 +457,7 @@ def run_loadgen(spec: dict[str, Any], settings: BenchSettings, *, timeout: float
         raise BenchError(f"the load generator did not finish within {timeout:.0f} s") from None
     lines = out.strip().splitlines()
     try:
-        result = json.loads(lines[-1])
+        result: dict[str, Any] = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
         raise BenchError(f"the load generator failed: {(err.strip().splitlines() or ['no output'])[-1]}") from None
     if "error" in result:
@@ -524,13 +518,8 @@ def run_iperf3(settings: BenchSettings, host: str) -> dict[str, Any]:
 # -- running a mode -------------------------------------------------------------------------
 
 
-def _kind(name: str) -> str:
-    transport = parse_address(COMPARE_SCHEMES[name].format(dir="/tmp")).transport
-    if isinstance(transport, StreamTransport):
-        return "stream"
-    if isinstance(transport, SeqpacketTransport):
-        return "seqpacket"
-    return "datagram"
+def _transport(name: str) -> Transport:
+    return parse_address(COMPARE_SCHEMES[name].format(dir="/tmp")).transport
 
 
 def _spec(settings: BenchSettings, mode: str, server: ServerProcess, level: int | None) -> dict[str, Any]:
@@ -555,11 +544,11 @@ def planned_runs(settings: BenchSettings) -> int:
     levels = len(settings.levels) if settings.mode == "concurrency" else 1
     total = 0
     for name in settings.transports:
-        kind = _kind(name)
-        if kind not in _MODE_KINDS[settings.mode]:
+        transport = _transport(name)
+        if transport.kind not in _MODE_KINDS[settings.mode]:
             continue
         total += servers * levels * settings.repeats
-        if settings.mode == "concurrency" and settings.hold and kind != "datagram":
+        if settings.mode == "concurrency" and settings.hold and transport.connected:
             total += len(settings.servers)
     return total
 
@@ -582,8 +571,8 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
     max_connections = max(1024, 2 * settings.hold, 2 * max(settings.levels), 2 * settings.connections)
     try:
         for name in settings.transports:
-            kind = _kind(name)
-            if kind not in _MODE_KINDS[settings.mode]:
+            transport = _transport(name)
+            if transport.kind not in _MODE_KINDS[settings.mode]:
                 skipped.append({"transport": name, "reason": _NOT_APPLICABLE[settings.mode]})
                 continue
             levels: Sequence[int | None] = settings.levels if settings.mode == "concurrency" else (None,)
@@ -613,7 +602,7 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
                                 run.error = str(exc)
                             runs.append(run)
                             progress(f"{settings.mode} {name} {who}" + (f" x{level}" if level else ""))
-            if settings.mode == "concurrency" and settings.hold and kind != "datagram":
+            if settings.mode == "concurrency" and settings.hold and transport.connected:
                 for who in settings.servers:  # each alone, on a fresh server: its memory is what we read
                     with _servers(settings, name, service, workdir / f"{name}-hold-{who}", max_connections,
                                   only=who) as servers:
@@ -704,9 +693,13 @@ def _per_message(cpu_key: str) -> Callable[[dict[str, Any]], float | None]:
     return get
 
 
+#: (mode, transport, level, server): the runs of one row
+_Key = tuple[str, str, int | None, str]
+
+
 def summarize(settings: BenchSettings, runs: list[Run]) -> list[Row]:
     """One row per (mode, transport, server, level), with ratios on netlab's rows."""
-    groups: dict[tuple, list[Run]] = {}
+    groups: dict[_Key, list[Run]] = {}
     for run in runs:
         groups.setdefault((run.mode, run.transport, run.level, run.server), []).append(run)
     rows: list[Row] = []
@@ -765,8 +758,8 @@ def summarize(settings: BenchSettings, runs: list[Run]) -> list[Row]:
         if mode == "connect":
             d["failures"] = sum(r.result.get("failures", 0) for r in ok)
         if mode == "hold" and ok:
-            r = ok[0].result
-            d.update({k: r.get(k) for k in ("wanted", "held", "answering", "stopped_by", "opened_s", "check_s",
+            held = ok[0].result
+            d.update({k: held.get(k) for k in ("wanted", "held", "answering", "stopped_by", "opened_s", "check_s",
                                              "server_rss_before", "server_rss_held", "rss_per_connection")})
         d["elapsed_s"] = elapsed
         rows.append(row)
@@ -781,8 +774,8 @@ def summarize(settings: BenchSettings, runs: list[Run]) -> list[Row]:
 def _ratios(rows: list[Row], runs: list[Run]) -> None:
     """On each netlab row: per baseline, the median (and spread) of per-repeat ratios, of
     the headline figure and of the server's CPU time per message."""
-    by_key: dict[tuple, dict[int, float]] = {}
-    cost: dict[tuple, dict[int, float]] = {}
+    by_key: dict[_Key, dict[int, float]] = {}
+    cost: dict[_Key, dict[int, float]] = {}
     for run in runs:
         key = (run.mode, run.transport, run.level, run.server)
         value = run.value
@@ -836,12 +829,13 @@ def evaluate_targets(rows: list[Row], pin: str = "same") -> list[dict[str, Any]]
                         "value": d.get("answering"), "held": d.get("held"), "wanted": d.get("wanted"),
                         "met": (d.get("answering") or 0) >= 10_000 and d.get("answering") == d.get("held")})
     for mode in ("pingpong", "concurrency"):
-        found = {r.transport: r for r in netlab if r.mode == mode and r.level in (None, 1) and r.median is not None}
+        found = {r.transport: r.median for r in netlab if r.mode == mode and r.level in (None, 1)
+                 and r.median is not None}
         unix, tcp = found.get("unix"), found.get("tcp")
         if unix is not None and tcp is not None:
             out.append({"target": "unix_beats_tcp", "text": TARGETS["unix_beats_tcp"], "mode": mode,
-                        "transport": "unix vs tcp", "value": unix.median / tcp.median,
-                        "unix": unix.median, "tcp": tcp.median, "met": unix.median > tcp.median})
+                        "transport": "unix vs tcp", "value": unix / tcp,
+                        "unix": unix, "tcp": tcp, "met": unix > tcp})
     for target in out:
         target["pin"] = pin
     return out
@@ -1036,7 +1030,9 @@ def plot(result: BenchResult, path: str) -> None:
     level = min(result.settings.levels) if result.settings.mode == "concurrency" else None
     width = 0.8 / max(1, len(servers))
     for i, server in enumerate(servers):
-        xs, heights, errs = [], [], [[], []]
+        xs: list[float] = []
+        heights: list[float] = []
+        errs: list[list[float]] = [[], []]
         for j, transport in enumerate(transports):
             row = next((r for r in rows if r.transport == transport and r.server == server and r.level == level), None)
             if row is None or row.median is None:

@@ -124,7 +124,7 @@ def _proc_hex_address(family: int, host: str) -> str:
     return "".join(packed[i:i + 4][::-1].hex().upper() for i in range(0, len(packed), 4))
 
 
-def udp_socket_state(family: int, sockaddr: tuple) -> tuple[int, int] | None:
+def udp_socket_state(family: int, sockaddr: tuple[Any, ...]) -> tuple[int, int] | None:
     """(receive queue bytes, drops) of the UDP socket bound to `sockaddr`, from /proc/net/udp."""
     path = "/proc/net/udp6" if family == socket.AF_INET6 else "/proc/net/udp"
     want = f"{_proc_hex_address(family, sockaddr[0])}:{sockaddr[1]:04X}"
@@ -195,7 +195,8 @@ class Window:
     def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
         self.start_ns = self.end_ns = 0
-        self.client_cpu = self.server_cpu = 0.0
+        self.client_cpu = 0.0
+        self.server_cpu: float | None = 0.0
         self._server0: float | None = None
 
     def open(self) -> None:
@@ -214,7 +215,7 @@ class Window:
         return {"elapsed": elapsed, "client_cpu": self.client_cpu, "server_cpu": self.server_cpu}
 
 
-def encode_latencies(latencies: array.array) -> str | None:
+def encode_latencies(latencies: array.array[int]) -> str | None:
     """The latencies (ns) as an encoded HdrHistogram (3 significant digits), or None if empty."""
     from hdrh.histogram import HdrHistogram
 
@@ -502,7 +503,7 @@ def rate(spec: dict[str, Any]) -> dict[str, Any]:
     # receiver makes its senders wait: the wait is the server's, and counts as latency)
     pending_out: list[Any] = [bytearray() if target.stream else collections.deque() for _ in range(n_conn)]
     inbox = [bytearray() for _ in range(n_conn)]  # stream bytes of a reply not yet complete
-    due_fifo: list[collections.deque] = [collections.deque() for _ in range(n_conn)]  # streams: (seq, due)
+    due_fifo: list[collections.deque[tuple[int, int]]] = [collections.deque() for _ in range(n_conn)]  # streams: (seq, due)
     due_by_seq: dict[int, int] = {}  # datagrams: seq -> due
     latencies = array.array("q")
     lags = array.array("q")  # how late each message went out: the client's own delay
@@ -561,13 +562,13 @@ def rate(spec: dict[str, Any]) -> dict[str, Any]:
             mismatched += 1
             return
         seq = SEQ.unpack_from(buffer)[0]
-        due = due_by_seq.pop(seq, None)
-        if due is None:
+        was_due = due_by_seq.pop(seq, None)
+        if was_due is None:
             stale += 1  # a duplicate, or the reply to a message already given up on
             return
-        if in_window(due):
+        if in_window(was_due):
             measured_answered += 1
-            latencies.append(now - due)
+            latencies.append(now - was_due)
 
     try:
         while True:

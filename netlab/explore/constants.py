@@ -23,6 +23,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import ModuleType
 
 from ..errors import UnknownNameError
 
@@ -263,7 +264,7 @@ class ConstantRow:
     def shared(self) -> bool:
         return len(self.names) > 1
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"value": self.value, "names": list(self.names), "meanings": list(self.meanings),
                 "shared": self.shared}
 
@@ -274,13 +275,13 @@ class ConstantsTable:
     prefix: str  # what was matched (upper case, "_" added when that matched)
     rows: tuple[ConstantRow, ...]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"asked": self.asked, "prefix": self.prefix, "rows": [row.as_dict() for row in self.rows]}
 
 
-def _all_constants(module=socket) -> dict[str, int]:
+def _all_constants(module: ModuleType = socket) -> dict[str, int]:
     """Every integer constant of the socket module (enum members included, bools and classes not)."""
-    found = {}
+    found: dict[str, int] = {}
     for name in dir(module):
         if not name[:1].isupper() or name.startswith("_"):
             continue

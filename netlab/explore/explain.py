@@ -38,12 +38,13 @@ import socket
 import stat
 import tempfile
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 import trio
 
 from ..errors import NetlabError, describe_os_error
-from ..transports import DatagramTransport, SeqpacketTransport, StreamTransport, parse_address
-from ..transports._inet import prepare_socket, resolve
+from ..transports import MessageTransport, Transport, parse_address
+from ..transports._inet import SockInfo, prepare_socket, resolve
 from ..transports.addresses import OPTIONS, UNIX_PATH_MAX, Address, format_sockaddr
 from ..transports.base import apply_buffer_options
 from ..transports.unix import DEFAULT_MODE, PathProbe, bind_unix, probe_abstract, probe_path
@@ -63,7 +64,7 @@ class Fact:
     source: str = ""
     note: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"value": self.value, "source": self.source, "note": self.note}
 
 
@@ -78,7 +79,7 @@ class Probe:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"family": self.family, "tried": self.tried, "bound": self.bound,
                 "facts": {k: v.as_dict() for k, v in self.facts.items()}, "notes": self.notes,
                 "error": self.error}
@@ -97,8 +98,10 @@ class Explanation:
     probes: list[Probe]
     notes: list[str]
 
-    def as_dict(self) -> dict:
-        facts = lambda d: {k: v.as_dict() for k, v in d.items()}  # noqa: E731
+    def as_dict(self) -> dict[str, object]:
+        def facts(d: dict[str, Fact]) -> dict[str, object]:
+            return {k: v.as_dict() for k, v in d.items()}
+
         return {"given": self.given, "address": self.address, "reading": facts(self.reading),
                 "options": facts(self.options),
                 "plan": {"server": self.server_calls, "client": self.client_calls},
@@ -222,7 +225,7 @@ def _options(address: Address) -> dict[str, Fact]:
         value = address.option(name)
         meaning = OPTIONS[name].help
         if value is not None:
-            shown = OPTIONS[name].show(value) if name == "mode" else (int(value) if isinstance(value, bool) else value)  # type: ignore[operator]
+            shown = OPTIONS[name].show(value) if name == "mode" else (int(value) if isinstance(value, bool) else value)
             options[name] = Fact(shown, "given", meaning)
             continue
         if name == "backlog":
@@ -250,11 +253,11 @@ def _sockaddr_text(sockaddr: object) -> str:
 
 def _inet_setup(address: Address, family: int, *, server: bool, several: bool) -> list[str]:
     """The setsockopt calls `_inet.prepare_socket` makes, in its order."""
-    calls = []
+    calls: list[str] = []
     if server:
         calls.append("setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)")
     if family == socket.AF_INET6:
-        v6only = address.option("v6only")
+        v6only = address.bool_option("v6only")
         if v6only is None and several:
             v6only = True
         if v6only is not None:
@@ -264,11 +267,11 @@ def _inet_setup(address: Address, family: int, *, server: bool, several: bool) -
 
 
 def _buffer_calls(address: Address) -> list[str]:
-    calls = []
-    if address.option("rcvbuf") is not None:
-        calls.append(f"setsockopt(SOL_SOCKET, SO_RCVBUF, {address.option('rcvbuf')})")
-    if address.option("sndbuf") is not None:
-        calls.append(f"setsockopt(SOL_SOCKET, SO_SNDBUF, {address.option('sndbuf')})")
+    calls: list[str] = []
+    for name, option in (("rcvbuf", "SO_RCVBUF"), ("sndbuf", "SO_SNDBUF")):
+        value = address.int_option(name)
+        if value is not None:
+            calls.append(f"setsockopt(SOL_SOCKET, {option}, {value})")
     return calls
 
 
@@ -280,18 +283,18 @@ def _getaddrinfo_call(address: Address, *, passive: bool) -> str:
             f"{'AI_PASSIVE' if passive else 0})")
 
 
-def _plan_inet(address: Address, infos: list | None) -> tuple[list[str], list[str]]:
+def _plan_inet(address: Address, infos: list[SockInfo] | None) -> tuple[list[str], list[str]]:
     transport = address.transport
-    stream = isinstance(transport, (StreamTransport, SeqpacketTransport))  # listens, accepts
+    stream = transport.connected  # listens, accepts
     kind = transport.socktype.name
     server = [_getaddrinfo_call(address, passive=True)]
-    targets = infos if infos else [(transport.family or socket.AF_UNSPEC, "<each address>")]
+    targets: list[tuple[int, object]] = list(infos) if infos else [(transport.family or socket.AF_UNSPEC, "<each address>")]
     if not stream:
         targets = targets[:1]
         if infos and len(infos) > 1:
             server.append(f"  {len(infos)} results; a UDP server binds the first one only "
                           f"({format_sockaddr(address.scheme, infos[0][1])}); nothing listens on the others")
-    backlog = address.option("backlog", socket.SOMAXCONN)
+    backlog = address.int_option("backlog", socket.SOMAXCONN)
     port0 = address.port == 0 and len(targets) > 1
     for i, (family, sockaddr) in enumerate(targets):
         fam = socket.AddressFamily(family).name if family else "AF_?"
@@ -310,8 +313,9 @@ def _plan_inet(address: Address, infos: list | None) -> tuple[list[str], list[st
         client = ["(none: '*' is for servers; a client needs a host to connect to)"]
         return server, client
     setup = []
-    if address.option("v6only") is not None:
-        setup.append(f"setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, {int(bool(address.option('v6only')))})"
+    v6only = address.bool_option("v6only")
+    if v6only is not None:
+        setup.append(f"setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, {int(v6only)})"
                      f"  # IPv6 results only")
     setup += _buffer_calls(address)
     if stream:
@@ -327,13 +331,14 @@ def _plan_inet(address: Address, infos: list | None) -> tuple[list[str], list[st
 
 
 def _plan_unix(address: Address) -> tuple[list[str], list[str]]:
-    stream = address.transport.socktype in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET)  # listens, accepts
-    kind = address.transport.socktype.name
+    transport = address.transport
+    stream = transport.connected  # listens, accepts
+    kind = transport.socktype.name
     server = [f"socket(AF_UNIX, {kind})"] + _buffer_calls(address)
     if address.abstract is not None:
         server.append(f"bind({address.unix_sockaddr()!r})  # abstract: a leading NUL, no file")
     else:
-        mode = int(address.option("mode", DEFAULT_MODE))  # type: ignore[call-overload]
+        mode = address.int_option("mode", DEFAULT_MODE)
         server += [
             f"lstat({address.path!r}): missing -> go on; not a socket -> refuse (never removed); "
             f"a socket -> connect() to it: refused -> stale, unlink() it; answered -> refuse (in use)",
@@ -342,7 +347,7 @@ def _plan_unix(address: Address) -> tuple[list[str], list[str]]:
             "umask(<previous>)",
         ]
     if stream:
-        server.append(f"listen({address.option('backlog', socket.SOMAXCONN)})")
+        server.append(f"listen({address.int_option('backlog', socket.SOMAXCONN)})")
         server.append("accept() in a loop (trio.serve_listeners)")
     else:
         server.append("recvmsg_into() then sendto(reply, sender), per datagram")
@@ -353,7 +358,7 @@ def _plan_unix(address: Address) -> tuple[list[str], list[str]]:
         client.append("bind('')  # Linux autobind: a fresh abstract name, so replies can reach us")
     client += _buffer_calls(address)
     client.append(f"connect({address.unix_sockaddr()!r})")
-    if address.transport.socktype == socket.SOCK_SEQPACKET:
+    if stream and transport.boundaries:  # seqpacket: connections of whole messages
         client.append("send() / recvmsg(): one whole message each (an empty one would read as end of stream)")
     else:
         client.append("send_all() / receive_some(); shutdown(SHUT_WR) to half-close" if stream else "send() / recv()")
@@ -364,11 +369,11 @@ def _plan_unix(address: Address) -> tuple[list[str], list[str]]:
 
 
 def _buffer_facts(sock: socket.socket, address: Address) -> dict[str, Fact]:
-    facts = {}
+    facts: dict[str, Fact] = {}
     for name, option, cap_file in (("SO_RCVBUF", socket.SO_RCVBUF, RMEM_MAX_FILE),
                                    ("SO_SNDBUF", socket.SO_SNDBUF, WMEM_MAX_FILE)):
         value = sock.getsockopt(socket.SOL_SOCKET, option)
-        requested = address.option(name[3:].lower())
+        requested = address.int_option(name[3:].lower())
         source = f"getsockopt(SOL_SOCKET, {name})"
         if requested is None:
             facts[name] = Fact(value, source, "not set: the kernel's default for this kind of socket")
@@ -384,7 +389,7 @@ def _buffer_facts(sock: socket.socket, address: Address) -> dict[str, Fact]:
     return facts
 
 
-def _bind_inet(sock: socket.socket, sockaddr: tuple, address: Address, probe: Probe) -> bool:  # noqa: C901
+def _bind_inet(sock: socket.socket, sockaddr: tuple[Any, ...], address: Address, probe: Probe) -> bool:  # noqa: C901
     """Bind the throwaway socket at `sockaddr`; fall back to port 0 if busy or privileged."""
     port = sockaddr[1]
     unprivileged = read_proc_int(UNPRIVILEGED_FILE)
@@ -425,9 +430,9 @@ def _ephemeral_fact(port: int) -> Fact:
                 f"the kernel's pick, {inside} the ephemeral range")
 
 
-async def _probe_inet(address: Address) -> tuple[list[Probe], list | None, str | None]:
+async def _probe_inet(address: Address) -> tuple[list[Probe], list[SockInfo] | None, str | None]:
     transport = address.transport
-    stream = isinstance(transport, (StreamTransport, SeqpacketTransport))  # listens, accepts
+    stream = transport.connected  # listens, accepts
     try:
         infos = await resolve(address, transport.family, transport.socktype, passive=True)
     except NetlabError as exc:
@@ -463,7 +468,7 @@ async def _probe_inet(address: Address) -> tuple[list[Probe], list | None, str |
                                                    "set by servers: a restart can bind while old connections are in TIME_WAIT")
             if family == socket.AF_INET6:
                 v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-                given = address.option("v6only")
+                given = address.bool_option("v6only")
                 if given is not None:
                     why = f"?v6only={int(bool(given))}"
                 elif stream and len(targets) > 1:
@@ -477,11 +482,7 @@ async def _probe_inet(address: Address) -> tuple[list[Probe], list | None, str |
                 probe.facts["IPV6_V6ONLY"] = Fact(v6only, "getsockopt(IPPROTO_IPV6, IPV6_V6ONLY) after bind",
                                                   f"{meaning}; {why}")
             probe.facts.update(_buffer_facts(sock, address))
-            if stream:
-                probe.facts["backlog"] = effective_backlog(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]
-            else:
-                assert isinstance(transport, DatagramTransport)
-                probe.facts["max datagram"] = Fact(transport.max_message_for(sock), "", transport.limit_text(sock))
+            probe.facts.update(_kind_facts(sock, address))
     return probes, infos, None
 
 
@@ -497,7 +498,6 @@ def _private_dir() -> str:
 
 def _probe_unix(address: Address) -> Probe:
     transport = address.transport
-    stream = transport.socktype in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET)  # listens, accepts
     with socket.socket(socket.AF_UNIX, transport.socktype) as sock:
         if address.abstract is not None:
             probe = Probe(family="AF_UNIX", tried="unix autobind: bind('')")
@@ -510,10 +510,11 @@ def _probe_unix(address: Address) -> Probe:
             probe.bound = format_sockaddr(address.scheme, sock.getsockname())
             probe.notes.append(f"the probe took a fresh autobind name ({probe.bound}); "
                                f"nothing was bound at @{address.abstract}")
-            facts_from(sock, address, probe, stream)
+            facts_from(sock, address, probe)
             return probe
         private = _private_dir()
-        stand_in = replace(address, path=os.path.join(private, "s"))
+        stand_in_path = os.path.join(private, "s")
+        stand_in = replace(address, path=stand_in_path)
         probe = Probe(family="AF_UNIX", tried=str(stand_in))
         try:
             try:
@@ -523,10 +524,10 @@ def _probe_unix(address: Address) -> Probe:
                 return probe
             try:
                 probe.bound = format_sockaddr(address.scheme, sock.getsockname())
-                mode = stat.S_IMODE(os.lstat(stand_in.path).st_mode)  # type: ignore[arg-type]
+                mode = stat.S_IMODE(os.lstat(stand_in_path).st_mode)
                 probe.facts["file mode"] = Fact(f"{mode:04o}", "lstat() of the probe's socket file",
                                                 "what ?mode= gave the file (umask narrowed around bind)")
-                facts_from(sock, address, probe, stream)
+                facts_from(sock, address, probe)
             finally:
                 cleanup()
         finally:
@@ -536,15 +537,25 @@ def _probe_unix(address: Address) -> Probe:
         return probe
 
 
-def facts_from(sock: socket.socket, address: Address, probe: Probe, stream: bool) -> None:
+def facts_from(sock: socket.socket, address: Address, probe: Probe) -> None:
     probe.facts.update(_buffer_facts(sock, address))
-    transport = address.transport
-    if stream:
-        probe.facts["backlog"] = effective_backlog(int(address.option("backlog", socket.SOMAXCONN)))  # type: ignore[call-overload]
-    if isinstance(transport, DatagramTransport):
-        probe.facts["max datagram"] = Fact(transport.max_message_for(sock), "", transport.limit_text(sock))
-    elif isinstance(transport, SeqpacketTransport):
-        probe.facts["max message"] = Fact(transport.max_message_for(sock), "", transport.limit_text(sock))
+    probe.facts.update(_kind_facts(sock, address))
+
+
+def _kind_facts(sock: socket.socket, address: Address) -> dict[str, Fact]:
+    """What a listening socket gets (the backlog), or how large a message may be."""
+    transport: Transport = address.transport
+    facts: dict[str, Fact] = {}
+    if transport.connected:
+        facts["backlog"] = effective_backlog(address.int_option("backlog", socket.SOMAXCONN))
+    if transport.boundaries:
+        # a transport that keeps message boundaries is a MessageTransport, which states its limit
+        messages = cast(MessageTransport, transport)
+        # the limit methods only read .family and getsockopt(), which a standard socket has too
+        probe = cast(trio.socket.SocketType, sock)
+        name = "max message" if transport.connected else "max datagram"
+        facts[name] = Fact(messages.max_message_for(probe), "", messages.limit_text(probe))
+    return facts
 
 
 _AFTER = {
@@ -592,8 +603,7 @@ def _target(address: Address) -> tuple[dict[str, Fact], PathProbe]:
 
 def _system(address: Address) -> dict[str, Fact]:
     system: dict[str, Fact] = {}
-    stream = address.transport.socktype in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET)  # listens, accepts
-    if stream:
+    if address.transport.connected:  # listens, accepts
         system["net.core.somaxconn"] = Fact(read_proc_int(SOMAXCONN_FILE), SOMAXCONN_FILE, "the cap on listen()'s backlog")
     if address.transport.target == "inet":
         span = port_range()

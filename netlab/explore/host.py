@@ -70,8 +70,8 @@ class Lookup:
     addresses: tuple[str, ...] = ()
     error: str | None = None
 
-    def as_dict(self) -> dict:
-        record: dict = {"call": self.call, "ok": self.ok}
+    def as_dict(self) -> dict[str, object]:
+        record: dict[str, object] = {"call": self.call, "ok": self.ok}
         if not self.ok:
             record["error"] = self.error
         elif self.address is not None:
@@ -89,7 +89,7 @@ class HostInfo:
     interfaces: list[Interface]
     sources: dict[str, str]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"hostname": self.hostname, "gethostbyname": self.gethostbyname.as_dict(),
                 "gethostbyname_ex": self.gethostbyname_ex.as_dict(),
                 "interfaces": [asdict(interface) for interface in self.interfaces], "sources": self.sources}

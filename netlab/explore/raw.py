@@ -44,7 +44,10 @@ from typing import BinaryIO
 import trio
 
 from ..errors import AddressError, NetlabError, TimeoutError, TransportError, translate_os_errors
-from ..transports import Address, DatagramTransport, SeqpacketTransport, StreamTransport, parse_address
+from ..transports import (
+    Address, Connection, Transport, listen_connections, listen_datagrams, parse_address, receive_data,
+    receive_message, send_data, send_eof, socket_of,
+)
 
 RECEIVE_SIZE = 64 * 1024
 #: how long `raw_listen` waits to hand a reply to a datagram sender that is not reading
@@ -100,7 +103,7 @@ def as_text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _reader(file: BinaryIO):
+def _reader(file: BinaryIO) -> Callable[[int], bytes]:
     """A blocking ``read(size)`` for `file` that is safe to abandon in a thread.
 
     A real file descriptor is read with ``os.read``: a thread left blocked there (the peer
@@ -150,8 +153,8 @@ class RawEvent:
     client: int | None = None  # listen: the stream client's number, from 1
     detail: str = ""
 
-    def as_dict(self) -> dict:
-        record: dict = {"event": self.kind}
+    def as_dict(self) -> dict[str, object]:
+        record: dict[str, object] = {"event": self.kind}
         if self.peer is not None:
             record["peer"] = self.peer
         if self.client is not None:
@@ -182,7 +185,7 @@ class RawResult:
     half_closed: bool = False
     data: bytes = b""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"address": self.address, "peer": self.peer, "local": self.local, "sent": self.sent,
                 "received": self.received, "reads": self.reads, "ended": self.ended,
                 "half_closed": self.half_closed, "text": as_text(self.data), "hex": self.data.hex()}
@@ -199,7 +202,7 @@ def unix_peer_credentials(sock: trio.socket.SocketType) -> str:
     return f"pid {pid} uid {uid}"
 
 
-def _sockname(transport, sock: trio.socket.SocketType, peer: bool) -> str | None:
+def _sockname(transport: Transport, sock: trio.socket.SocketType, peer: bool) -> str | None:
     try:
         return transport.format_peer(sock.getpeername() if peer else sock.getsockname())
     except OSError:
@@ -229,17 +232,12 @@ async def raw_client(
     transport = address.transport
     try:
         with trio.fail_after(timeout):
-            if isinstance(transport, StreamTransport):
-                conn: trio.SocketStream | object = await transport.connect(address)
-            else:
-                assert isinstance(transport, (DatagramTransport, SeqpacketTransport))
-                conn = await transport.connect(address)
+            conn = await transport.connect(address)
     except trio.TooSlowError:
         raise TimeoutError(f"could not connect to {address} within {timeout:g} s") from None
-    if isinstance(transport, StreamTransport):
-        assert isinstance(conn, trio.SocketStream)
-        return await _client_stream(address, conn, data, source, timeout, max_bytes, eof, on_event)
-    return await _client_datagram(address, conn, data, source, timeout, max_bytes, on_event)  # type: ignore[arg-type]
+    if transport.boundaries:
+        return await _client_messages(address, conn, data, source, timeout, max_bytes, on_event)
+    return await _client_stream(address, conn, data, source, timeout, max_bytes, eof, on_event)
 
 
 class _Conversation:
@@ -272,10 +270,13 @@ class _Conversation:
         return self.max_bytes is not None and self.result.received >= self.max_bytes
 
 
-async def _client_stream(address, stream, data, source, timeout, max_bytes, eof, on_event) -> RawResult:
+async def _client_stream(address: Address, stream: Connection, data: bytes | None,
+                         source: AsyncIterator[bytes] | None, timeout: float, max_bytes: int | None,
+                         eof: bool | None, on_event: EventSink) -> RawResult:
+    """A byte stream: chunks as they come, with their offsets; half-close as asked."""
     transport = address.transport
-    result = RawResult(str(address), _sockname(transport, stream.socket, True),
-                       _sockname(transport, stream.socket, False))
+    sock = socket_of(stream)
+    result = RawResult(str(address), _sockname(transport, sock, True), _sockname(transport, sock, False))
     talk = _Conversation(result, timeout, max_bytes)
     on_event(RawEvent("connected", peer=result.peer, detail=f"from {result.local}"))
     if max_bytes == 0:
@@ -285,7 +286,7 @@ async def _client_stream(address, stream, data, source, timeout, max_bytes, eof,
 
     async def send_all(chunk: bytes) -> None:
         with translate_os_errors(address, "send to"):
-            await stream.send_all(chunk)
+            await send_data(stream, chunk)
         on_event(RawEvent("sent", peer=result.peer, data=chunk, offset=result.sent))
         result.sent += len(chunk)
 
@@ -301,7 +302,7 @@ async def _client_stream(address, stream, data, source, timeout, max_bytes, eof,
             half_close = source is not None if eof is None else eof
         if half_close:
             with translate_os_errors(address, "half-close"):
-                await stream.send_eof()
+                await send_eof(stream)
             result.half_closed = True
             on_event(RawEvent("half-closed", peer=result.peer, detail="shutdown(SHUT_WR): the peer reads EOF"))
         talk.done_sending()
@@ -311,8 +312,8 @@ async def _client_stream(address, stream, data, source, timeout, max_bytes, eof,
         with talk.idle:
             with translate_os_errors(address, "receive from"):
                 while True:
-                    chunk = await stream.receive_some(RECEIVE_SIZE)
-                    if not chunk:
+                    chunk = await receive_data(stream, RECEIVE_SIZE)
+                    if chunk is None:
                         result.ended = "peer closed"
                         break
                     offset = result.received
@@ -328,41 +329,47 @@ async def _client_stream(address, stream, data, source, timeout, max_bytes, eof,
     return result
 
 
-async def _client_datagram(address, sock, data, source, timeout, max_bytes, on_event) -> RawResult:
-    """Datagrams, or the messages of a seqpacket connection (which may also end)."""
-    local = str(sock.local) if hasattr(sock, "local") else _sockname(sock.transport, sock.socket, False)
-    result = RawResult(str(address), _sockname(sock.transport, sock.socket, True), local)
+async def _client_messages(address: Address, channel: Connection, data: bytes | None,
+                           source: AsyncIterator[bytes] | None, timeout: float, max_bytes: int | None,
+                           on_event: EventSink) -> RawResult:
+    """Whole messages: datagrams, or the messages of a seqpacket connection (which may also end)."""
+    transport = address.transport
+    sock = socket_of(channel)
+    # a connected datagram socket knows its own address in the requested scheme, options kept
+    local: object = getattr(channel, "local", None)
+    result = RawResult(str(address), _sockname(transport, sock, True),
+                       _sockname(transport, sock, False) if local is None else str(local))
     talk = _Conversation(result, timeout, max_bytes)
     on_event(RawEvent("connected", peer=result.peer, detail=f"from {result.local}"))
     if max_bytes == 0:
         result.ended = "byte limit"
-        await sock.aclose()
+        await channel.aclose()
         return result
 
     async def send() -> None:
         items = [data] if data is not None else []
         for item in items:
-            await sock.send(item)
+            await send_data(channel, item)
             result.sent += len(item)
             on_event(RawEvent("sent", peer=result.peer, data=item))
         if source is not None:
             async for item in source:
-                await sock.send(item)
+                await send_data(channel, item)
                 result.sent += len(item)
                 on_event(RawEvent("sent", peer=result.peer, data=item))
         talk.done_sending()
 
-    async with sock, trio.open_nursery() as nursery:
+    async with channel, trio.open_nursery() as nursery:
         nursery.start_soon(send)
         with talk.idle:
             while True:
-                datagram = await sock.receive()
-                if datagram is None:  # a seqpacket connection's end of stream
+                message = await receive_message(channel)
+                if message is None:  # a seqpacket connection's end of stream
                     result.ended = "peer closed"
                     break
-                payload = talk.take(datagram.data)
-                detail = "truncated: larger than the read buffer" if datagram.truncated else ""
-                on_event(RawEvent("datagram", peer=sock.transport.format_peer(datagram.peer), data=payload,
+                payload = talk.take(message.data)
+                detail = "truncated: larger than the read buffer" if message.truncated else ""
+                on_event(RawEvent("datagram", peer=transport.format_peer(message.peer), data=payload,
                                   detail=detail))
                 if talk.full:
                     result.ended = "byte limit"
@@ -383,7 +390,7 @@ class ListenResult:
     datagrams: int = 0
     received: int = 0  # bytes, all peers
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"bound": self.bound, "clients": self.clients, "datagrams": self.datagrams,
                 "received": self.received}
 
@@ -407,22 +414,23 @@ async def raw_listen(
     address = parse_address(address)
     transport = address.transport
     result = ListenResult()
-    if isinstance(transport, SeqpacketTransport):
+    if transport.connected and transport.boundaries:  # seqpacket: connections of whole messages
         raise AddressError(f"raw --listen speaks stream and datagram transports; for {address.scheme}: "
                            f"use `netlab serve` (or `netlab raw` as its client)")
-    if isinstance(transport, StreamTransport):
-        await _listen_stream(transport, address, reply, count, on_event, result, task_status)
+    if transport.connected:
+        await _listen_stream(address, reply, count, on_event, result, task_status)
     else:
-        assert isinstance(transport, DatagramTransport)
-        await _listen_datagram(transport, address, reply, count, on_event, result, task_status)
+        await _listen_datagram(address, reply, count, on_event, result, task_status)
     return result
 
 
-async def _listen_stream(transport, address, reply, count, on_event, result, task_status) -> None:
-    listeners = await transport.open_listeners(address)
+async def _listen_stream(address: Address, reply: bytes | None, count: int | None, on_event: EventSink,
+                         result: ListenResult, task_status: trio.TaskStatus[ListenResult]) -> None:
+    listening = await listen_connections(address)
+    listeners = listening.listeners
     try:
-        for listener in listeners:
-            result.bound.append(str(transport.listener_address(listener, address)))
+        for bound in listening.bound:
+            result.bound.append(str(bound))
             on_event(RawEvent("listening", detail=result.bound[-1]))
         task_status.started(result)
         if count == 0:
@@ -430,12 +438,13 @@ async def _listen_stream(transport, address, reply, count, on_event, result, tas
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:
 
-                async def accept_loop(listener) -> None:
+                async def accept_loop(listener: trio.abc.Listener[Connection]) -> None:
                     while True:
                         with translate_os_errors(address, "accept on"):
                             stream = await listener.accept()
                         result.clients += 1
-                        handlers.start_soon(_serve_client, transport, stream, result.clients, reply, on_event, result)
+                        handlers.start_soon(_serve_client, address.transport, stream, result.clients, reply,
+                                            on_event, result)
                         if count is not None and result.clients >= count:
                             acceptors.cancel_scope.cancel()
                             return
@@ -447,48 +456,50 @@ async def _listen_stream(transport, address, reply, count, on_event, result, tas
                 for listener in listeners:
                     await listener.aclose()
     finally:
-        with trio.CancelScope(shield=True):
-            for listener in listeners:
-                await listener.aclose()
+        await listening.aclose()
 
 
-async def _serve_client(transport, stream: trio.SocketStream, number: int, reply, on_event, result) -> None:
-    peer = _sockname(transport, stream.socket, True) or "?"
-    who = unix_peer_credentials(stream.socket)
+async def _serve_client(transport: Transport, stream: Connection, number: int, reply: bytes | None,
+                        on_event: EventSink, result: ListenResult) -> None:
+    sock = socket_of(stream)
+    peer = _sockname(transport, sock, True) or "?"
+    who = unix_peer_credentials(sock)
     on_event(RawEvent("connected", peer=peer, client=number, detail=who))
     total = 0
     replied = False
     how = "closed by the peer"
 
-    async def answer() -> None:
+    async def answer(reply: bytes) -> None:
         nonlocal replied
         replied = True
-        await stream.send_all(reply)
+        await send_data(stream, reply)
         on_event(RawEvent("replied", peer=peer, client=number, data=reply))
-        await stream.send_eof()
+        await send_eof(stream)
         on_event(RawEvent("half-closed", peer=peer, client=number, detail="shutdown(SHUT_WR) after the reply"))
 
     async with stream:
         try:
             while True:
-                data = await stream.receive_some(RECEIVE_SIZE)
-                if not data:
+                data = await receive_data(stream, RECEIVE_SIZE)
+                if data is None:
                     break
                 on_event(RawEvent("data", peer=peer, client=number, data=data, offset=total))
                 total += len(data)
                 result.received += len(data)
                 if reply is not None and not replied:
-                    await answer()
+                    await answer(reply)
             if reply is not None and not replied:
-                await answer()
+                await answer(reply)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             cause = exc.__cause__
             how = f"broken: {cause.strerror if isinstance(cause, OSError) else exc}"
     on_event(RawEvent("closed", peer=peer, client=number, detail=f"{how}; {total} bytes in all"))
 
 
-async def _listen_datagram(transport, address, reply, count, on_event, result, task_status) -> None:
-    async with await transport.bind(address) as sock:
+async def _listen_datagram(address: Address, reply: bytes | None, count: int | None, on_event: EventSink,
+                           result: ListenResult, task_status: trio.TaskStatus[ListenResult]) -> None:
+    transport = address.transport
+    async with await listen_datagrams(address) as sock:
         result.bound.append(str(sock.local))
         on_event(RawEvent("listening", detail=result.bound[-1]))
         task_status.started(result)

@@ -58,7 +58,7 @@ class ResolveRow:
     numbers: tuple[int, int, int]  # family, type, protocol as numbers
     note: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         sockaddr = list(self.sockaddr) if isinstance(self.sockaddr, tuple) else self.sockaddr
         return {"family": self.family, "type": self.type, "protocol": self.protocol,
                 "canonname": self.canonname, "sockaddr": sockaddr, "address": self.address,
@@ -73,7 +73,7 @@ class Resolution:
     rows: tuple[ResolveRow, ...]
     notes: tuple[str, ...] = field(default=())
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"host": self.host, "service": self.service, "call": self.call,
                 "rows": [row.as_dict() for row in self.rows], "notes": list(self.notes)}
 
