@@ -279,7 +279,7 @@ class _Scheduler:
 async def _relay_datagram(listen: Address, to: Address, forward: Impairments, backward: Impairments, seed: int,
                           fwd_rng: random.Random, back_rng: random.Random,
                           task_status: trio.TaskStatus[Relay]) -> None:
-    listen_transport, to_transport = listen.transport, to.transport
+    listen_transport = listen.transport
     front = await listen_datagrams(listen)
     relay = Relay([front.local], to, forward, backward, seed)
     fwd = DatagramImpairer(forward, fwd_rng, relay.stats.forward)

@@ -38,12 +38,12 @@ import socket
 import stat
 import tempfile
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any
 
 import trio
 
 from ..errors import NetlabError, describe_os_error
-from ..transports import MessageTransport, Transport, parse_address
+from ..transports import Transport, parse_address
 from ..transports._inet import SockInfo, prepare_socket, resolve
 from ..transports.addresses import OPTIONS, UNIX_PATH_MAX, Address, format_sockaddr
 from ..transports.base import apply_buffer_options
@@ -548,13 +548,10 @@ def _kind_facts(sock: socket.socket, address: Address) -> dict[str, Fact]:
     facts: dict[str, Fact] = {}
     if transport.connected:
         facts["backlog"] = effective_backlog(address.int_option("backlog", socket.SOMAXCONN))
-    if transport.boundaries:
-        # a transport that keeps message boundaries is a MessageTransport, which states its limit
-        messages = cast(MessageTransport, transport)
-        # the limit methods only read .family and getsockopt(), which a standard socket has too
-        probe = cast(trio.socket.SocketType, sock)
+    limit = transport.message_limit(sock)
+    if limit is not None:
         name = "max message" if transport.connected else "max datagram"
-        facts[name] = Fact(messages.max_message_for(probe), "", messages.limit_text(probe))
+        facts[name] = Fact(limit[0], "", limit[1])
     return facts
 
 

@@ -82,6 +82,9 @@ def server_receive_buffer() -> int:
 
 Kind = Literal["stream", "seqpacket", "datagram"]
 
+#: a socket as trio wraps it, or the standard library's (explain probes with the latter)
+AnySocket: TypeAlias = "trio.socket.SocketType | socket.socket"
+
 #: a peer's address as the kernel gives it: (host, port[, flow, scope]) for inet, a path
 #: (str) or an abstract name (bytes starting with NUL) for unix
 Peer: TypeAlias = "tuple[Any, ...] | str | bytes"
@@ -546,6 +549,11 @@ class Transport(abc.ABC):
     def format_peer(self, sockaddr: object) -> str:
         return format_sockaddr(self.scheme, sockaddr)
 
+    def message_limit(self, sock: AnySocket) -> tuple[int, str] | None:
+        """The largest message `sock` can send and that limit in words, where the kind
+        carries messages; None for a byte stream."""
+        return None
+
     @abc.abstractmethod
     async def listen(self, address: Address) -> Listening:
         """Bind (and listen, for a connection kind): what a server serves from.
@@ -588,20 +596,23 @@ class MessageTransport(Transport):
     @abc.abstractmethod
     async def connect(self, address: Address) -> MessageChannel: ...
 
-    def make_room(self, sock: trio.socket.SocketType, size: int) -> None:
+    def make_room(self, sock: AnySocket, size: int) -> None:
         """Raise the socket's send limit so a message of `size` bytes fits, if needed."""
 
-    def hard_limit(self, sock: trio.socket.SocketType) -> int | None:
+    def hard_limit(self, sock: AnySocket) -> int | None:
         """A limit known before sending (checked up front), or None to let the kernel say."""
         return None
 
     @abc.abstractmethod
-    def max_message_for(self, sock: trio.socket.SocketType) -> int:
+    def max_message_for(self, sock: AnySocket) -> int:
         """The largest message this socket can send."""
 
     @abc.abstractmethod
-    def limit_text(self, sock: trio.socket.SocketType) -> str:
+    def limit_text(self, sock: AnySocket) -> str:
         """The limit, stated for an error message."""
+
+    def message_limit(self, sock: AnySocket) -> tuple[int, str]:
+        return self.max_message_for(sock), self.limit_text(sock)
 
 
 class SeqpacketTransport(MessageTransport):

@@ -9,7 +9,7 @@ import trio
 from ..errors import translate_os_errors
 from ._inet import prepare_socket, resolve
 from .addresses import Address, bound_address
-from .base import ConnectedDatagram, DatagramEndpoint, DatagramTransport
+from .base import AnySocket, ConnectedDatagram, DatagramEndpoint, DatagramTransport
 
 #: 65535 (IP total length) - 20 (IPv4 header) - 8 (UDP header)
 UDP4_MAX = 65507
@@ -62,13 +62,13 @@ class UdpTransport(DatagramTransport):
             raise
         return ConnectedDatagram(self, sock, local, address, raw=raw)
 
-    def max_message_for(self, sock: trio.socket.SocketType) -> int:
+    def max_message_for(self, sock: AnySocket) -> int:
         return UDP6_MAX if sock.family == socket.AF_INET6 else UDP4_MAX
 
-    def hard_limit(self, sock: trio.socket.SocketType) -> int | None:
+    def hard_limit(self, sock: AnySocket) -> int | None:
         return self.max_message_for(sock)
 
-    def limit_text(self, sock: trio.socket.SocketType) -> str:
+    def limit_text(self, sock: AnySocket) -> str:
         if sock.family == socket.AF_INET6:
             return f"UDP over IPv6 carries at most {UDP6_MAX} bytes (65535 less the 8-byte UDP header)"
         return f"UDP over IPv4 carries at most {UDP4_MAX} bytes (65535 less the 20-byte IPv4 and 8-byte UDP headers)"

@@ -19,7 +19,7 @@ import trio
 from ..errors import translate_os_errors
 from .addresses import Address, bound_address
 from .base import (
-    DATAGRAM_BUFFER, ConnectedDatagram, DatagramEndpoint, DatagramTransport, apply_buffer_options,
+    AnySocket,     DATAGRAM_BUFFER, ConnectedDatagram, DatagramEndpoint, DatagramTransport, apply_buffer_options,
     server_receive_buffer,
 )
 from .unix import bind_unix
@@ -67,17 +67,17 @@ class UnixDatagramTransport(DatagramTransport):
         return ConnectedDatagram(self, sock, local, address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024),
                                  raw=raw)
 
-    def max_message_for(self, sock: trio.socket.SocketType) -> int:
+    def max_message_for(self, sock: AnySocket) -> int:
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - _UNIX_DGRAM_OVERHEAD
 
-    def make_room(self, sock: trio.socket.SocketType, size: int) -> None:
+    def make_room(self, sock: AnySocket, size: int) -> None:
         if size > self.max_message_for(sock):
             try:  # the kernel doubles the value and caps it at 2 * net.core.wmem_max
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, (size + _UNIX_DGRAM_OVERHEAD + 1) // 2 + 1)
             except OSError:
                 pass
 
-    def limit_text(self, sock: trio.socket.SocketType) -> str:
+    def limit_text(self, sock: AnySocket) -> str:
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         return (
             f"a unix datagram must fit the sender's send buffer: SO_SNDBUF is {sndbuf} bytes here, "

@@ -20,7 +20,7 @@ import trio
 from ..errors import translate_os_errors
 from .addresses import Address, bound_address
 from .base import (
-    DATAGRAM_BUFFER, Connection, Listeners, MessageStream, SeqpacketTransport, apply_buffer_options,
+    AnySocket,     DATAGRAM_BUFFER, Connection, Listeners, MessageStream, SeqpacketTransport, apply_buffer_options,
     server_receive_buffer,
 )
 from .unix import listen_unix
@@ -93,10 +93,10 @@ class UnixSeqpacketTransport(SeqpacketTransport):
             raise
         return MessageStream(self, sock, address, buffer_size=max(DATAGRAM_BUFFER, sndbuf + 1024))
 
-    def max_message_for(self, sock: trio.socket.SocketType) -> int:
+    def max_message_for(self, sock: AnySocket) -> int:
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) - _OVERHEAD
 
-    def limit_text(self, sock: trio.socket.SocketType) -> str:
+    def limit_text(self, sock: AnySocket) -> str:
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         return (f"a unix-seq message must fit the sender's send buffer: SO_SNDBUF is {sndbuf} bytes here, "
                 f"so at most {sndbuf - _OVERHEAD} bytes (raise it with ?sndbuf=)")
