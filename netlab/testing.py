@@ -44,6 +44,8 @@ from .transports import COMPARE_SCHEMES, Address, parse_address
 
 @pytest.fixture
 def netlab_dir() -> Iterator[Path]:
+    """A short private directory under /tmp, removed after the test: AF_UNIX paths may have
+    at most 107 bytes, which a deep pytest tmp_path can exceed."""
     path = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
     try:
         yield Path(path)

@@ -35,11 +35,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -105,29 +103,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A short private directory under /tmp (AF_UNIX paths may have at most 107 bytes)."""
-    path = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
-    try:
-        yield Path(path)
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
 def transport(transport_name: str) -> Transport:
     return transport_of(transport_name)
 
 
 @pytest.fixture
-def make_address(transport_name: str, short_tmp: Path) -> Callable[[], Address]:
+def make_address(transport_name: str, netlab_dir: Path) -> Callable[[], Address]:
     """A function returning a fresh address on the transport under test each call:
-    port 0 on loopback for inet, a new socket path under `short_tmp` for unix."""
+    port 0 on loopback for inet, a new socket path under `netlab_dir` for unix."""
     counter = itertools.count()
     template = COMPARE_SCHEMES[transport_name]
 
     def make() -> Address:
-        directory = short_tmp / str(next(counter))
+        directory = netlab_dir / str(next(counter))
         directory.mkdir()
         return parse_address(template.format(dir=directory))
 
@@ -190,12 +178,6 @@ async def start_relay(nursery: trio.Nursery, make_address: Callable[[], Address]
 async def relay(start_relay: StartRelay, echo_server: Server) -> Relay:
     """A relay with no impairment in front of `echo_server`, on the transport under test."""
     return await start_relay(echo_server.address)
-
-
-@pytest.fixture
-def short_dir(short_tmp: Path) -> str:
-    """`short_tmp` as a string (the explore tests' name for it)."""
-    return str(short_tmp)
 
 
 class NetlabProcess:

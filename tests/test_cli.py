@@ -13,9 +13,7 @@ import json
 import os
 import queue
 import re
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -50,16 +48,6 @@ def flat(text: str) -> str:
     rich wrapped across lines of an error panel can be matched as one string."""
     text = re.sub(r"[\u2500-\u257f]", " ", text)
     return " ".join(text.split())
-
-
-@pytest.fixture
-def unix_dir() -> Iterator[Path]:
-    """A short private directory under /tmp: AF_UNIX paths may have at most 107 bytes."""
-    path = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
-    try:
-        yield Path(path)
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port(socktype: int) -> int:
@@ -110,12 +98,12 @@ LIVE_TEMPLATES = {
 
 
 @pytest.fixture(params=list(LIVE_TEMPLATES))
-def live(request, unix_dir: Path):
+def live(request, netlab_dir: Path):
     """A function starting a server of a given service on the scheme under test."""
     template = LIVE_TEMPLATES[request.param]
 
     def start(service: str):
-        return server_thread(service, template.format(dir=unix_dir))
+        return server_thread(service, template.format(dir=netlab_dir))
 
     return start
 
@@ -216,8 +204,8 @@ def test_send_udp_refused_by_icmp_port_unreachable() -> None:
 
 
 @pytest.mark.parametrize("scheme", ["unix", "unix-dgram"])
-def test_send_unix_missing_path(scheme: str, unix_dir: Path) -> None:
-    result = invoke(["send", "-t", f"{scheme}:{unix_dir}/nobody.sock", "2 3"])
+def test_send_unix_missing_path(scheme: str, netlab_dir: Path) -> None:
+    result = invoke(["send", "-t", f"{scheme}:{netlab_dir}/nobody.sock", "2 3"])
     assert result.exit_code == 1, result.output
     assert "no such socket file" in result.output
     assert result.output.startswith("netlab: error:")
@@ -319,8 +307,8 @@ def test_send_abstract_unix_dgram() -> None:
 # -- compare (table parsing in helpers.py; relay-backed runs in test_compare.py) ----------
 
 
-def test_compare_json_matches_table(unix_dir: Path) -> None:
-    json_file = unix_dir / "compare.json"
+def test_compare_json_matches_table(netlab_dir: Path) -> None:
+    json_file = netlab_dir / "compare.json"
     result = invoke(["compare", "-n", "20", "--json", str(json_file)])
     assert result.exit_code == 0, result.output
     assert_no_traceback(result)
@@ -353,9 +341,9 @@ def test_compare_subset() -> None:
         assert row["sent"] == row["delivered"] == 10
 
 
-def test_compare_unwritable_json_file_exits_1(unix_dir: Path) -> None:
+def test_compare_unwritable_json_file_exits_1(netlab_dir: Path) -> None:
     result = invoke(["compare", "--transports", "tcp", "--services", "sum", "-n", "1",
-                     "--json", str(unix_dir / "no-such-dir" / "c.json")])
+                     "--json", str(netlab_dir / "no-such-dir" / "c.json")])
     assert result.exit_code == 1, result.output
     assert "cannot write" in result.output
     assert_no_traceback(result)

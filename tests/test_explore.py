@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import stat
+from pathlib import Path
 
 import pytest
 import trio
@@ -323,8 +324,8 @@ async def test_explain_an_unresolvable_host_is_a_fact_not_a_crash() -> None:
     assert "not a valid host name" in result.notes[0]
 
 
-async def test_explain_a_regular_file_says_not_a_socket_and_leaves_it(short_dir: str) -> None:
-    path = os.path.join(short_dir, "notes.txt")
+async def test_explain_a_regular_file_says_not_a_socket_and_leaves_it(netlab_dir: Path) -> None:
+    path = os.path.join(netlab_dir, "notes.txt")
     with open(path, "w") as file:
         file.write("keep me\n")
     before = os.stat(path)
@@ -334,12 +335,12 @@ async def test_explain_a_regular_file_says_not_a_socket_and_leaves_it(short_dir:
     assert result.target["kind"].value == "regular file"
     assert (before.st_ino, before.st_mtime_ns, before.st_size) == (after.st_ino, after.st_mtime_ns, after.st_size)
     assert open(path).read() == "keep me\n"
-    assert sorted(os.listdir(short_dir)) == ["notes.txt"]
+    assert sorted(os.listdir(netlab_dir)) == ["notes.txt"]
 
 
 @pytest.mark.parametrize("scheme,kind", [("unix", socket.SOCK_STREAM), ("unix-dgram", socket.SOCK_DGRAM)])
-async def test_explain_a_stale_socket_says_stale_and_keeps_it(short_dir: str, scheme: str, kind) -> None:
-    path = os.path.join(short_dir, "old.sock")
+async def test_explain_a_stale_socket_says_stale_and_keeps_it(netlab_dir: Path, scheme: str, kind) -> None:
+    path = os.path.join(netlab_dir, "old.sock")
     with socket.socket(socket.AF_UNIX, kind) as old:
         old.bind(path)  # closed without unlink: a stale socket file
     inode = os.stat(path).st_ino
@@ -350,8 +351,8 @@ async def test_explain_a_stale_socket_says_stale_and_keeps_it(short_dir: str, sc
     assert path not in (result.probes[0].bound or "")
 
 
-async def test_explain_a_live_socket_says_live(short_dir: str) -> None:
-    path = os.path.join(short_dir, "live.sock")
+async def test_explain_a_live_socket_says_live(netlab_dir: Path) -> None:
+    path = os.path.join(netlab_dir, "live.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as live:
         live.bind(path)
         live.listen()
@@ -360,11 +361,11 @@ async def test_explain_a_live_socket_says_live(short_dir: str) -> None:
         assert "refuse" in result.target["then"].value
 
 
-async def test_explain_never_creates_the_socket_file(short_dir: str) -> None:
-    path = os.path.join(short_dir, "new.sock")
+async def test_explain_never_creates_the_socket_file(netlab_dir: Path) -> None:
+    path = os.path.join(netlab_dir, "new.sock")
     result = await explain(f"unix:{path}?mode=0640&rcvbuf=100000")
     assert not os.path.exists(path)
-    assert os.listdir(short_dir) == []
+    assert os.listdir(netlab_dir) == []
     probe = result.probes[0]
     assert probe.facts["file mode"].value == "0640"  # ?mode= applied, in a private directory
     assert "private temporary directory" in probe.notes[0] and not os.path.exists(parse_address(probe.bound).path)
@@ -385,18 +386,18 @@ async def test_explain_abstract_names_are_probed_by_connect_and_never_bound() ->
     assert held.target["state"].value == "live"
 
 
-def test_probe_path_removes_nothing(short_dir: str) -> None:
-    path = os.path.join(short_dir, "s")
+def test_probe_path_removes_nothing(netlab_dir: Path) -> None:
+    path = os.path.join(netlab_dir, "s")
     with socket.socket(socket.AF_UNIX) as old:
         old.bind(path)
     assert probe_path(path, socket.SOCK_STREAM).state == "stale"
     assert os.path.exists(path)
-    assert probe_path(os.path.join(short_dir, "none"), socket.SOCK_STREAM).state == "missing"
+    assert probe_path(os.path.join(netlab_dir, "none"), socket.SOCK_STREAM).state == "missing"
 
 
-async def test_serve_still_replaces_stale_and_refuses_regular_files(short_dir: str) -> None:
+async def test_serve_still_replaces_stale_and_refuses_regular_files(netlab_dir: Path) -> None:
     """claim_path now uses probe_path: the visible behaviour must not have changed."""
-    stale = os.path.join(short_dir, "stale.sock")
+    stale = os.path.join(netlab_dir, "stale.sock")
     with socket.socket(socket.AF_UNIX) as old:
         old.bind(stale)
     async with trio.open_nursery() as nursery:
@@ -405,7 +406,7 @@ async def test_serve_still_replaces_stale_and_refuses_regular_files(short_dir: s
         with pytest.raises(AddressInUseError, match="running server"):
             await nursery.start(serve, "echo", f"unix:{stale}")
         nursery.cancel_scope.cancel()
-    regular = os.path.join(short_dir, "file")
+    regular = os.path.join(netlab_dir, "file")
     open(regular, "w").close()
     address = parse_address(f"unix:{regular}")
     with pytest.raises(AddressInUseError, match="not a socket"):
@@ -447,9 +448,9 @@ async def test_raw_listen_reports_a_datagrams_sender() -> None:
     assert datagram.peer == f"udp:{me[0]}:{me[1]}" and datagram.data == b"hello"
 
 
-async def test_raw_listen_cannot_answer_an_unbound_unix_datagram(short_dir: str) -> None:
+async def test_raw_listen_cannot_answer_an_unbound_unix_datagram(netlab_dir: Path) -> None:
     events = []
-    path = os.path.join(short_dir, "d.sock")
+    path = os.path.join(netlab_dir, "d.sock")
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: raw_listen(
             f"unix-dgram:{path}", reply=b"x", count=1, on_event=events.append, task_status=task_status))

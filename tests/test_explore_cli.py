@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -258,8 +259,8 @@ def test_raw_listen_json_lines_and_a_stream_client(netlab_process) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_raw_listen_stops_cleanly_on_a_signal(netlab_process, short_dir, signum) -> None:
-    path = os.path.join(short_dir, "raw.sock")
+def test_raw_listen_stops_cleanly_on_a_signal(netlab_process, netlab_dir, signum) -> None:
+    path = os.path.join(netlab_dir, "raw.sock")
     listener = netlab_process("raw", "--listen", f"unix:{path}")
     assert listener.listening == f"unix:{path}"
     listener.signal(signum)
@@ -292,8 +293,8 @@ def test_explain_backlog_is_capped_by_somaxconn() -> None:
         assert "/proc/sys/net/core/somaxconn" in backlog["source"]
 
 
-def test_explain_text_on_a_regular_file(short_dir: str) -> None:
-    path = os.path.join(short_dir, "data.txt")
+def test_explain_text_on_a_regular_file(netlab_dir: Path) -> None:
+    path = os.path.join(netlab_dir, "data.txt")
     with open(path, "w") as file:
         file.write("precious\n")
     result = run("addr", "explain", f"unix:{path}")
@@ -303,8 +304,8 @@ def test_explain_text_on_a_regular_file(short_dir: str) -> None:
     assert open(path).read() == "precious\n"
 
 
-def test_explain_text_on_a_stale_socket(short_dir: str) -> None:
-    path = os.path.join(short_dir, "stale.sock")
+def test_explain_text_on_a_stale_socket(netlab_dir: Path) -> None:
+    path = os.path.join(netlab_dir, "stale.sock")
     with socket.socket(socket.AF_UNIX) as old:
         old.bind(path)
     result = run("addr", "explain", f"unix:{path}")

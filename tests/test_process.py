@@ -11,13 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,16 +31,6 @@ START_TIMEOUT = 15.0
 STOP_TIMEOUT = 2.0
 #: seconds a plain client waits for any reply
 IO_TIMEOUT = 5.0
-
-
-@pytest.fixture
-def unix_dir() -> Iterator[Path]:
-    """A short private directory under /tmp: AF_UNIX paths may have at most 107 bytes."""
-    path = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
-    try:
-        yield Path(path)
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
@@ -239,8 +227,8 @@ def test_udp_echo_with_a_plain_client() -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_unix_stream_serves_then_stops_cleanly(signum: int, unix_dir: Path) -> None:
-    path = unix_dir / "s.sock"
+def test_unix_stream_serves_then_stops_cleanly(signum: int, netlab_dir: Path) -> None:
+    path = netlab_dir / "s.sock"
     with serving(f"unix:{path}", "sum") as served:
         assert served.address == f"unix:{path}"
         st = os.lstat(path)
@@ -257,8 +245,8 @@ def test_unix_stream_serves_then_stops_cleanly(signum: int, unix_dir: Path) -> N
     assert not path.exists(), "the socket file outlived the server"
 
 
-def test_unix_mode_option(unix_dir: Path) -> None:
-    path = unix_dir / "s.sock"
+def test_unix_mode_option(netlab_dir: Path) -> None:
+    path = netlab_dir / "s.sock"
     with serving(f"unix:{path}?mode=0660", "echo") as served:
         assert stat.S_IMODE(os.lstat(path).st_mode) == 0o660
         assert served.address == f"unix:{path}?mode=0660"
@@ -268,8 +256,8 @@ def test_unix_mode_option(unix_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_unix_dgram_serves_then_stops_cleanly(signum: int, unix_dir: Path) -> None:
-    path = unix_dir / "d.sock"
+def test_unix_dgram_serves_then_stops_cleanly(signum: int, netlab_dir: Path) -> None:
+    path = netlab_dir / "d.sock"
     with serving(f"unix-dgram:{path}", "sum") as served:
         assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
         with unix_dgram_client() as s:
@@ -282,11 +270,11 @@ def test_unix_dgram_serves_then_stops_cleanly(signum: int, unix_dir: Path) -> No
     assert not path.exists(), "the socket file outlived the server"
 
 
-def test_unix_dgram_echo_with_a_temp_path_client(unix_dir: Path) -> None:
-    path = unix_dir / "d.sock"
+def test_unix_dgram_echo_with_a_temp_path_client(netlab_dir: Path) -> None:
+    path = netlab_dir / "d.sock"
     with serving(f"unix-dgram:{path}", "echo"):
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.bind(str(unix_dir / "client.sock"))
+            s.bind(str(netlab_dir / "client.sock"))
             s.settimeout(IO_TIMEOUT)
             s.sendto(b"boundaries kept", str(path))
             s.sendto(b"!", str(path))
@@ -322,8 +310,8 @@ def _ask(scheme: str, path: Path) -> bytes:
 
 
 @pytest.mark.parametrize("scheme", list(SOCKTYPES))
-def test_second_server_on_a_live_path_is_refused(scheme: str, unix_dir: Path) -> None:
-    path = unix_dir / "s.sock"
+def test_second_server_on_a_live_path_is_refused(scheme: str, netlab_dir: Path) -> None:
+    path = netlab_dir / "s.sock"
     with serving(f"{scheme}:{path}", "sum") as first:
         second = run(["serve", "--transport", f"{scheme}:{path}", "--service", "sum"])
         assert second.returncode == 1, second
@@ -338,8 +326,8 @@ def test_second_server_on_a_live_path_is_refused(scheme: str, unix_dir: Path) ->
 
 
 @pytest.mark.parametrize("scheme", list(SOCKTYPES))
-def test_stale_socket_file_is_replaced(scheme: str, unix_dir: Path) -> None:
-    path = unix_dir / "s.sock"
+def test_stale_socket_file_is_replaced(scheme: str, netlab_dir: Path) -> None:
+    path = netlab_dir / "s.sock"
     stale = socket.socket(socket.AF_UNIX, SOCKTYPES[scheme])
     stale.bind(str(path))
     stale.close()  # the file stays, nobody answers it
@@ -353,8 +341,8 @@ def test_stale_socket_file_is_replaced(scheme: str, unix_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("scheme", list(SOCKTYPES))
-def test_regular_file_is_never_removed(scheme: str, unix_dir: Path) -> None:
-    path = unix_dir / "s.sock"
+def test_regular_file_is_never_removed(scheme: str, netlab_dir: Path) -> None:
+    path = netlab_dir / "s.sock"
     path.write_text("precious\n")
     result = run(["serve", "--transport", f"{scheme}:{path}"])
     assert result.returncode == 1, result

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from test_process import (  # noqa: F401 - unix_dir is a fixture
+from test_process import (
     IO_TIMEOUT, NETLAB, ROOT, START_TIMEOUT, STOP_TIMEOUT, finish, inet, read_line, run, serving, tcp_connect,
-    unix_dir,
 )
 
 
@@ -99,12 +98,12 @@ def test_loopback_does_not_warn() -> None:
 
 
 @pytest.mark.parametrize("scheme", ["unix", "unix-seq"])
-def test_allow_uid_refuses_other_users(scheme: str, unix_dir: Path) -> None:
+def test_allow_uid_refuses_other_users(scheme: str, netlab_dir: Path) -> None:
     """As whoever runs the suite (root here): --allow-uid of another uid closes our plain
     client at once, unanswered, and says so in the log; --allow-uid of ours serves it."""
     socktype = socket.SOCK_STREAM if scheme == "unix" else socket.SOCK_SEQPACKET
     request = b"2 3\n" if scheme == "unix" else b"2 3"
-    path = unix_dir / "s.sock"
+    path = netlab_dir / "s.sock"
     with serving(f"{scheme}:{path}", "sum", "--allow-uid", str(os.getuid() + 12345)) as served:
         assert f"allow-uid={os.getuid() + 12345}" in served.line
         with connect_unix(path, socktype) as s:
@@ -139,12 +138,12 @@ def test_allow_uid_on_inet_is_a_usage_error(address: str) -> None:
     ("?mode=0666", 0o700, False),  # the directory decides in the end
 ])
 def test_socket_file_and_directory_permissions(mode: str, directory_mode: int, allowed: bool,
-                                               unix_dir: Path) -> None:
+                                               netlab_dir: Path) -> None:
     """A user other than the server's connects only if both the socket file's mode and the
     directory's permissions let it: the directory is the real access control."""
-    directory = unix_dir / "d"
+    directory = netlab_dir / "d"
     directory.mkdir()
-    os.chmod(unix_dir, 0o755)
+    os.chmod(netlab_dir, 0o755)
     os.chmod(directory, directory_mode)
     path = directory / "s.sock"
     with serving(f"unix:{path}{mode}", "sum"):
@@ -186,7 +185,7 @@ def _low_fd_limit() -> None:
 
 
 @pytest.mark.parametrize("scheme", ["tcp", "unix-seq"])
-def test_server_survives_running_out_of_file_descriptors(scheme: str, unix_dir: Path) -> None:
+def test_server_survives_running_out_of_file_descriptors(scheme: str, netlab_dir: Path) -> None:
     """With RLIMIT_NOFILE low, connect until the server cannot accept (EMFILE): it logs and
     retries (trio's serve_listeners), keeps serving those it has, and once they close,
     accepts and answers again."""
@@ -194,7 +193,7 @@ def test_server_survives_running_out_of_file_descriptors(scheme: str, unix_dir: 
         address = "tcp:127.0.0.1:0"
         family, socktype, request, reply = socket.AF_INET, socket.SOCK_STREAM, b"2 3\n", b"5\n"
     else:
-        address = f"unix-seq:{unix_dir / 'q.sock'}"
+        address = f"unix-seq:{netlab_dir / 'q.sock'}"
         family, socktype, request, reply = socket.AF_UNIX, socket.SOCK_SEQPACKET, b"2 3", b"5"
     proc = subprocess.Popen(NETLAB + ["serve", "--transport", address, "--service", "sum"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=ROOT, preexec_fn=_low_fd_limit)
@@ -243,11 +242,11 @@ def test_server_survives_running_out_of_file_descriptors(scheme: str, unix_dir: 
 
 
 @pytest.mark.parametrize("scheme", ["tcp", "unix"])
-def test_sigterm_drains(scheme: str, unix_dir: Path) -> None:
+def test_sigterm_drains(scheme: str, netlab_dir: Path) -> None:
     """SIGTERM: the request sent just before it is answered, then that connection closes
     within the grace period; new connections are refused; exit 0, socket file removed."""
     grace = 1.0
-    path = unix_dir / "s.sock"
+    path = netlab_dir / "s.sock"
     address = "tcp:127.0.0.1:0" if scheme == "tcp" else f"unix:{path}"
     with serving(address, "sum", "--grace", str(grace)) as served:
         s = tcp_connect(served.address) if scheme == "tcp" else connect_unix(path)
@@ -271,10 +270,10 @@ def test_sigterm_drains(scheme: str, unix_dir: Path) -> None:
     assert not path.exists()
 
 
-def test_second_ctrl_c_stops_at_once(unix_dir: Path) -> None:
+def test_second_ctrl_c_stops_at_once(netlab_dir: Path) -> None:
     """Ctrl-C drains; a second one does not wait for the grace period: exit 130 at once,
     and the socket file is still removed."""
-    path = unix_dir / "s.sock"
+    path = netlab_dir / "s.sock"
     with serving(f"unix:{path}", "sum", "--grace", "30") as served, connect_unix(path) as idle:
         idle.sendall(b"1 1\n")
         assert idle.recv(100) == b"2\n"  # an open connection: the drain would wait 30 s for it

@@ -172,9 +172,9 @@ async def test_datagram_relay_maps_replies_after_evicting_peers(
 
 
 @pytest.mark.transports(target="unix")
-async def test_relay_removes_its_socket_file_when_stopped(echo_server: Server, short_tmp: Path) -> None:
+async def test_relay_removes_its_socket_file_when_stopped(echo_server: Server, netlab_dir: Path) -> None:
     scheme = echo_server.address.scheme
-    path = short_tmp / "relay.sock"
+    path = netlab_dir / "relay.sock"
     async with trio.open_nursery() as nursery:
         relay = await nursery.start(partial(run_relay, f"{scheme}:{path}", echo_server.address))
         assert relay.address.path == str(path)
@@ -186,8 +186,8 @@ async def test_relay_removes_its_socket_file_when_stopped(echo_server: Server, s
 # -- 2. families may differ, kinds may not ---------------------------------------------------
 
 
-async def test_tcp6_in_unix_out(nursery: trio.Nursery, short_tmp: Path) -> None:
-    server = await nursery.start(serve, "echo", f"unix:{short_tmp}/s.sock")
+async def test_tcp6_in_unix_out(nursery: trio.Nursery, netlab_dir: Path) -> None:
+    server = await nursery.start(serve, "echo", f"unix:{netlab_dir}/s.sock")
     relay = await nursery.start(partial(run_relay, "tcp6:[::1]:0", server.address))
     assert relay.address.scheme == "tcp6" and relay.address.port != 0
     data = payload(200_000)
@@ -196,9 +196,9 @@ async def test_tcp6_in_unix_out(nursery: trio.Nursery, short_tmp: Path) -> None:
     assert server.stats.connections == 1
 
 
-async def test_unix_dgram_in_udp_out(nursery: trio.Nursery, short_tmp: Path) -> None:
+async def test_unix_dgram_in_udp_out(nursery: trio.Nursery, netlab_dir: Path) -> None:
     server = await nursery.start(serve, "echo", "udp:127.0.0.1:0")
-    relay = await nursery.start(partial(run_relay, f"unix-dgram:{short_tmp}/r.sock", server.address))
+    relay = await nursery.start(partial(run_relay, f"unix-dgram:{netlab_dir}/r.sock", server.address))
     async with open_client(relay.address, "echo") as client:
         for data in (b"x", payload(UDP4_MAX)):
             assert await client.request(data, timeout=TIMEOUT) == data
@@ -231,13 +231,13 @@ async def test_kinds_differ_is_an_address_error_naming_both(listen: str, to: str
     {"loss": 0.1}, {"loss_burst": (0.1, 0.5)}, {"duplicate": 0.1}, {"reorder": 0.1}, {"corrupt": 0.1},
 ], ids=lambda s: next(iter(s)))
 @pytest.mark.parametrize("scheme", ["tcp", "unix"])
-async def test_stream_relay_refuses_datagram_impairments(setting: dict, scheme: str, short_tmp: Path) -> None:
-    listen = "tcp:127.0.0.1:0" if scheme == "tcp" else f"unix:{short_tmp}/r.sock"
+async def test_stream_relay_refuses_datagram_impairments(setting: dict, scheme: str, netlab_dir: Path) -> None:
+    listen = "tcp:127.0.0.1:0" if scheme == "tcp" else f"unix:{netlab_dir}/r.sock"
     name = next(iter(setting)).replace("_", "-")
     for forward, backward in ((Impairments(**setting), Impairments()), (Impairments(), Impairments(**setting))):
         with pytest.raises(ImpairmentError, match=f"^{name}: a stream relay cannot"):
             await run_relay(listen, "tcp:127.0.0.1:9", forward=forward, backward=backward)
-    assert not (short_tmp / "r.sock").exists()  # refused before binding anything
+    assert not (netlab_dir / "r.sock").exists()  # refused before binding anything
 
 
 @pytest.mark.parametrize("setting", [{"slice": (1, 5)}, {"reset_after": 10}, {"close_after": 10}],
@@ -664,8 +664,8 @@ def assert_clean(text: str) -> None:
     assert "…" not in text, text  # a piped summary is not cut to 80 columns
 
 
-def test_relay_process_tcp_slice_half_close_and_sigterm(short_tmp: Path) -> None:
-    with serving(f"unix:{short_tmp}/s.sock", "echo") as served:
+def test_relay_process_tcp_slice_half_close_and_sigterm(netlab_dir: Path) -> None:
+    with serving(f"unix:{netlab_dir}/s.sock", "echo") as served:
         proc = start(["relay", "-l", "tcp:127.0.0.1:0", "--to", served.address, "--slice", "1:10", "--delay", "2"])
         try:
             line = read_line(proc)

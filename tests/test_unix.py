@@ -122,9 +122,9 @@ async def test_a_directory_at_the_path_is_never_removed(
 
 
 async def test_path_too_long_is_an_address_error(
-    transport: Transport, short_tmp: Path, start_server: StartServer
+    transport: Transport, netlab_dir: Path, start_server: StartServer
 ) -> None:
-    prefix = str(short_tmp) + "/"
+    prefix = str(netlab_dir) + "/"
     path = prefix + "x" * (108 - len(prefix))
     with pytest.raises(errors.AddressError, match="108 bytes.*at most 107"):
         await start_server("echo", f"{transport.scheme}:{path}")
@@ -132,9 +132,9 @@ async def test_path_too_long_is_an_address_error(
 
 
 async def test_path_of_exactly_107_bytes_binds(
-    transport: Transport, short_tmp: Path, start_server: StartServer
+    transport: Transport, netlab_dir: Path, start_server: StartServer
 ) -> None:
-    prefix = str(short_tmp) + "/"
+    prefix = str(netlab_dir) + "/"
     path = prefix + "p" * (107 - len(prefix))
     assert len(path.encode()) == 107
     server = await start_server("echo", f"{transport.scheme}:{path}")
@@ -179,8 +179,8 @@ async def test_socket_file_mode(
     await assert_serves(server.address)
 
 
-async def test_connect_to_a_missing_socket_file_is_refused(transport: Transport, short_tmp: Path) -> None:
-    address = f"{transport.scheme}:{short_tmp}/nobody.sock"
+async def test_connect_to_a_missing_socket_file_is_refused(transport: Transport, netlab_dir: Path) -> None:
+    address = f"{transport.scheme}:{netlab_dir}/nobody.sock"
     with pytest.raises(errors.ConnectionRefusedError, match="no such socket file"):
         async with open_client(address, "echo") as client:
             await client.request(b"hello", timeout=TIMEOUT)
