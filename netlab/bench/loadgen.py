@@ -205,8 +205,10 @@ class Target:
         except _TLS_GONE:
             raise  # a failed connection, as a reset is
         except ssl.SSLError as exc:
-            raise LoadError(f"TLS handshake failed: {exc.reason or exc} (does the server present a "
-                            f"certificate from the CA it printed?)") from None
+            why = (exc.reason or str(exc)).lower().replace("_", " ")  # CERTIFICATE_VERIFY_FAILED
+            detail = getattr(exc, "verify_message", None)
+            raise LoadError(f"TLS handshake with the server failed: {why}" + (f" ({detail})" if detail else "")
+                            + ": does it speak TLS, with a certificate from the CA it printed?") from None
 
     def shutdown_write(self, sock: socket.socket) -> None:
         """Half-close (a FIN). On TLS without close_notify, as netlab's own ``send_eof``:
