@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +23,8 @@ from typer.testing import CliRunner
 from netlab.bench import core
 from netlab.bench.core import BenchSettings, planned_runs, report, run_bench, tables
 from netlab.cli import app
-from netlab.transports import COMPARE_SCHEMES
+from netlab.errors import BenchError
+from netlab.transports import COMPARE_SCHEMES, parse_address
 
 QUICK = {"duration": 0.1, "warmup": 0.02, "repeats": 1, "baselines": ("trio",)}
 BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
@@ -132,6 +134,30 @@ def test_connect_counts_match_histograms() -> None:
     result = quick("connect", ("tcp", "unix-seq"), repeats=2)
     check_latency_rows(result, "connect")
     assert all(r.details["failures"] == 0 for r in rows(result))
+
+
+def test_tls_connect_and_pingpong_count_real_replies() -> None:
+    """Every server speaks TLS with the run's certificate, and the load generator verifies
+    it: a connection that answers its echo is a handshake that succeeded."""
+    result = quick("connect", ("tcp", "tls"), baselines=tuple(core.BASELINES))
+    check_latency_rows(result, "connect")
+    assert {(r.transport, r.server) for r in rows(result)} == {
+        (t, s) for t in ("tcp", "tls") for s in ("netlab", *core.BASELINES)}
+    assert all(r.details["failures"] == 0 for r in rows(result))
+    for connections in (1, 3):  # blocking, then epoll (non-blocking SSLSockets)
+        result = quick("pingpong", ("tls",), connections=connections)
+        check_latency_rows(result, "pingpong")
+        assert all(run.result["mismatched"] == 0 and run.result["connections"] == connections
+                   for run in result.runs)
+
+
+def test_tls_stream_rate_and_hold_run() -> None:
+    result = quick("stream", ("tls",), chunk=65536, iperf3=False)
+    assert all(row.details["bytes"] > 0 for row in rows(result))
+    result = quick("rate", ("tls",), rate=2000.0, connections=2)
+    assert all(row.details["answered"] > 0 and row.details["mismatched"] == 0 for row in rows(result))
+    result = quick("concurrency", ("tls",), levels=(2,), hold=20)
+    assert all(row.details["held"] == row.details["answering"] == 20 for row in rows(result, "hold"))
 
 
 def test_concurrency_levels_and_hold() -> None:
@@ -244,10 +270,11 @@ def test_baseline_servers_echo_and_discard_on_every_transport(script: str, tmp_p
     """Each baseline prints the address it bound and echoes (or discards) on all seven transports."""
     procs: dict[tuple[str, bool], tuple[subprocess.Popen, str]] = {}
     try:
+        certificate = core.certificate_options(tmp_path / "certificate")
         for name, template in COMPARE_SCHEMES.items():
-            if name == "tls":
-                continue  # the baselines speak no TLS (yet): they serve the plain socket kinds
-            for discard in (False, True) if name in ("tcp", "unix-dgram", "unix-seq") else (False,):
+            if parse_address(template.format(dir=tmp_path)).transport.encrypted:
+                template += certificate
+            for discard in (False, True) if name in ("tcp", "tls", "unix-dgram", "unix-seq") else (False,):
                 directory = tmp_path / f"{name}-{discard}"
                 directory.mkdir()
                 argv = [sys.executable, str(BASELINES / script), template.format(dir=directory)]
@@ -266,6 +293,12 @@ def test_baseline_servers_echo_and_discard_on_every_transport(script: str, tmp_p
                     sock.bind("")
                 address = tuple(target["address"]) if isinstance(target["address"], list) else target["address"]
                 sock.connect(address)
+                if "tls" in target:  # verified against the CA the baseline printed
+                    sock.settimeout(5)
+                    context = ssl.create_default_context(cafile=target["tls"]["ca"])
+                    sock = context.wrap_socket(sock, server_hostname=target["tls"]["server_hostname"])
+                    sock.settimeout(5 if not discard else 0.3)
+                    assert sock.version(), (script, name)
                 sock.send(b"hello baseline")
                 if discard:
                     with pytest.raises((TimeoutError, socket.timeout)):
@@ -298,3 +331,39 @@ def test_loadgen_reports_errors_as_json() -> None:
     assert result.returncode == 1
     assert "error" in json.loads(result.stdout)
     assert time.monotonic() - began < 30
+
+
+def _loadgen(spec: dict) -> tuple[int, dict]:
+    result = subprocess.run([sys.executable, "-m", "netlab.bench.loadgen", json.dumps(spec)], capture_output=True,
+                            text=True, timeout=60)
+    return result.returncode, json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(("server", "reason"), [
+    ("tls", "certificate verify failed"),  # a certificate the CA given did not sign
+    ("tcp", "TLS handshake with the server failed"),  # no TLS at all: the echo of the client's own hello
+])
+def test_loadgen_tls_refuses_a_server_it_cannot_verify_at_once(server: str, reason: str, tmp_path: Path) -> None:
+    """Not counted as failed connections, over and over: one clear error."""
+    options = core.certificate_options(tmp_path / "theirs") if server == "tls" else ""
+    core.certificate_options(tmp_path / "ours")
+    proc = subprocess.Popen([sys.executable, str(BASELINES / "threads_echo.py"), f"{server}:127.0.0.1:0{options}"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().strip().partition("?")[0].rpartition(":")[2]
+        target = core.loadgen_target(f"tls:127.0.0.1:{port}?ca={tmp_path / 'ours' / 'ca.pem'}")
+        for mode in ("connect", "pingpong"):
+            code, out = _loadgen({**target, "mode": mode, "size": 64, "warmup": 0, "duration": 0.1})
+            assert code == 1 and reason in out["error"], out
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_loadgen_target_needs_the_ca_of_a_tls_server() -> None:
+    target = core.loadgen_target("tls:127.0.0.1:4433?ca=/some/ca.pem")
+    assert target["tls"] == {"ca": "/some/ca.pem", "server_hostname": "127.0.0.1"}
+    assert "tls" not in core.loadgen_target("tcp:127.0.0.1:4433")
+    with pytest.raises(BenchError, match=r"no \?ca=FILE"):
+        core.loadgen_target("tls:127.0.0.1:4433")

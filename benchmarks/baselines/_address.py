@@ -6,8 +6,16 @@ real port, as its first line:
 
     tcp:HOST:PORT  tcp6:[HOST]:PORT  udp:HOST:PORT  udp6:[HOST]:PORT
     unix:PATH  unix-dgram:PATH  unix-seq:PATH  (PATH may be @NAME: a Linux abstract name)
+    tls:HOST:PORT?cert=FILE&key=FILE[&ca=FILE]
 
 Shorthands: ``HOST:PORT`` means tcp, ``/PATH`` means unix.
+
+``tls:`` is TCP with TLS on top, the server presenting ``?cert=`` (PEM, its chain) with
+``?key=``; a baseline makes no certificate of its own (`netlab bench` gives every server
+the same one). Its server context is netlab's: the defaults of
+``ssl.create_default_context`` and ``OP_IGNORE_UNEXPECTED_EOF``, so a client's FIN without
+close_notify reads as the end of the stream. The bound address it prints carries
+``?ca=FILE`` when given, what a client verifies the server with, as netlab's does.
 
 Every listening socket uses the same backlog (SOMAXCONN); accepted TCP sockets get
 TCP_NODELAY, as trio and asyncio set it on theirs.
@@ -17,7 +25,9 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import stat
+import urllib.parse
 
 _KINDS = {
     "tcp": (socket.AF_INET, socket.SOCK_STREAM), "tcp4": (socket.AF_INET, socket.SOCK_STREAM),
@@ -26,6 +36,7 @@ _KINDS = {
     "udp6": (socket.AF_INET6, socket.SOCK_DGRAM),
     "unix": (socket.AF_UNIX, socket.SOCK_STREAM), "unix-dgram": (socket.AF_UNIX, socket.SOCK_DGRAM),
     "unix-seq": (socket.AF_UNIX, socket.SOCK_SEQPACKET),
+    "tls": (socket.AF_INET, socket.SOCK_STREAM),
 }
 
 
@@ -55,13 +66,34 @@ def show(scheme: str, sockname: object) -> str:
     return f"{scheme}:[{host}]:{port}" if ":" in host else f"{scheme}:{host}:{port}"
 
 
-def server_socket(text: str) -> tuple[socket.socket, str, str]:
-    """Bind (and listen, for connections): (socket, kind, bound address text).
+def tls_context(scheme: str, options: dict[str, str]) -> ssl.SSLContext | None:
+    """The server context of a ``tls:`` address (None for the others)."""
+    if scheme != "tls":
+        if options:
+            raise SystemExit(f"{scheme}: takes no ?options (only tls: does)")
+        return None
+    if "cert" not in options or "key" not in options:
+        raise SystemExit("tls: needs ?cert=FILE&key=FILE (a baseline makes no certificate of its own)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    try:
+        context.load_cert_chain(options["cert"], options["key"])
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"tls: ?cert={options['cert']}&key={options['key']}: {exc}") from None
+    return context
 
-    kind is "stream", "datagram" or "seqpacket". A stale unix socket file is replaced; a
-    path that is not a socket is refused.
+
+def server_socket(text: str) -> tuple[socket.socket, str, str, ssl.SSLContext | None]:
+    """Bind (and listen, for connections): (socket, kind, bound address text, TLS context).
+
+    kind is "stream", "datagram" or "seqpacket"; the TLS context is None but for ``tls:``.
+    A stale unix socket file is replaced; a path that is not a socket is refused.
     """
+    text, _, query = text.partition("?")
+    options = {urllib.parse.unquote(name): urllib.parse.unquote(value)
+               for name, _, value in (item.partition("=") for item in query.split("&") if item)}
     scheme, family, kind, sockaddr = parse(text)
+    context = tls_context(scheme, options)
     sock = socket.socket(family, kind)
     if family != socket.AF_UNIX:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,7 +105,10 @@ def server_socket(text: str) -> tuple[socket.socket, str, str]:
     if kind != socket.SOCK_DGRAM:
         sock.listen(socket.SOMAXCONN)
     name = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "datagram", socket.SOCK_SEQPACKET: "seqpacket"}[kind]
-    return sock, name, show(scheme, sock.getsockname())
+    bound = show(scheme, sock.getsockname())
+    if "ca" in options:
+        bound += "?ca=" + urllib.parse.quote(options["ca"])
+    return sock, name, bound, context
 
 
 def tune_accepted(conn: socket.socket) -> None:
@@ -87,6 +122,7 @@ def arguments(argv: list[str], what: str) -> tuple[str, bool]:
     if len(args) != 1 or args[0] in ("-h", "--help"):
         raise SystemExit(f"usage: {os.path.basename(argv[0])} ADDRESS [--discard]\n\n{what}\n"
                          "ADDRESS: tcp:127.0.0.1:0, tcp6:[::1]:0, udp:127.0.0.1:0, unix:/tmp/s.sock, "
-                         "unix-dgram:/tmp/d.sock, unix-seq:@name, or HOST:PORT, /PATH.\n"
+                         "unix-dgram:/tmp/d.sock, unix-seq:@name, tls:127.0.0.1:0?cert=FILE&key=FILE[&ca=FILE], "
+                         "or HOST:PORT, /PATH.\n"
                          "--discard: read and throw away (RFC 863) instead of echoing (RFC 862).")
     return args[0], "--discard" in argv[1:]

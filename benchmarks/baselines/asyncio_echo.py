@@ -2,7 +2,8 @@
 """Baseline: an asyncio echo (or discard) server, the standard library only.
 
 Streams and datagrams use asyncio's protocol callbacks (``data_received`` writes straight
-back; ``datagram_received`` answers with ``sendto``), the fastest way asyncio offers.
+back; ``datagram_received`` answers with ``sendto``), the fastest way asyncio offers; on
+tls the same protocol sits on asyncio's own TLS (``create_server(ssl=context)``).
 asyncio has no SOCK_SEQPACKET server, so unix-seq uses ``loop.sock_accept`` /
 ``sock_recv`` / ``sock_sendall``. (asyncio's own datagram transport reads up to
 256 KiB per datagram, enough for any unix datagram.)
@@ -48,12 +49,12 @@ class DatagramEcho(asyncio.DatagramProtocol):
 
 async def main() -> None:
     address, discard = arguments(sys.argv, __doc__.splitlines()[0])
-    sock, kind, bound = server_socket(address)
+    sock, kind, bound, context = server_socket(address)
     loop = asyncio.get_running_loop()
     if kind == "stream":
         create = loop.create_unix_server if sock.family == socket.AF_UNIX else loop.create_server
         # the same accept backlog as every other server (asyncio's default is 100)
-        server = await create(lambda: Echo(discard), sock=sock, backlog=socket.SOMAXCONN)
+        server = await create(lambda: Echo(discard), sock=sock, backlog=socket.SOMAXCONN, ssl=context)
         print(bound, flush=True)
         await server.serve_forever()
     elif kind == "datagram":

@@ -4,7 +4,8 @@
 One thread per connection, each a plain ``recv`` / ``sendall`` loop; datagrams are served
 by one thread with ``recvfrom_into`` / ``sendto`` (a buffer large enough for any unix
 datagram, reused). This is the lecture's echo server with a
-thread per client, and the cost floor for blocking sockets in CPython.
+thread per client, and the cost floor for blocking sockets in CPython. On tls each
+connection's thread wraps it (``SSLContext.wrap_socket``, the handshake there, blocking).
 
     python benchmarks/baselines/threads_echo.py tcp:127.0.0.1:0 [--discard]
 
@@ -14,6 +15,7 @@ Prints the bound address, then serves until killed.
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import threading
 
@@ -25,20 +27,23 @@ SIZE = 65536  # per read on a stream
 MESSAGE_SIZE = 256 * 1024
 
 
-def serve_connection(conn: socket.socket, discard: bool) -> None:
-    with conn:
-        try:
-            size = MESSAGE_SIZE if conn.type == socket.SOCK_SEQPACKET else SIZE
-            while data := conn.recv(size):
-                if not discard:
-                    conn.sendall(data)
-        except OSError:
-            pass  # reset by the peer: this connection is over
+def serve_connection(conn: socket.socket, discard: bool, context: ssl.SSLContext | None) -> None:
+    try:
+        if context is not None:
+            conn = context.wrap_socket(conn, server_side=True)
+        size = MESSAGE_SIZE if conn.type == socket.SOCK_SEQPACKET else SIZE
+        while data := conn.recv(size):
+            if not discard:
+                conn.sendall(data)
+    except OSError:
+        pass  # reset by the peer (or a failed TLS handshake): this connection is over
+    finally:
+        conn.close()
 
 
 def main() -> None:
     address, discard = arguments(sys.argv, __doc__.splitlines()[0])
-    sock, kind, bound = server_socket(address)
+    sock, kind, bound, context = server_socket(address)
     print(bound, flush=True)
     if kind == "datagram":
         buffer = bytearray(MESSAGE_SIZE)
@@ -50,7 +55,7 @@ def main() -> None:
     while True:
         conn, _ = sock.accept()
         tune_accepted(conn)
-        threading.Thread(target=serve_connection, args=(conn, discard), daemon=True).start()
+        threading.Thread(target=serve_connection, args=(conn, discard, context), daemon=True).start()
 
 
 if __name__ == "__main__":

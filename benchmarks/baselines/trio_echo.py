@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Baseline: a minimal hand-written trio echo (or discard) server, the cost floor for trio.
 
-Streams: ``trio.serve_listeners`` and ``async for data in stream: await stream.send_all(data)``.
+Streams: ``trio.serve_listeners`` and ``async for data in stream: await stream.send_all(data)``;
+on tls the stream is a ``trio.SSLStream`` over the TCP one (handshaking at its first receive).
 Datagrams: ``recvfrom_into`` / ``sendto`` on one trio socket. unix-seq: an accept loop and
 ``recv`` / ``send`` per connection. (Room for the largest unix datagram or message, so
 none is cut short.) No limits, no timeouts, no statistics, no logging:
@@ -25,12 +26,13 @@ MESSAGE_SIZE = 256 * 1024
 
 async def main() -> None:
     address, discard = arguments(sys.argv, __doc__.splitlines()[0])
-    raw, kind, bound = server_socket(address)
+    raw, kind, bound, context = server_socket(address)
     sock = trio.socket.from_stdlib_socket(raw)
     print(bound, flush=True)
 
     if kind == "stream":
-        async def handle(stream: trio.SocketStream) -> None:
+        async def handle(tcp: trio.SocketStream) -> None:
+            stream = tcp if context is None else trio.SSLStream(tcp, context, server_side=True)
             try:
                 async for data in stream:
                     if not discard:

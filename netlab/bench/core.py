@@ -12,6 +12,12 @@ Process layout. Nothing measured shares an interpreter with anything else:
   and the server's at the edges of the measured window;
 * this process only starts, pins and stops the others, and adds up what they report.
 
+Encrypted transports (``tls``): the run makes one throwaway CA and one server certificate
+(`certificate_options`), which every server presents, netlab's and the baselines' alike,
+so their handshakes cost the same; the load generator verifies it against that CA. Every
+connection it opens makes a full handshake (no session resumption), so ``connect`` on
+``tls`` beside ``tcp`` shows what the handshake costs.
+
 Pinning (``pin``): ``same`` puts the server and the load generator on one core, ``split``
 on two different cores, ``none`` leaves them to the scheduler. Children are pinned with
 ``os.sched_setaffinity`` as they start (before ``exec``), so every thread they ever make
@@ -45,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -385,7 +392,9 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def loadgen_target(address_text: str) -> dict[str, Any]:
-    """How the load generator reaches a server: family, socket type, sockaddr."""
+    """How the load generator reaches a server: family, socket type, sockaddr; for an
+    encrypted transport also ``tls``: the CA file the server's bound address names
+    (``?ca=PATH``) and the host name to check its certificate against."""
     address = parse_address(address_text)
     transport = address.transport
     if address.is_unix:
@@ -396,7 +405,31 @@ def loadgen_target(address_text: str) -> dict[str, Any]:
     else:
         family = socket.AF_INET6 if ":" in (address.host or "") else socket.AF_INET
         sockaddr = [address.host, address.port]
-    return {"family": int(family), "type": int(transport.socktype), "address": sockaddr}
+    target: dict[str, Any] = {"family": int(family), "type": int(transport.socktype), "address": sockaddr}
+    if transport.encrypted:
+        ca = address.str_option("ca")
+        if ca is None:
+            raise BenchError(f"{address_text}: the server printed no ?ca=FILE: the load generator cannot "
+                             f"verify its certificate")
+        target["tls"] = {"ca": ca, "server_hostname": address.host}
+    return target
+
+
+def certificate_options(directory: Path) -> str:
+    """``?cert=FILE&key=FILE&ca=FILE`` for the servers of an encrypted transport: a throwaway
+    CA and one certificate from it (for localhost, 127.0.0.1 and ::1), made once in
+    `directory` and presented by every server of the run, so their handshakes cost the same."""
+    files = {name: directory / f"{name}.pem" for name in ("cert", "key", "ca")}
+    if not all(path.is_file() for path in files.values()):
+        import trustme
+
+        directory.mkdir(parents=True, exist_ok=True)
+        authority = trustme.CA(organization_name="netlab bench throwaway CA")
+        leaf = authority.issue_cert("localhost", "127.0.0.1", "::1")
+        authority.cert_pem.write_to_path(str(files["ca"]))
+        leaf.private_key_pem.write_to_path(str(files["key"]))
+        files["cert"].write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    return "?" + "&".join(f"{name}={urllib.parse.quote(str(path))}" for name, path in files.items())
 
 
 def spawn_server(name: str, template: str, service: str, settings: BenchSettings, workdir: Path,
@@ -576,7 +609,10 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
                 skipped.append({"transport": name, "reason": _NOT_APPLICABLE[settings.mode]})
                 continue
             levels: Sequence[int | None] = settings.levels if settings.mode == "concurrency" else (None,)
-            with _servers(settings, name, service, workdir / name, max_connections) as servers:
+            template = COMPARE_SCHEMES[name]
+            if transport.encrypted:
+                template += certificate_options(workdir / "certificate")
+            with _servers(settings, template, service, workdir / name, max_connections) as servers:
                 contenders: list[str] = list(servers)
                 host = None
                 if settings.mode == "stream" and settings.iperf3 and name in ("tcp", "tcp6"):
@@ -604,7 +640,7 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
                             progress(f"{settings.mode} {name} {who}" + (f" x{level}" if level else ""))
             if settings.mode == "concurrency" and settings.hold and transport.connected:
                 for who in settings.servers:  # each alone, on a fresh server: its memory is what we read
-                    with _servers(settings, name, service, workdir / f"{name}-hold-{who}", max_connections,
+                    with _servers(settings, template, service, workdir / f"{name}-hold-{who}", max_connections,
                                   only=who) as servers:
                         run = Run("hold", name, who, 0, settings.hold)
                         try:
@@ -626,9 +662,10 @@ def _timeout(settings: BenchSettings, level: int | None) -> float:
 
 
 @contextlib.contextmanager
-def _servers(settings: BenchSettings, transport: str, service: str, workdir: Path, max_connections: int,
+def _servers(settings: BenchSettings, template: str, service: str, workdir: Path, max_connections: int,
              only: str | None = None) -> Iterator[dict[str, ServerProcess | BenchError]]:
-    """Start the servers; a server that cannot start is there as its BenchError."""
+    """Start the servers on `template` (an address, ``{dir}`` for a directory of its own);
+    a server that cannot start is there as its BenchError."""
     workdir.mkdir(parents=True, exist_ok=True)
     started: dict[str, ServerProcess | BenchError] = {}
     waiting: dict[str, Callable[[], ServerProcess]] = {}
@@ -636,7 +673,7 @@ def _servers(settings: BenchSettings, transport: str, service: str, workdir: Pat
         for who in settings.servers:
             if only is None or who == only:
                 try:
-                    waiting[who] = spawn_server(who, COMPARE_SCHEMES[transport], service, settings, workdir,
+                    waiting[who] = spawn_server(who, template, service, settings, workdir,
                                                 max_connections=max_connections)
                 except BenchError as exc:
                     started[who] = exc

@@ -35,6 +35,13 @@ Modes (``spec["mode"]``):
   with SO_LINGER 0 (a reset), so no TIME_WAIT piles up on the client's ephemeral ports.
 * ``hold``      open `hold` connections in batches, each answering one echo; read the
   server's resident memory before and after; then every connection answers once more.
+
+TLS (``spec["tls"]``: the CA file and the host name to verify the server against): every
+connection is wrapped in an `ssl.SSLSocket` right after its TCP connect, and handshakes
+there, blocking, before it counts as open, so ``connect`` times the handshake with the
+rest. Every handshake is a full one (no session is resumed). Non-blocking reads may find
+a record incomplete, or only a session ticket (`ssl.SSLWantReadError`: read again when
+epoll says so), and a write may have to wait for room (`ssl.SSLWantWriteError`).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ import os
 import resource
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -59,6 +67,15 @@ _now = time.perf_counter_ns
 
 class LoadError(Exception):
     """A failure the result reports as its error."""
+
+
+#: a non-blocking socket, plain or TLS, has nothing to give or no room to take now
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+#: a blocking receive gave up at its SO_RCVTIMEO (EAGAIN; on TLS, OpenSSL wants to read)
+_TIMED_OUT = (BlockingIOError, TimeoutError, ssl.SSLWantReadError)
+#: a handshake that failed because the server went away (or did not answer within the
+#: receive timeout), rather than because TLS refused it
+_TLS_GONE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ssl.SSLWantReadError)
 
 
 # -- what the machine says ------------------------------------------------------------------
@@ -153,8 +170,18 @@ class Target:
         self.stream = self.type == socket.SOCK_STREAM
         self.datagram = self.type == socket.SOCK_DGRAM
         self.inet = self.family != socket.AF_UNIX
+        tls = spec.get("tls")
+        self.tls: ssl.SSLContext | None = None
+        self.server_hostname: str | None = None
+        if tls:
+            self.tls = ssl.create_default_context(cafile=tls["ca"])
+            # as netlab's own client: a FIN without close_notify is the end of the stream
+            self.tls.options |= getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+            self.server_hostname = tls["server_hostname"]
 
     def connect(self, *, reply_timeout: float | None = None) -> socket.socket:
+        """A connected socket; on TLS an `ssl.SSLSocket`, its handshake done. Raises
+        OSError, or LoadError when TLS refuses the server (no retry can succeed)."""
         sock = socket.socket(self.family, self.type)
         try:
             if self.family == socket.AF_UNIX and self.datagram:
@@ -164,10 +191,30 @@ class Target:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if reply_timeout is not None:
                 set_receive_timeout(sock, reply_timeout)
+            if self.tls is not None:
+                sock = self._handshake(sock)
         except BaseException:
             sock.close()
             raise
         return sock
+
+    def _handshake(self, sock: socket.socket) -> ssl.SSLSocket:
+        assert self.tls is not None
+        try:
+            return self.tls.wrap_socket(sock, server_hostname=self.server_hostname)
+        except _TLS_GONE:
+            raise  # a failed connection, as a reset is
+        except ssl.SSLError as exc:
+            why = (exc.reason or str(exc)).lower().replace("_", " ")  # CERTIFICATE_VERIFY_FAILED
+            detail = getattr(exc, "verify_message", None)
+            raise LoadError(f"TLS handshake with the server failed: {why}" + (f" ({detail})" if detail else "")
+                            + ": does it speak TLS, with a certificate from the CA it printed?") from None
+
+    def shutdown_write(self, sock: socket.socket) -> None:
+        """Half-close (a FIN). On TLS without close_notify, as netlab's own ``send_eof``:
+        `ssl.SSLSocket.shutdown` would drop the TLS layer, and what comes back after
+        (the server's close) could no longer be read."""
+        socket.socket.shutdown(sock, socket.SHUT_WR)
 
     def close(self, sock: socket.socket) -> None:
         """Close; TCP with a reset (SO_LINGER 0), so that no TIME_WAIT ties up a port."""
@@ -277,7 +324,7 @@ def _pingpong_blocking(target: Target, spec: dict[str, Any]) -> dict[str, Any]:
                 while True:
                     try:
                         n = recv_into(buffer)
-                    except (BlockingIOError, TimeoutError):  # SO_RCVTIMEO: no reply within timeout
+                    except _TIMED_OUT:  # SO_RCVTIMEO: no reply within timeout
                         answered = False
                         lost += measuring
                         break
@@ -342,7 +389,7 @@ def _pingpong_epoll(target: Target, spec: dict[str, Any], connections: int) -> d
         if stream:
             try:
                 n = socks[i].send(messages[i])
-            except BlockingIOError:
+            except _WOULD_BLOCK:
                 n = 0
             if n < size:  # rare: the request did not fit the send buffer at once
                 socks[i].setblocking(True)
@@ -366,7 +413,7 @@ def _pingpong_epoll(target: Target, spec: dict[str, Any], connections: int) -> d
             i = by_fd[fd]
             try:
                 n = socks[i].recv_into(views[i][got[i]:])
-            except BlockingIOError:
+            except _WOULD_BLOCK:
                 continue
             if stream and not n:
                 raise LoadError("the server closed a connection")
@@ -404,7 +451,11 @@ def _pingpong_epoll(target: Target, spec: dict[str, Any], connections: int) -> d
                             continue
                     else:
                         n = sock.recv_into(buffers[i])
-                except BlockingIOError:
+                except _WOULD_BLOCK:
+                    # TLS: a record not complete yet, or a session ticket and no data. No
+                    # read here leaves plaintext in the TLS layer where epoll cannot see it
+                    # (SSLSocket.pending()): it asks for the rest of one reply, which a
+                    # record of a closed-loop echo never exceeds
                     continue
                 if (not stream and n != size) or buffers[i] != messages[i]:
                     if not stream and n >= 8 and SEQ.unpack_from(buffers[i])[0] < seqs[i]:
@@ -529,7 +580,7 @@ def rate(spec: dict[str, Any]) -> dict[str, Any]:
                 while data:
                     socks[i].send(data[0])
                     data.popleft()
-        except BlockingIOError:
+        except _WOULD_BLOCK:
             pass
         except ConnectionRefusedError:
             data.clear()  # UDP: nobody there (ICMP): these count as lost
@@ -539,8 +590,10 @@ def rate(spec: dict[str, Any]) -> dict[str, Any]:
         nonlocal measured_answered, mismatched, stale
         sock, buffer = socks[i], buffers[i]
         try:
+            # TLS: one record at most, and the buffer holds any record whole, so no
+            # plaintext stays behind in the TLS layer (SSLSocket.pending()) unseen by epoll
             n = sock.recv_into(buffer)
-        except BlockingIOError:
+        except _WOULD_BLOCK:
             return
         except ConnectionRefusedError:
             return
@@ -591,7 +644,7 @@ def rate(spec: dict[str, Any]) -> dict[str, Any]:
                     if not pending_out[i]:
                         try:
                             n = socks[i].send(message)
-                        except BlockingIOError:
+                        except _WOULD_BLOCK:
                             n = 0
                         if n < size:
                             pending_out[i] += memoryview(message)[n:]
@@ -668,11 +721,11 @@ def stream(spec: dict[str, Any]) -> dict[str, Any]:
             while _now() < end:
                 send(chunk)
                 sent += len(chunk)
-            sock.shutdown(socket.SHUT_WR)
+            target.shutdown_write(sock)
             try:  # the discard server closes once it has read everything
                 if sock.recv(1):
                     raise LoadError("the sink sent data back: is it a discard server?")
-            except (BlockingIOError, TimeoutError):
+            except _TIMED_OUT:
                 raise LoadError("the server did not close within 30 s of the end of the transfer") from None
             except ConnectionResetError:
                 pass

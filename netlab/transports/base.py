@@ -539,6 +539,9 @@ class Transport(abc.ABC):
     #: a listener accepts connections (stream and seqpacket), rather than one socket
     #: receiving from every peer (datagram)
     connected: ClassVar[bool]
+    #: the bytes are encrypted (TLS): a client needs the server's CA (``?ca=FILE``) and a
+    #: handshake before the first byte, a server a certificate (``?cert=FILE&key=FILE``)
+    encrypted: ClassVar[bool] = False
 
     @property
     def family_name(self) -> str:

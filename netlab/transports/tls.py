@@ -507,6 +507,7 @@ class TlsTransport(StreamTransport):
     target = "inet"
     socktype = socket.SOCK_STREAM
     options = TcpTransport.options | TLS_OPTIONS
+    encrypted = True
 
     def __init__(self, scheme: str = "tls") -> None:
         self.scheme = scheme
