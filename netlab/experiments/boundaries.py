@@ -13,7 +13,9 @@ import tempfile
 
 import trio
 
-from ..transports import COMPARE_SCHEMES, Address, open_pair, parse_address, receive_message, send_data
+from ..transports import (
+    COMPARE_SCHEMES, Address, get_transport, open_pair, parse_address, receive_message, send_data,
+)
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
 SENDS = 10
@@ -56,7 +58,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
         shutil.rmtree(tmp, ignore_errors=True)
     result.tables.append(table)
     merged = [n for n, f in result.facts.items() if not f["kept"]]
-    whole = [n for n, f in result.facts.items() if f["kept"]]
+    whole = [n for n, f in result.facts.items() if f["kept"] and f["declared_boundaries"]]
     if merged:
         result.findings.append(
             f"{', '.join(merged)}: {SENDS} sends came out as "
@@ -68,8 +70,12 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
                                "datagram and seqpacket sockets deliver whole messages.")
     surprises = [n for n, f in result.facts.items() if f["kept"] != f["declared_boundaries"] and f["kept"]]
     if surprises:
+        why = ("the reads happened to line up with the writes (under TLS, each send is one TLS record, "
+               "and a read returns at most one record)"
+               if any(get_transport(n).encrypted for n in surprises) else
+               "the reads happened to line up with the writes")
         result.findings.append(f"{', '.join(surprises)} kept the boundaries this time although a stream does "
-                               "not promise to: the reads happened to line up with the writes.")
+                               f"not promise to: {why}.")
     return result
 
 

@@ -287,6 +287,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
         options={"messages": count, "size": size, "rcvbuf": options.rcvbuf, "stall_ms": STALL * 1000},
     )
     payloads = _messages(count, size)
+    layered: list[str] = []
     tmp = tempfile.mkdtemp(prefix="nl-", dir="/tmp")
     try:
         for name, template in COMPARE_SCHEMES.items():
@@ -295,6 +296,9 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
                 text += f"?rcvbuf={options.rcvbuf}"
             address = parse_address(text)
             transport = address.transport
+            if transport.encrypted:  # the burst is written straight to the kernel socket, to time each wait
+                layered.append(name)
+                continue
             facts: dict[str, Any] = {"kind": transport.kind, "declared_reliable": transport.reliable}
             with trio.move_on_after(GUARD) as guard:
                 burst = _connections if transport.connected else _datagrams
@@ -308,6 +312,10 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _report(result, count, size, options.rcvbuf)
+    if layered:
+        result.findings.append(f"{', '.join(layered)}: not run: a TLS stream rides on a TCP socket, whose kernel "
+                               "queues it shares (see tcp); this experiment writes straight to the socket to time "
+                               "each wait, which TLS would not understand.")
     return result
 
 

@@ -754,8 +754,9 @@ async def open_pair(address: Address | str) -> AsyncIterator[Pair]:
     """Listen on `address`, connect to it, accept: a connected pair of any kind, closed on exit.
 
     For a datagram kind the server's socket is connected to the client's address, so both
-    ends are `ConnectedDatagram` channels. The listening socket is closed once the pair is
-    made (a unix socket file goes with it).
+    ends are `ConnectedDatagram` channels. A byte stream that sets itself up on first use
+    (a TLS handshake) is set up before the pair is handed over. The listening socket is
+    closed once the pair is made (a unix socket file goes with it).
 
     Raises: what `Transport.listen` and `Transport.connect` raise.
     """
@@ -770,6 +771,12 @@ async def open_pair(address: Address | str) -> AsyncIterator[Pair]:
         client = await transport.connect(bound)
         if isinstance(listening, Listeners):
             server = await listening.listeners[0].accept()
+            if not transport.boundaries:
+                # a layered byte stream (TLS) sets itself up on first use, which needs both
+                # ends at once: an empty send does that (and nothing at all on a plain socket)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(send_data, client, b"")
+                    nursery.start_soon(send_data, server, b"")
         else:
             assert isinstance(listening, DatagramEndpoint) and isinstance(client, ConnectedDatagram)
             server = listening.connect_back(client)
