@@ -331,3 +331,24 @@ def test_any_inet_sockaddr_prints_to_an_address_naming_it(ip, port: int, base: s
     assert address.port == port
     assert ipaddress.ip_address(address.host) == ip  # ::ffff:0:0 prints as ::ffff:0.0.0.0
     assert_round_trips(address)
+
+
+_HUGE = "1" * 4301  # one digit over int()'s 4300-digit limit for a string
+
+
+@pytest.mark.parametrize("text", [
+    f"tcp:127.0.0.1:{_HUGE}", f"udp6:[::1]:{_HUGE}", f"tcp:{_HUGE}", f"tcp:127.0.0.1:0?backlog={_HUGE}",
+    f"udp:127.0.0.1:0?rcvbuf={_HUGE}", f"unix-dgram:@x?sndbuf={_HUGE}", f"tcp:127.0.0.1:{'0' * 5000}99999",
+])
+def test_huge_integers_are_out_of_range_not_a_python_error(text: str) -> None:
+    """int() refuses strings over 4300 digits with its own ValueError; an address must give
+    netlab's AddressError, with the number shortened in the message."""
+    with pytest.raises(AddressError, match="out of range") as caught:
+        parse_address(text)
+    assert "Exceeds" not in str(caught.value)
+    assert len(str(caught.value)) < 200
+
+
+def test_leading_zeros_are_the_number() -> None:
+    assert parse_address("tcp:127.0.0.1:" + "0" * 5000 + "7000").port == 7000
+    assert dict(parse_address("tcp:127.0.0.1:0?backlog=" + "0" * 5000 + "16").options)["backlog"] == 16

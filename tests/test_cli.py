@@ -145,6 +145,13 @@ USAGE_ERRORS = {
     "unknown compare service": (["compare", "--services", "nope", "-n", "1"], ["'nope'"]),
     "missing transport": (["send", "2 3"], ["--transport"]),
 }
+_HUGE = "1" * 4301  # int() refuses strings over 4300 digits with a ValueError of its own
+for _args in (["serve", "-t", f"tcp:127.0.0.1:{_HUGE}"], ["send", "-t", f"udp:127.0.0.1:0?rcvbuf={_HUGE}", "2 3"],
+              ["chat", "-t", f"tcp:127.0.0.1:0?backlog={_HUGE}"], ["raw", f"unix-dgram:@x?sndbuf={_HUGE}"],
+              ["raw", "--listen", f"tcp:{_HUGE}"], ["addr", "explain", f"tcp6:[::1]:{_HUGE}"],
+              ["relay", "--listen", f"udp:127.0.0.1:{_HUGE}", "--to", "udp:127.0.0.1:7000"],
+              ["relay", "--listen", "tcp:127.0.0.1:0", "--to", f"tcp:127.0.0.1:0?sndbuf={_HUGE}"]):
+    USAGE_ERRORS[f"4301-digit integer ({' '.join(_args[:2])})"] = (_args, ["out of range"])
 
 
 @pytest.mark.parametrize("case", list(USAGE_ERRORS))
@@ -156,6 +163,7 @@ def test_usage_error_exits_2_naming_the_problem(case: str) -> None:
     text = flat(result.output)
     for piece in wanted:
         assert piece in text, text
+    assert "Exceeds the limit" not in text
 
 
 # -- transports -----------------------------------------------------------------------

@@ -47,13 +47,30 @@ UNIX_PATH_MAX = 107
 _DNS_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?\Z")
 
 
+def _shown(text: str) -> str:
+    """`text` for an error message: at most 24 characters, so a huge number stays one line."""
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} characters)"
+
+
+def _whole_number(text: str, high: int) -> int | None:
+    """The value of `text` if it is ASCII digits and at most `high`, else None. A number
+    with more digits than `high` is refused before `int()` sees it: int() of a string
+    over 4300 digits raises Python's own ValueError ("Exceeds the limit...")."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0") or "0"
+    if len(significant) > len(str(high)):
+        return high + 1
+    return int(significant)
+
+
 def _parse_int(name: str, low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
-        if not re.fullmatch(r"[0-9]+", value):
-            raise AddressError(f"option {name}= takes a whole number, not {value!r}")
-        number = int(value)
+        number = _whole_number(value, high)
+        if number is None:
+            raise AddressError(f"option {name}= takes a whole number, not {_shown(value)!r}")
         if not low <= number <= high:
-            raise AddressError(f"option {name}={value} is out of range ({low} to {high})")
+            raise AddressError(f"option {name}={_shown(value)} is out of range ({low} to {high})")
         return number
 
     return parse
@@ -291,11 +308,11 @@ def _parse_host(text: str, scheme: str, family: socket.AddressFamily | None) -> 
 def _parse_port(text: str) -> int:
     if not text:
         raise AddressError("missing port: add :PORT (0 asks the kernel for a free one)")
-    if not re.fullmatch(r"[0-9]+", text):
-        raise AddressError(f"port must be a number from 0 to 65535, not {text!r}")
-    port = int(text)
+    port = _whole_number(text, 65535)
+    if port is None:
+        raise AddressError(f"port must be a number from 0 to 65535, not {_shown(text)!r}")
     if port > 65535:
-        raise AddressError(f"port {port} is out of range (0 to 65535)")
+        raise AddressError(f"port {_shown(text)} is out of range (0 to 65535)")
     return port
 
 
