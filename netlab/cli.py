@@ -143,6 +143,12 @@ def serve_cmd(
     idle_timeout: Annotated[float, typer.Option(min=0.001, rich_help_panel=_LIMITS,
                                                 help="seconds a connection may send nothing, or leave a reply "
                                                      "unread, before it is closed")] = 300.0,
+    max_connections_per_peer: Annotated[Optional[int], typer.Option(
+        min=1, rich_help_panel=_LIMITS, help="open connections from one IP address (one uid on unix sockets); "
+                                             "more get ERR busy (default: none but --max-connections)")] = None,
+    request_timeout: Annotated[float, typer.Option(min=0.001, rich_help_panel=_LIMITS,
+                                                   help="seconds from a request's first byte to its end; "
+                                                        "then the connection is closed")] = 30.0,
     max_line: Annotated[int, typer.Option(min=1, rich_help_panel=_LIMITS,
                                           help="bytes in one request line; more gets ERR request too long")]
     = 64 * 1024,
@@ -161,6 +167,7 @@ def serve_cmd(
     """Serve a service until SIGTERM or Ctrl-C, which drain it (a second Ctrl-C stops at once).
     Prints `listening ADDR` for each bound socket, with the limits in force."""
     limits = Limits(max_connections=max_connections, idle_timeout=idle_timeout, max_line=max_line,
+                    request_timeout=request_timeout, max_connections_per_peer=max_connections_per_peer,
                     rate_limit=rate_limit, grace=grace,
                     allow_uids=frozenset(allow_uid) if allow_uid else None,
                     allow_gids=frozenset(allow_gid) if allow_gid else None)

@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 import struct
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,15 +37,17 @@ import trio
 from .errors import (
     AddressError, ConnectionResetError, NetlabError, TimeoutError, TransportError, translate_os_errors,
 )
-from .services import Service, get_service
+from .logs import summarise_accept_errors, summarised
+from .services import Service, Session, get_service
+from .services.base import REPLY_BUDGET
 from .services.framing import DEFAULT_MAX_LINE
 from .transports import (
     Address, ByteStream, Connection, DatagramEndpoint, Kind, Listeners, Listening, MessageChannel, Transport,
-    parse_address, plain_socket, send_data, socket_of,
+    parse_address, peer_identity, plain_socket, send_data, socket_of,
 )
 from .transports.base import Peer
 
-log = logging.getLogger("netlab.server")
+log = summarised(logging.getLogger("netlab.server"))
 
 #: bytes asked for per read on a stream
 RECEIVE_SIZE = 64 * 1024
@@ -55,6 +57,10 @@ SERVER_RECEIVE_SIZE = 256 * 1024
 #: how long a datagram server waits to hand a reply to a peer that is not reading; a peer
 #: that made it wait that long in vain gets its further replies only if they go at once
 REPLY_TIMEOUT = 1.0
+#: datagram replies held for one peer that cannot take them yet, and bytes of them held for
+#: all peers together; beyond either, a reply is dropped and counted (`reply_queue_dropped`)
+PEER_REPLY_QUEUE = 16
+REPLY_QUEUE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,14 @@ class Limits:
     ``max_connections``  open connections at once (stream and seqpacket); the next one is
                          accepted, told ``ERR busy`` and closed, so it learns at once rather
                          than hanging in the listen backlog.
-    ``idle_timeout``     seconds a connection may send nothing (slowloris), and seconds a
-                         reply may wait for a client that does not read; then it is closed.
+    ``idle_timeout``     seconds a connection may send nothing, and seconds a reply may
+                         wait for a client that does not read; then it is closed.
+    ``request_timeout``  seconds from the first byte of a request to its end (slowloris: a
+                         byte now and then resets the idle timeout, not this one); then the
+                         connection is closed.
+    ``max_connections_per_peer``  open connections from one peer: one IP address, or one
+                         uid on a unix socket (None: no limit but ``max_connections``); the
+                         next one gets ``ERR busy`` like the rest.
     ``max_line``         bytes in one request line (line services); more gets ``ERR request
                          too long`` and is not buffered.
     ``rate_limit``       replies per second to one datagram peer (None: no limit).
@@ -78,6 +90,8 @@ class Limits:
 
     max_connections: int = 1024
     idle_timeout: float = 300.0
+    request_timeout: float = 30.0
+    max_connections_per_peer: int | None = None
     max_line: int = DEFAULT_MAX_LINE
     rate_limit: float | None = None
     grace: float = 1.0
@@ -87,8 +101,10 @@ class Limits:
 
     def describe(self) -> str:
         rate = "none" if self.rate_limit is None else f"{self.rate_limit:g}/s"
-        text = (f"max-connections={self.max_connections} idle-timeout={self.idle_timeout:g}s "
-                f"max-line={self.max_line} rate-limit={rate} grace={self.grace:g}s")
+        per_peer = "none" if self.max_connections_per_peer is None else self.max_connections_per_peer
+        text = (f"max-connections={self.max_connections} max-connections-per-peer={per_peer} "
+                f"idle-timeout={self.idle_timeout:g}s request-timeout={self.request_timeout:g}s "
+                f"max-line={self.max_line} reply-budget={REPLY_BUDGET} rate-limit={rate} grace={self.grace:g}s")
         if self.allow_uids is not None:
             text += " allow-uid=" + ",".join(map(str, sorted(self.allow_uids)))
         if self.allow_gids is not None:
@@ -105,11 +121,15 @@ class ServerStats:
     unanswerable: int = 0  # datagrams from a sender with no address (unbound unix-dgram)
     reply_failures: int = 0  # replies that could not be delivered
     busy: int = 0  # connections refused with ERR busy (max_connections)
+    peer_busy: int = 0  # connections refused with ERR busy (max_connections_per_peer)
     idle_closed: int = 0  # connections closed for sending nothing for idle_timeout
+    request_timeouts: int = 0  # connections closed: a request begun was not finished in request_timeout
+    budget_waits: int = 0  # times a stream's replies reached REPLY_BUDGET and reading waited for them to go
     stalled_closed: int = 0  # connections closed because a reply could not be written in time
     credentials_refused: int = 0  # unix peers whose uid/gid is not allowed
     rate_limited: int = 0  # datagram replies not sent: the peer was over rate_limit
     amplification_dropped: int = 0  # datagram replies not sent: too much larger than the request
+    reply_queue_dropped: int = 0  # datagram replies not sent: the peer's queue (or all queues) full
     kernel_drops: int | None = None  # datagrams the kernel dropped on a full receive queue (SO_RXQ_OVFL)
 
 
@@ -132,6 +152,8 @@ class Server:
     _everything: trio.CancelScope | None = field(default=None, repr=False)
     _listening: Listening | None = field(default=None, repr=False)
     draining: bool = False
+    #: open connections per peer (`peer_identity`), kept only with max_connections_per_peer
+    _per_peer: dict[str, int] = field(default_factory=dict, repr=False)
     #: where stream connections read into: one buffer for all of them (each read is copied
     #: out before the next await, and the server's tasks all run in one thread)
     _read_buffer: memoryview = field(default_factory=lambda: memoryview(bytearray(SERVER_RECEIVE_SIZE)),
@@ -185,6 +207,7 @@ async def serve(
         raise AddressError(f"allow-uid/allow-gid check peer credentials (SO_PEERCRED), which only unix stream "
                            f"and unix-seq sockets have; {address.scheme}: has none")
     service = _make_service(service, limits)
+    summarise_accept_errors()
     listening = await transport.listen(address)
     server = Server(service, transport, address, listening.bound, limits, _listening=listening)
     try:
@@ -222,6 +245,7 @@ async def _admit(server: Server, handle: Handler, conn: Connection) -> None:
     stats, limits = server.stats, server.limits
     stats.connections += 1
     stats.active += 1
+    peer = None
     try:
         async with conn:
             if limits.allow_uids is not None or limits.allow_gids is not None:
@@ -233,9 +257,20 @@ async def _admit(server: Server, handle: Handler, conn: Connection) -> None:
                     who = "unknown" if creds is None else f"pid {creds[0]}, uid {creds[1]}, gid {creds[2]}"
                     log.warning("refused a connection from %s: not in allow-uid/allow-gid", who)
                     return
-            if stats.active > limits.max_connections:
+            busy = stats.active > limits.max_connections
+            if busy:
                 stats.busy += 1
                 log.warning("refused a connection: %d open already (max-connections)", limits.max_connections)
+            elif limits.max_connections_per_peer is not None:
+                peer = peer_identity(conn)
+                if peer is not None:
+                    server._per_peer[peer] = server._per_peer.get(peer, 0) + 1
+                    if server._per_peer[peer] > limits.max_connections_per_peer:
+                        busy = True
+                        stats.peer_busy += 1
+                        log.warning("refused a connection from %s: %d open from there already "
+                                    "(max-connections-per-peer)", peer, limits.max_connections_per_peer)
+            if busy:
                 with trio.move_on_after(1.0), contextlib.suppress(NetlabError, trio.BrokenResourceError,
                                                                    trio.ClosedResourceError):
                     await send_data(conn, _DRIVERS[server.transport.kind].busy)
@@ -247,6 +282,10 @@ async def _admit(server: Server, handle: Handler, conn: Connection) -> None:
         log.exception("connection failed")
     finally:
         stats.active -= 1
+        if peer is not None:
+            left = server._per_peer.pop(peer) - 1
+            if left:
+                server._per_peer[peer] = left
 
 
 class _Deadline:
@@ -261,27 +300,49 @@ class _Deadline:
     connection moves it once every `slack` seconds rather than once per message. A
     connection is closed no sooner than ``idle_timeout`` after the wait began, as before, and
     at most `slack` (1/32 of ``idle_timeout``) later. `sending` says which wait it was.
+
+    The request timeout shares the scope: `request` is told after each read whether a
+    request is under way (begun, not ended); the first such read sets `request_due`
+    ``request_timeout`` ahead, the read that ends the request clears it, and the scope's
+    deadline is the sooner of the two. A byte now and then keeps a connection from being
+    idle, but not a request from being due.
     """
 
-    __slots__ = ("scope", "sending", "_idle", "_slack", "_deadline")
+    __slots__ = ("scope", "sending", "request_due", "_idle", "_slack", "_deadline", "_request_timeout")
 
-    def __init__(self, idle_timeout: float) -> None:
+    def __init__(self, idle_timeout: float, request_timeout: float = float("inf")) -> None:
         self._idle = idle_timeout
         self._slack = idle_timeout / 32
         self._deadline = trio.current_time() + idle_timeout + self._slack
+        self._request_timeout = request_timeout
         self.scope = trio.CancelScope(deadline=self._deadline)
         self.sending = False
+        self.request_due: float | None = None
 
     def arm(self) -> None:
         now = trio.current_time()
         if now + self._idle > self._deadline:
             self._deadline = now + self._idle + self._slack
+            due = self.request_due
+            self.scope.deadline = self._deadline if due is None or due > self._deadline else due
+
+    def request(self, incomplete: bool) -> None:
+        if incomplete:
+            if self.request_due is None:
+                self.request_due = trio.current_time() + self._request_timeout
+                self.scope.deadline = min(self._deadline, self.request_due)
+        elif self.request_due is not None:
+            self.request_due = None
             self.scope.deadline = self._deadline
 
 
 def _timed_out(server: Server, deadline: _Deadline) -> None:
     """Count and log a connection `deadline` closed."""
-    if deadline.sending:
+    if deadline.request_due is not None and trio.current_time() >= deadline.request_due:
+        server.stats.request_timeouts += 1
+        log.info("closed a connection whose request was not complete %g s after its first byte (request-timeout)",
+                 server.limits.request_timeout)
+    elif deadline.sending:
         server.stats.stalled_closed += 1
         log.info("closed a connection that did not read its replies for %g s", server.limits.idle_timeout)
     else:
@@ -313,16 +374,17 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
     ``BrokenResourceError`` / ``ClosedResourceError`` that ``SocketStream`` would raise.
     """
     stream = cast(ByteStream, conn)  # the driver table sends only byte streams here
-    feed = server.service.new_session().receive_data
+    session = server.service.new_session()
     sock = plain_socket(stream)
     if sock is None:  # bytes that pass through a layer (TLS): the stream's own calls
-        await _handle_layered_stream(server, stream, feed)
+        await _handle_layered_stream(server, stream, session)
         return
+    feed = session.receive_data
     fd = sock.fileno()
     buffer = server._read_buffer
     wait_readable, checkpoint, readv, write = (trio.lowlevel.wait_readable, trio.lowlevel.checkpoint,
                                                os.readv, os.write)
-    deadline = _Deadline(server.limits.idle_timeout)
+    deadline = _Deadline(server.limits.idle_timeout, server.limits.request_timeout)
     with deadline.scope:
         while True:
             deadline.arm()
@@ -338,7 +400,7 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
             except OSError as exc:
                 raise _broken(exc)  # noqa: B904 - _broken sets the cause
             reply = feed(bytes(buffer[:n]))  # a copy: the buffer is reused at the next read
-            if reply:
+            while reply:
                 try:
                     sent = write(fd, reply)
                 except BlockingIOError:
@@ -351,6 +413,14 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
                     await stream.send_all(memoryview(reply)[sent:])
                     deadline.sending = False
                     waited = True
+                if len(reply) < REPLY_BUDGET:
+                    break
+                # the session stopped at its budget: the rest, once this has gone (it did,
+                # or send_all waited for the client to read it); no reading meanwhile
+                reply = session.resume()
+                server.stats.budget_waits += bool(reply)
+            if session.incomplete or deadline.request_due is not None:
+                deadline.request(session.incomplete)
             if not n or server.draining:
                 return
             if not waited:
@@ -358,20 +428,25 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
     _timed_out(server, deadline)
 
 
-async def _handle_layered_stream(server: Server, stream: ByteStream, feed: Callable[[bytes], bytes]) -> None:
+async def _handle_layered_stream(server: Server, stream: ByteStream, session: Session) -> None:
     """`_handle_stream` for a stream whose bytes pass through a layer (TLS): the same
     protocol, with the stream's own receive_some and send_all."""
-    deadline = _Deadline(server.limits.idle_timeout)
+    deadline = _Deadline(server.limits.idle_timeout, server.limits.request_timeout)
     with deadline.scope:
         while True:
             deadline.arm()
             data = await stream.receive_some(SERVER_RECEIVE_SIZE)
-            reply = feed(bytes(data))
-            if reply:
+            reply = session.receive_data(bytes(data))
+            while reply:
                 deadline.arm()
                 deadline.sending = True
                 await stream.send_all(reply)
                 deadline.sending = False
+                if len(reply) < REPLY_BUDGET:
+                    break
+                reply = session.resume()
+                server.stats.budget_waits += bool(reply)
+            deadline.request(session.incomplete)
             if not data or server.draining:
                 return
     _timed_out(server, deadline)
@@ -411,8 +486,12 @@ async def _serve_datagrams(server: Server, listening: Listening, task_status: tr
     with trio.CancelScope() as everything:
         server._everything = everything
         task_status.started(server)
-        with server._stop_accepting:
-            await _datagram_loop(server, listening)
+        async with trio.open_nursery() as nursery:
+            pending = _PendingReplies(server, listening)
+            nursery.start_soon(pending.run)
+            with server._stop_accepting:
+                await _datagram_loop(server, listening, pending)
+            nursery.cancel_scope.cancel()
         # draining: a datagram server has no requests in flight between datagrams
 
 
@@ -436,44 +515,99 @@ class _RateLimiter:
         return allowed
 
 
-async def _reply(server: Server, sock: DatagramEndpoint, reply: bytes, peer: Peer,
-                 stalled: OrderedDict[Peer, None]) -> None:
-    """Send one datagram reply that could not go at once, without letting a peer that does
-    not read stall the server.
+class _PendingReplies:
+    """Datagram replies that could not go at once, sent by a task of their own, so that no
+    peer, and no stream of new peers, can stall the receive loop.
 
-    It is retried for up to REPLY_TIMEOUT s, polling with short sleeps: an unconnected unix
-    datagram socket polls writable even when the peer's queue is full, so waiting for
-    writability would spin. A peer that made us wait that long in vain is remembered, and
-    until it takes a reply again, its replies are sent only if they go at once, and dropped
-    otherwise: one client that never reads costs the others one wait, not one per datagram.
+    The loop hands a reply here when the kernel would not take it (a unix-dgram peer whose
+    receive queue is full; rarely, a full send buffer) and goes on at once. `run` retries
+    every peer's queue in order, polling with short sleeps (an unconnected unix datagram
+    socket polls writable even when the peer's queue is full, so waiting for writability
+    would spin). Bounded: `PEER_REPLY_QUEUE` replies per peer and `REPLY_QUEUE_BYTES` for all
+    of them; past either, a reply is dropped and counted. A peer whose oldest reply has
+    waited REPLY_TIMEOUT in vain is not reading: its queue is dropped, and until it takes a
+    reply again its replies go only if they can at once.
     """
-    stats = server.stats
-    try:
-        if peer not in stalled:
-            delay = 0.0005
-            with trio.move_on_after(REPLY_TIMEOUT):
-                while True:
-                    await trio.sleep(delay)
-                    delay = min(2 * delay, 0.02)
-                    if sock.try_send_to(reply, peer):
-                        return
-            stalled[peer] = None
-            if len(stalled) > _RateLimiter.MAX_PEERS:
-                stalled.popitem(last=False)
-            log.warning("dropped a reply to %s: it is not reading (its further replies go only if they "
-                        "can at once)", server.transport.format_peer(peer))
-        else:
-            log.debug("dropped a reply to %s: it is still not reading", server.transport.format_peer(peer))
-        stats.reply_failures += 1
-    except TransportError as exc:
-        stats.reply_failures += 1
-        log.info("could not reply: %s", exc)
+
+    def __init__(self, server: Server, sock: DatagramEndpoint) -> None:
+        self._server = server
+        self._sock = sock
+        self._queues: OrderedDict[Peer, deque[tuple[float, bytes]]] = OrderedDict()
+        self._bytes = 0
+        self.stalled: OrderedDict[Peer, None] = OrderedDict()
+        self._wakeup = trio.Event()
+
+    def __len__(self) -> int:
+        return len(self._queues)
+
+    def __contains__(self, peer: Peer) -> bool:
+        return peer in self._queues
+
+    def add(self, reply: bytes, peer: Peer) -> None:
+        """Queue a reply the kernel would not take at once (or a reply to a peer with
+        replies queued already, so that they keep their order). Never waits."""
+        stats = self._server.stats
+        if peer in self.stalled:
+            stats.reply_failures += 1
+            log.debug("dropped a reply to %s: it is still not reading", self._server.transport.format_peer(peer))
+            return
+        queue = self._queues.get(peer)
+        if queue is None:
+            queue = self._queues[peer] = deque()
+        if len(queue) >= PEER_REPLY_QUEUE or self._bytes + len(reply) > REPLY_QUEUE_BYTES:
+            stats.reply_queue_dropped += 1
+            log.warning("dropped a reply to %s: its queue is full (%d replies; %d bytes held for all peers)",
+                        self._server.transport.format_peer(peer), len(queue), self._bytes)
+            if not queue:
+                del self._queues[peer]
+            return
+        queue.append((trio.current_time(), reply))
+        self._bytes += len(reply)
+        self._wakeup.set()
+
+    def _give_up(self, peer: Peer, queue: deque[tuple[float, bytes]]) -> None:
+        self._server.stats.reply_failures += len(queue)
+        self._bytes -= sum(len(reply) for _, reply in queue)
+        queue.clear()
+        self.stalled[peer] = None
+        if len(self.stalled) > _RateLimiter.MAX_PEERS:
+            self.stalled.popitem(last=False)
+        log.warning("dropped replies to %s: it is not reading (its further replies go only if they can at once)",
+                    self._server.transport.format_peer(peer))
+
+    async def run(self) -> None:
+        pause = 0.0005
+        while True:
+            if not self._queues:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                pause = 0.0005
+            await trio.sleep(pause)
+            moved = False
+            now = trio.current_time()
+            for peer, queue in list(self._queues.items()):
+                while queue:
+                    when, reply = queue[0]
+                    try:
+                        if not self._sock.try_send_to(reply, peer):
+                            break
+                        moved = True
+                        self.stalled.pop(peer, None)
+                    except TransportError as exc:
+                        self._server.stats.reply_failures += 1
+                        log.info("could not reply: %s", exc)
+                    queue.popleft()
+                    self._bytes -= len(reply)
+                if queue and now - queue[0][0] >= REPLY_TIMEOUT:
+                    self._give_up(peer, queue)
+                if not queue:
+                    del self._queues[peer]
+            pause = 0.0005 if moved else min(2 * pause, 0.02)
 
 
-async def _datagram_loop(server: Server, sock: DatagramEndpoint) -> None:
+async def _datagram_loop(server: Server, sock: DatagramEndpoint, pending: _PendingReplies) -> None:
     stats, limits = server.stats, server.limits
     limiter = _RateLimiter(limits.rate_limit) if limits.rate_limit else None
-    stalled: OrderedDict[Peer, None] = OrderedDict()
     counting = sock.count_drops()
     while True:
         try:
@@ -512,15 +646,19 @@ async def _datagram_loop(server: Server, sock: DatagramEndpoint) -> None:
         if limiter is not None and not limiter.allow(datagram.peer, trio.current_time()):
             stats.rate_limited += 1
             continue
+        if pending and datagram.peer in pending:  # behind its queued replies, in order
+            pending.add(reply, datagram.peer)
+            continue
         try:  # at once, if the kernel takes it: no cancel scope, no trip through the scheduler
             if sock.try_send_to(reply, datagram.peer):
-                stalled.pop(datagram.peer, None)
+                if pending.stalled:
+                    pending.stalled.pop(datagram.peer, None)
                 continue
         except TransportError as exc:
             stats.reply_failures += 1
             log.info("could not reply: %s", exc)
             continue
-        await _reply(server, sock, reply, datagram.peer, stalled)
+        pending.add(reply, datagram.peer)  # never awaited here: the receive loop goes on
 
 
 # -- clients --------------------------------------------------------------------------

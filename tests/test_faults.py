@@ -298,9 +298,9 @@ async def test_flood_faster_than_it_can_be_answered(transport: Transport, start_
     fit the server's receive queue, and the server's count of those (SO_RXQ_OVFL) accounts
     for every datagram that did not arrive. Unix datagrams: nothing is dropped on the way in
     (the sender is told to wait), but the flooder's own receive queue fills with unread
-    replies; the server waits REPLY_TIMEOUT for it once, then drops its replies at once
-    while it does not read, so a fresh client is answered within seconds, not one
-    REPLY_TIMEOUT per flooded datagram."""
+    replies; the server queues a few for it (never waiting for it in its receive loop) and
+    drops the rest, so a fresh client is answered at once, not after one REPLY_TIMEOUT per
+    flooded datagram."""
     server = await start(start_server, heap)
     warm = server.stats.datagrams
     flooder, target = plain_datagram_socket(server)
@@ -331,6 +331,7 @@ async def test_flood_faster_than_it_can_be_answered(transport: Transport, start_
         else:
             assert server.stats.kernel_drops == 0  # unix datagrams are never dropped on the way in
             assert refused > 0
-            assert server.stats.reply_failures >= 1
+            # the flooder's replies that its full queue could not take: queued, then dropped
+            assert server.stats.reply_failures + server.stats.reply_queue_dropped >= 1
         assert answered_after < 5 * REPLY_TIMEOUT, answered_after
     await recovered(server, heap, attempts=3)

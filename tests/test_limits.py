@@ -181,8 +181,9 @@ async def _refused_before_binding(address: Address) -> None:
 
 
 def test_limits_describe_themselves() -> None:
-    assert Limits().describe() == ("max-connections=1024 idle-timeout=300s max-line=65536 rate-limit=none "
-                                   "grace=1s")
+    assert Limits().describe() == ("max-connections=1024 max-connections-per-peer=none idle-timeout=300s "
+                                   "request-timeout=30s max-line=65536 reply-budget=65536 rate-limit=none grace=1s")
+    assert "max-connections-per-peer=4 " in Limits(max_connections_per_peer=4).describe()
     assert Limits(rate_limit=2.5, allow_uids=frozenset({7, 0}), allow_gids=frozenset({5})).describe().endswith(
         "rate-limit=2.5/s grace=1s allow-uid=0,7 allow-gid=5")
 

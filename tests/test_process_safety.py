@@ -64,7 +64,7 @@ def read_until_closed(s: socket.socket, timeout: float) -> bytes:
 
 def test_startup_line_states_the_limits() -> None:
     with serving("tcp:127.0.0.1:0", "sum") as served:
-        assert "max-connections=1024 idle-timeout=300s max-line=65536 rate-limit=none grace=1s" in served.line
+        assert "max-connections=1024 max-connections-per-peer=none idle-timeout=300s request-timeout=30s max-line=65536 reply-budget=65536 rate-limit=none grace=1s" in served.line
     with serving("udp:127.0.0.1:0", "sum", "--max-connections", "5", "--idle-timeout", "2.5", "--max-line",
                  "100", "--rate-limit", "3", "--grace", "0.5") as served:
         assert "max-connections=5 idle-timeout=2.5s max-line=100 rate-limit=3/s grace=0.5s" in served.line

@@ -18,6 +18,14 @@ from __future__ import annotations
 import abc
 from collections import deque
 
+#: bytes of replies a session builds in one call. A short request can have a long reply
+#: (sum: ``1e9998 1``, 9 bytes, is answered by 10,000), so one read full of such requests
+#: would otherwise be answered with hundreds of megabytes at once. A session that reaches
+#: the budget stops, keeps the requests it has not answered, and answers them in `resume`
+#: once the adapter has written what it has (a reply that starts below the budget is
+#: finished, so a call returns at most the budget plus one reply).
+REPLY_BUDGET = 64 * 1024
+
 
 class Session(abc.ABC):
     """One stream connection's worth of protocol state."""
@@ -27,8 +35,22 @@ class Session(abc.ABC):
         """Take bytes read from the peer; return bytes to write back (may be empty).
 
         ``data == b""`` signals end of stream. Must never raise on any input: bad input is
-        answered in-band (for example ``ERR <reason>``).
+        answered in-band (for example ``ERR <reason>``). Returns at most about
+        `REPLY_BUDGET` bytes: when it returns that many or more, the adapter writes them,
+        then calls `resume` for the rest, before it reads again.
         """
+
+    def resume(self) -> bytes:
+        """Replies to requests already received that the last call left for later (it
+        stopped at `REPLY_BUDGET`); b"" once every request is answered. The same budget
+        applies to each call."""
+        return b""
+
+    @property
+    def incomplete(self) -> bool:
+        """True while part of a request has arrived and the rest has not (a line without
+        its end): the adapter's request timeout runs from the first byte of it."""
+        return False
 
 
 class ReplyReader(abc.ABC):

@@ -85,6 +85,11 @@ class LineSplitter:
             start = end + 1
         return items
 
+    @property
+    def partial(self) -> bool:
+        """True while a line has begun and not ended (buffered, or being discarded)."""
+        return bool(self._buffer) or self._discarding
+
     def _body_len(self, piece: bytes) -> int:
         n = len(self._buffer) + len(piece)
         tail = piece[-1:] if piece else self._buffer[-1:]

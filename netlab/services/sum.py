@@ -20,7 +20,7 @@ from __future__ import annotations
 import decimal
 import sys
 
-from .base import LineReplyReader, ReplyReader, Service, Session
+from .base import REPLY_BUDGET, LineReplyReader, ReplyReader, Service, Session
 from .framing import DEFAULT_MAX_LINE, Line, LineSplitter, TooLong
 
 _DIGITS = "0123456789"
@@ -154,21 +154,66 @@ def answer(body: bytes, max_line: int = DEFAULT_MAX_LINE) -> bytes:
         return b"ERR " + str(exc).encode("ascii", "backslashreplace")
 
 
+#: bytes of input split into lines at a time: what a session holds besides the input
+#: itself while replies wait (a 256 KiB read of 4-byte requests is 65,000 lines at once)
+SLICE = 4096
+
+
 class _SumSession(Session):
+    """Lines are answered in order, slice by slice of the input, until the replies built in
+    one call reach REPLY_BUDGET; the rest waits, as bytes, for `resume`."""
+
     def __init__(self, max_line: int) -> None:
         self._splitter = LineSplitter(max_line)
         self._max_line = max_line
+        self._input = memoryview(b"")  # received, not yet split into lines
+        self._lines: list[Line | TooLong] = []  # split, not yet answered from `_next` on
+        self._next = 0
+        self._eof = False  # end of stream received; given to the splitter once `_input` is done
 
     def receive_data(self, data: bytes) -> bytes:
+        if not data:
+            self._eof = True
+        elif self._input:  # only if the adapter read before resume() answered everything
+            self._input = memoryview(bytes(self._input) + data)
+        else:
+            self._input = memoryview(data)
+        return self.resume()
+
+    def resume(self) -> bytes:
         out = []
-        for item in self._splitter.feed(data):
-            if isinstance(item, TooLong):
-                out.append(b"ERR request too long (limit %d bytes)\n" % item.limit)
+        size = 0
+        lines, index = self._lines, self._next
+        while True:
+            if index < len(lines):
+                if size >= REPLY_BUDGET:
+                    break
+                reply = self._answer(lines[index])
+                index += 1
+                out.append(reply)
+                size += len(reply)
+            elif self._input:
+                piece, self._input = self._input[:SLICE], self._input[SLICE:]
+                lines, index = self._splitter.feed(bytes(piece)), 0
+            elif self._eof:
+                lines, index = self._splitter.feed(b""), 0
+                self._eof = False  # the splitter says nothing after end of stream
+                if not lines:
+                    break
             else:
-                assert isinstance(item, Line)
-                ending = b"\r\n" if item.ending == b"\r\n" else b"\n"
-                out.append(answer(item.body, self._max_line) + ending)
+                break
+        self._lines, self._next = lines, index
         return b"".join(out)
+
+    @property
+    def incomplete(self) -> bool:
+        return self._splitter.partial
+
+    def _answer(self, item: Line | TooLong) -> bytes:
+        if isinstance(item, TooLong):
+            return b"ERR request too long (limit %d bytes)\n" % item.limit
+        ending = b"\r\n" if item.ending == b"\r\n" else b"\n"
+        return answer(item.body, self._max_line) + ending
 
 
 class SumService(Service):

@@ -13,7 +13,7 @@ from .addresses import Address, parse_address
 from .base import (
     ByteStream, ConnectedDatagram, Connection, DatagramEndpoint, DatagramTransport, Kind, Listeners, Listening,
     Message, MessageChannel, MessageStream, MessageTransport, Pair, SeqpacketTransport, StreamTransport, Transport,
-    connect_channel, listen_connections, listen_datagrams, open_pair, plain_socket, receive_data, receive_message, send_data, send_eof, socket_of,
+    connect_channel, listen_connections, listen_datagrams, open_pair, peer_identity, plain_socket, receive_data, receive_message, send_data, send_eof, socket_of,
 )
 from .tcp import TcpTransport
 from .tls import TlsTransport
@@ -59,5 +59,5 @@ __all__ = [
     "TRANSPORTS", "COMPARE_SCHEMES", "Address", "ByteStream", "ConnectedDatagram", "Connection", "DatagramEndpoint",
     "DatagramTransport", "Kind", "Listeners", "Listening", "Message", "MessageChannel", "MessageStream",
     "MessageTransport", "Pair", "SeqpacketTransport", "StreamTransport", "Transport", "connect_channel", "get_transport", "listen_connections", "listen_datagrams", "open_pair",
-    "parse_address", "plain_socket", "receive_data", "receive_message", "send_data", "send_eof", "socket_of",
+    "parse_address", "peer_identity", "plain_socket", "receive_data", "receive_message", "send_data", "send_eof", "socket_of",
 ]

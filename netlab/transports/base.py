@@ -41,6 +41,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import socket
+import struct
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -669,6 +670,22 @@ def socket_of(conn: Connection) -> trio.socket.SocketType:
     if isinstance(conn, trio.SocketStream):
         return conn.socket
     raise TypeError(f"no socket under {conn!r}")
+
+
+def peer_identity(conn: Connection) -> str | None:
+    """Who is at the other end, for a per-peer connection limit: ``uid N`` on a unix socket
+    (SO_PEERCRED: one user's connections are one peer, whatever process opened them), the
+    peer's IP address on inet (``127.0.0.1``; an IPv4-mapped IPv6 address as its IPv4
+    form); None when the kernel does not say."""
+    sock = socket_of(conn)
+    try:
+        if sock.family == socket.AF_UNIX:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            return f"uid {struct.unpack('3i', creds)[1]}"
+        host = str(sock.getpeername()[0])
+    except OSError:
+        return None
+    return host.removeprefix("::ffff:") if "." in host else host
 
 
 def plain_socket(conn: Connection) -> trio.socket.SocketType | None:

@@ -1,0 +1,92 @@
+"""Logging that an attacker cannot turn into a flood of log lines.
+
+A server under attack would otherwise log a line per refused connection, per dropped
+datagram, per failed send: tens of thousands of lines in seconds, and a full traceback
+every 0.1 s while it is out of file descriptors. Two filters stop that, attached to the
+loggers themselves (so they work with any handler, the CLI's or pytest's):
+
+* `RepeatSummary` lets the first record of each kind through (same logger, level and
+  message template, whatever its arguments), holds back the repeats for `window` seconds,
+  and adds to the next one it lets through how many it held back:
+  ``... (and 19,999 more like this in the last 10 s)``.
+* `AcceptErrorSummary`, on trio's ``serve_listeners`` logger: an accept that fails for
+  lack of file descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM) logs one line, without the
+  traceback, per episode; an episode ends when no such failure came for a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+
+#: seconds a kind of record is summarised over
+WINDOW = 10.0
+
+
+class RepeatSummary(logging.Filter):
+    """Let one record of each kind through per `window` seconds; count the rest, and say so."""
+
+    def __init__(self, window: float = WINDOW) -> None:
+        super().__init__()
+        self.window = window
+        # kind -> (when the one let through was, records held back since)
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, record.levelno, str(record.msg))
+        now = time.monotonic()
+        shown, held = self._seen.get(kind, (-self.window, 0))
+        if now - shown < self.window:
+            self._seen[kind] = (shown, held + 1)
+            return False
+        if held:
+            record.msg = f"{record.msg} (and {held:,} more like this in the last {now - shown:.0f} s)"
+        self._seen[kind] = (now, 0)
+        if len(self._seen) > 1024:  # message templates are few; this only bounds the dict
+            self._seen.clear()
+        return True
+
+
+_OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class AcceptErrorSummary(logging.Filter):
+    """trio's serve_listeners logs every failed accept with a traceback, and retries every
+    0.1 s: while out of file descriptors, that is ten tracebacks a second. One line per
+    episode instead."""
+
+    def __init__(self, gap: float = 1.0) -> None:
+        super().__init__()
+        self.gap = gap
+        self._last = -gap
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, OSError) or exc.errno not in _OUT_OF_DESCRIPTORS:
+            return True
+        now = time.monotonic()
+        first = now - self._last > self.gap
+        self._last = now
+        if not first:
+            return False
+        record.msg = ("out of file descriptors (%s: %s): not accepting new connections, retrying every 0.1 s; "
+                      "the connections already open are served")
+        record.args = (errno.errorcode.get(exc.errno or 0, "?"), exc.strerror)
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def summarised(logger: logging.Logger) -> logging.Logger:
+    """`logger`, with its repeats summarised (once, however often it is called)."""
+    if not any(isinstance(f, RepeatSummary) for f in logger.filters):
+        logger.addFilter(RepeatSummary())
+    return logger
+
+
+def summarise_accept_errors() -> None:
+    """Put `AcceptErrorSummary` on trio's serve_listeners logger (once)."""
+    logger = logging.getLogger("trio.serve_listeners")
+    if not any(isinstance(f, AcceptErrorSummary) for f in logger.filters):
+        logger.addFilter(AcceptErrorSummary())
