@@ -280,6 +280,8 @@ def relay(
                                                 help="link rate in bytes/s (k, M, G suffixes)")] = None,
     queue: QueueOpt = None, slice_: SliceOpt = None, reset_after: ResetOpt = None, close_after: CloseOpt = None,
     seed: SeedOpt = None,
+    max_connections: Annotated[int, typer.Option(min=1, help="stream connections open at once; more are "
+                                                             "closed at once and counted")] = 1024,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every connection")] = False,
 ) -> None:
     """Forward between two transports of the same kind, impairing traffic on the way.
@@ -299,7 +301,8 @@ def relay(
 
     try:
         trio.run(partial(run_until_signalled, partial(run_relay, listen, to, forward=forward, backward=backward,
-                                                      seed=seed), started=listening))
+                                                      seed=seed, max_connections=max_connections),
+                         started=listening))
     finally:
         for running in relays:
             _say(render.relay_summary(err_console, running))

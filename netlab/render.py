@@ -103,7 +103,7 @@ def serving(server: Server, *, service: str, requested: Address, limits: Limits)
 
 def relaying(running: Relay) -> None:
     for bound in running.bound:
-        print(f"listening {bound}  to={running.to}  seed={running.seed}", flush=True)
+        print(f"listening {bound}  to={running.to}  seed={running.seed}  {running.describe()}", flush=True)
     print(f"  forward: {running.forward.describe()}\n  backward: {running.backward.describe()}", flush=True)
 
 
@@ -124,6 +124,15 @@ def relay_summary(console: Console, running: Relay) -> str:
         extra += f", datagrams from unbound senders {stats.unanswerable}"
     if stats.send_failures:
         extra += f", datagrams that could not be sent {stats.send_failures}"
+    if stats.refused:
+        extra += f", refused (max-connections) {stats.refused}"
+    if stats.broken:
+        extra += f", ended abruptly {stats.broken}"
+    if stats.queue_full:
+        extra += f", dropped on a full client queue {stats.queue_full}"
+    for direction, dropped in (("→", stats.kernel_dropped_forward), ("←", stats.kernel_dropped_backward)):
+        if dropped is not None:  # datagrams: sent = received + dropped by the kernel before the relay read them
+            extra += f", kernel dropped {direction} {dropped} before the relay read them"
     return extra
 
 

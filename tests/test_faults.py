@@ -9,6 +9,7 @@ the netlab-attributed heap is back to its baseline, within a small tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 
@@ -18,11 +19,12 @@ import trio.testing
 
 from netlab import errors
 from netlab.runner import REPLY_TIMEOUT, Limits, Server, open_client
+from netlab.services.base import REPLY_BUDGET
 from netlab.transports import Connection, StreamTransport, Transport, send_data, send_eof, socket_of
 
 from conftest import StartServer
 from heap import RETAINED_TOLERANCE, Heap, heap  # noqa: F401 - heap is a fixture
-from helpers import read_pieces, read_to_end
+from helpers import read_pieces, read_to_end, send_request
 
 #: generous: only here so that a hang fails the test instead of the suite
 TIMEOUT = 10
@@ -335,3 +337,136 @@ async def test_flood_faster_than_it_can_be_answered(transport: Transport, start_
             assert server.stats.reply_failures + server.stats.reply_queue_dropped >= 1
         assert answered_after < 5 * REPLY_TIMEOUT, answered_after
     await recovered(server, heap, attempts=3)
+
+
+# -- attacks (issue 11): each on every transport it applies to --------------------------------------
+
+#: a sum request whose reply is 10,000 bytes: 1000...01
+AMPLIFYING = b"1e9998 1\n"
+
+
+async def test_a_worst_case_request_does_not_hold_up_another_client(transport: Transport,
+                                                                    start_server: StartServer,
+                                                                    heap: Heap) -> None:
+    """Lines built to make a backtracking number parser retry every split of a long run of
+    digits (60,000 of them, one datagram's worth): the server parses each in one pass, so a
+    second client is answered while they keep coming. (The regular expression this replaced
+    took ~90 s per such line, the server doing nothing else meanwhile.)"""
+    server = await start(start_server, heap)
+    worst = b"1" * 60_000 + b".x 1"
+    attacker = await connect(transport, server)
+    sent = 0
+    async with attacker:
+
+        async def attack() -> None:
+            nonlocal sent
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, errors.TransportError):
+                while True:
+                    await send_request(attacker, transport, worst)
+                    sent += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(attack)
+            with trio.fail_after(TIMEOUT):
+                while server.stats.datagrams < 3 and sent < 3:  # the attack is under way
+                    await trio.sleep(0.01)
+            await ask(server, attempts=3)
+            nursery.cancel_scope.cancel()
+    del attacker
+    await recovered(server, heap, attempts=3)
+
+
+@pytest.mark.transports(kind="stream")
+async def test_replies_to_a_client_that_does_not_read_are_bounded(transport: StreamTransport,
+                                                                  start_server: StartServer, heap: Heap) -> None:
+    """9-byte requests with 10,000-byte replies, sent and never read: the server builds at
+    most its reply budget (REPLY_BUDGET, plus one reply) before the client has read them,
+    and stops reading it meanwhile. Before the budget, one 256 KiB read of these was
+    answered with 291 MB at once."""
+    server = await start(start_server, heap)
+    stream = await transport.connect(server.address)
+    sent = 0
+    async with stream:
+        heap.start_peak()
+
+        async def flood() -> None:
+            nonlocal sent
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, errors.TransportError):
+                for _ in range(64):
+                    await stream.send_all(AMPLIFYING * 1024)  # 9 KiB a time
+                    sent += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            with trio.fail_after(TIMEOUT):
+                while not server.stats.budget_waits:  # it is holding back: budget reached
+                    await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked(0.05)  # the flood and the server are stuck
+            await ask(server)  # the others are served meanwhile
+            peak = heap.peak()
+            nursery.cancel_scope.cancel()
+    assert sent > 0
+    assert peak < REPLY_BUDGET * 4 + 1024 * 1024, f"{peak} bytes of Python heap for a client that does not read"
+    del stream
+    await recovered(server, heap)
+
+
+@pytest.mark.transports(kind="stream")
+async def test_a_request_must_be_complete_within_the_request_timeout(transport: StreamTransport,
+                                                                     start_server: StartServer, heap: Heap) -> None:
+    """Slowloris: a byte at a time, often enough that the connection is never idle. The
+    request timeout counts from the request's first byte, so it is closed all the same;
+    a client that finishes each request in time is not."""
+    limits = Limits(idle_timeout=5.0, request_timeout=0.5)
+    server = await start(start_server, heap, limits=limits)
+    slow = await transport.connect(server.address)
+    async with slow:
+        await slow.send_all(b"1 1\n")  # a whole request first: the timeout is per request
+        with trio.fail_after(TIMEOUT):
+            assert await slow.receive_some() == b"2\n"
+            began = trio.current_time()
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, errors.TransportError):
+                while True:
+                    await slow.send_all(b"1")
+                    with trio.move_on_after(0.05):
+                        if await slow.receive_some() == b"":
+                            break
+        assert trio.current_time() - began >= limits.request_timeout * 0.9
+    assert server.stats.request_timeouts == 1
+    assert server.stats.idle_closed == 0
+    async with open_client(server.address, "sum") as steady:  # complete requests, however slow overall
+        for i in range(8):
+            assert await steady.request(b"%d 1" % i, timeout=TIMEOUT) == b"%d\n" % (i + 1)
+            await trio.sleep(limits.request_timeout / 4)
+    assert server.stats.request_timeouts == 1
+    del slow
+    await recovered(server, heap)
+
+
+@pytest.mark.transports(kind="datagram", target="unix")
+async def test_fresh_peers_that_never_read_do_not_stall_the_others(start_server: StartServer,
+                                                                   heap: Heap) -> None:
+    """A stream of new unix-dgram peers, each sending until its own receive queue is full of
+    unread replies, and never reading. The server never waits for one inside its receive
+    loop: it queues a few replies per peer and drops the rest, so a good client is answered
+    while they keep arriving. (Awaited inline, each new peer cost everyone a REPLY_TIMEOUT.)"""
+    server = await start(start_server, heap)
+    peers: list[socket.socket] = []
+    try:
+        async with open_client(server.address, "sum") as good:
+            began = trio.current_time()
+            for n in range(20):
+                s, target = plain_datagram_socket(server)
+                peers.append(s)  # open till the end: its unread replies stay queued in it
+                for i in range(30):  # more than its receive queue holds (net.unix.max_dgram_qlen)
+                    await send_without_blocking(s, b"%d 1" % i, target)
+                assert await good.request(b"%d 2" % n, timeout=TIMEOUT) == b"%d" % (n + 2)
+            took = trio.current_time() - began
+    finally:
+        for s in peers:
+            s.close()
+    # one REPLY_TIMEOUT per peer would be 20 s; queued, it is the time to serve the requests
+    assert took < len(peers) * REPLY_TIMEOUT / 2, took
+    assert server.stats.reply_queue_dropped + server.stats.reply_failures > 0
+    del good  # the test's client and its buffer are not the server's memory
+    await recovered(server, heap)

@@ -632,7 +632,8 @@ def test_relay_process_udp_loss_and_summary_on_sigint() -> None:
                       "--seed", "5"])
         try:
             line = read_line(proc)
-            assert re.fullmatch(rf"listening udp:127\.0\.0\.1:\d+  to={re.escape(served.address)}  seed=5", line), line
+            assert re.fullmatch(rf"listening udp:127\.0\.0\.1:\d+  to={re.escape(served.address)}  seed=5  "
+                                rf"max-connections=1024 buffer=262144 max-peers=1024 peer-queue=256", line), line
             relay_at = inet(line.split()[1])
             answered = set()
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

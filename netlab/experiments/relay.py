@@ -9,14 +9,22 @@
 
 Streams: every accepted connection gets its own upstream connection; each direction is
 a reader that asks the `StreamImpairer` what to write and when, and a writer that writes
-it then. A bounded channel between them keeps delay from cutting throughput while still
-pushing back on a fast sender. End of stream (half-close) passes through in order.
+it then. A channel between them, bounded in chunks and in bytes (`STREAM_BUFFER`), keeps
+delay from cutting throughput while still pushing back on a fast sender: behind a client
+that does not read, the relay stops reading from the server, it does not buffer. End of
+stream (half-close) passes through in order. Whatever a client does (reset, vanish,
+half-close), it ends that client's connection, never the relay; `max_connections` bounds
+how many are open at once (more are closed at once, and counted).
 
 Datagrams: each client address gets its own upstream socket (so replies find their way
 back, as socat's UDP forking mode does); every packet in either direction goes through
 that direction's `DatagramImpairer` (one per direction: rate and queue are the link's),
 and that client's scheduler for the direction sends it when its time comes (so a unix-dgram
-client that stops reading holds up its own replies, not everyone's).
+client that stops reading holds up its own replies, not everyone's). A scheduler holds at
+most `PEER_QUEUE` datagrams; more are dropped and counted, and once a send has waited
+`SEND_TIMEOUT` in vain, the ones queued behind it are given up too. The relay's sockets
+report what the kernel dropped on their full receive queues (SO_RXQ_OVFL), so that what
+was sent is what the relay received plus what the kernel dropped before it could read it.
 
 The relay knows nothing of services: it moves bytes.
 """
@@ -37,6 +45,7 @@ from functools import partial
 import trio
 
 from ..errors import AddressError, NetlabError, TransportError
+from ..logs import summarise_accept_errors, summarised
 from ..transports import (
     Address, Connection, MessageChannel, connect_channel, listen_connections, listen_datagrams, parse_address, receive_data,
     send_data, send_eof, socket_of,
@@ -44,12 +53,19 @@ from ..transports import (
 from ..transports.base import Peer
 from .impair import DatagramImpairer, ImpairmentError, Impairments, ImpairStats, StreamImpairer
 
-log = logging.getLogger("netlab.relay")
+log = summarised(logging.getLogger("netlab.relay"))
 
 #: clients a datagram relay keeps an upstream socket for; the least recently heard is dropped
 MAX_PEERS = 1024
+#: stream connections open at once (`run_relay`'s default); more are closed at once
+MAX_CONNECTIONS = 1024
 #: chunks in flight per stream direction between reader and writer
 STREAM_QUEUE = 64
+#: bytes in flight per stream direction between reader and writer: past them the reader
+#: stops reading until the writer has written (backpressure, not memory)
+STREAM_BUFFER = 256 * 1024
+#: datagrams waiting in one client's scheduler, per direction; more are dropped and counted
+PEER_QUEUE = 256
 #: how long a datagram send may block (a unix-dgram peer that is not reading) before the
 #: datagram is given up and counted in `RelayStats.send_failures` (as the server's REPLY_TIMEOUT)
 SEND_TIMEOUT = 1.0
@@ -63,11 +79,22 @@ class RelayStats:
     upstream_failures: int = 0
     unanswerable: int = 0
     send_failures: int = 0  # datagrams passed on that could not be sent (error, or SEND_TIMEOUT)
+    refused: int = 0  # connections closed at once: max_connections were open
+    broken: int = 0  # connections that ended with an error (a reset, a vanished peer)
+    queue_full: int = 0  # datagrams dropped: their client's scheduler held PEER_QUEUE already
+    #: datagrams the kernel dropped on the relay's full receive queues before it read them
+    #: (SO_RXQ_OVFL): from clients on the listening socket (forward), from the server on
+    #: the upstream sockets (backward); None where the kind does not count them (streams)
+    kernel_dropped_forward: int | None = None
+    kernel_dropped_backward: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {"forward": self.forward.as_dict(), "backward": self.backward.as_dict(),
                 "connections": self.connections, "upstream_failures": self.upstream_failures,
-                "unanswerable": self.unanswerable, "send_failures": self.send_failures}
+                "unanswerable": self.unanswerable, "send_failures": self.send_failures,
+                "refused": self.refused, "broken": self.broken, "queue_full": self.queue_full,
+                "kernel_dropped_forward": self.kernel_dropped_forward,
+                "kernel_dropped_backward": self.kernel_dropped_backward}
 
 
 @dataclass
@@ -80,6 +107,13 @@ class Relay:
     backward: Impairments
     seed: int
     stats: RelayStats = field(default_factory=RelayStats)
+    max_connections: int = MAX_CONNECTIONS
+    active: int = 0  # stream connections open now
+
+    def describe(self) -> str:
+        """The relay's limits, for its startup line."""
+        return (f"max-connections={self.max_connections} buffer={STREAM_BUFFER} max-peers={MAX_PEERS} "
+                f"peer-queue={PEER_QUEUE}")
 
     @property
     def address(self) -> Address:
@@ -111,9 +145,11 @@ async def run_relay(
     forward: Impairments = Impairments(),
     backward: Impairments | None = None,
     seed: int | None = None,
+    max_connections: int = MAX_CONNECTIONS,
     task_status: trio.TaskStatus[Relay] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Relay from `listen` to `to` until cancelled. `backward` defaults to `forward`.
+    """Relay from `listen` to `to` until cancelled. `backward` defaults to `forward`;
+    `max_connections` bounds the stream connections open at once.
 
     Raises (before ``started``): AddressError (kinds differ), ImpairmentError (a setting
     the kind cannot apply), and the bind errors of the listening transport.
@@ -132,10 +168,11 @@ async def run_relay(
         seed = random.SystemRandom().randrange(2**32)
     # one RNG per direction, so the decisions of one do not shift those of the other
     fwd_rng, back_rng = random.Random(f"{seed}:forward"), random.Random(f"{seed}:backward")
+    relay = partial(Relay, to=to, forward=forward, backward=backward, seed=seed, max_connections=max_connections)
     if listen.transport.connected:
-        await _relay_stream(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status)
+        await _relay_stream(listen, to, relay, fwd_rng, back_rng, task_status)
     else:
-        await _relay_datagram(listen, to, forward, backward, seed, fwd_rng, back_rng, task_status)
+        await _relay_datagram(listen, to, relay, fwd_rng, back_rng, task_status)
 
 
 # -- streams ------------------------------------------------------------------------------
@@ -152,9 +189,29 @@ def _abort(conn: Connection) -> None:
     sock.close()
 
 
+class _InFlight:
+    """Bytes read and not yet written, for one stream direction: `take` waits while they are
+    at STREAM_BUFFER or more (so at most one read more is held), `give` frees them."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._freed = trio.Event()
+
+    async def take(self, n: int) -> None:
+        while self.held >= STREAM_BUFFER:
+            self._freed = trio.Event()
+            await self._freed.wait()
+        self.held += n
+
+    def give(self, n: int) -> None:
+        self.held -= n
+        self._freed.set()
+
+
 async def _pump(src: Connection, dst: Connection, impairer: StreamImpairer,
                 cut_connection: Callable[[str], None]) -> None:
     send_channel, receive_channel = trio.open_memory_channel[tuple[float, bytes | str]](STREAM_QUEUE)
+    in_flight = _InFlight()
 
     async def reader() -> None:
         async with send_channel:
@@ -163,6 +220,7 @@ async def _pump(src: Connection, dst: Connection, impairer: StreamImpairer,
                 if data is None:
                     await send_channel.send((trio.current_time(), "eof"))
                     return
+                await in_flight.take(len(data))
                 writes, cut = impairer.decide(data, trio.current_time())
                 for when, chunk in writes:
                     await send_channel.send((when, chunk))
@@ -176,6 +234,7 @@ async def _pump(src: Connection, dst: Connection, impairer: StreamImpairer,
                 await trio.sleep_until(when)
                 if isinstance(item, bytes):
                     await send_data(dst, item)
+                    in_flight.give(len(item))
                 elif item == "eof":
                     await send_eof(dst)
                     return
@@ -188,23 +247,24 @@ async def _pump(src: Connection, dst: Connection, impairer: StreamImpairer,
         nursery.start_soon(writer)
 
 
-async def _relay_stream(listen: Address, to: Address, forward: Impairments, backward: Impairments, seed: int,
+async def _relay_stream(listen: Address, to: Address, make_relay: Callable[..., Relay],
                         fwd_rng: random.Random, back_rng: random.Random,
                         task_status: trio.TaskStatus[Relay]) -> None:
     to_transport = to.transport
+    summarise_accept_errors()
     listening = await listen_connections(listen)
-    relay = Relay(listening.bound, to, forward, backward, seed)
+    relay = make_relay(listening.bound)
+    stats = relay.stats
 
-    async def handle(client: Connection) -> None:
-        relay.stats.connections += 1
+    async def connection(client: Connection) -> None:
         # per connection: --reset-after N cuts each connection after N bytes, not the relay
         # after N bytes in all; one connection's chunks do not wait behind another's
-        fwd = StreamImpairer(forward, fwd_rng, relay.stats.forward)
-        back = StreamImpairer(backward, back_rng, relay.stats.backward)
+        fwd = StreamImpairer(relay.forward, fwd_rng, stats.forward)
+        back = StreamImpairer(relay.backward, back_rng, stats.backward)
         try:
             upstream = await to_transport.connect(to)
         except NetlabError as exc:
-            relay.stats.upstream_failures += 1
+            stats.upstream_failures += 1
             log.warning("cannot reach %s for a new client: %s", to, exc)
             _abort(client)
             return
@@ -222,11 +282,34 @@ async def _relay_stream(listen: Address, to: Address, forward: Impairments, back
             async def guarded(src: Connection, dst: Connection, impairer: StreamImpairer) -> None:
                 try:
                     await _pump(src, dst, impairer, cut)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, TransportError):
+                except* (trio.BrokenResourceError, trio.ClosedResourceError, TransportError):
                     nursery.cancel_scope.cancel()  # one side broke: so does the relay of it
+                    _abort(client)  # the other side learns at once, as it would without a relay
+                    _abort(upstream)
+                    stats.broken += 1
 
             nursery.start_soon(guarded, client, upstream, fwd)
             nursery.start_soon(guarded, upstream, client, back)
+
+    async def handle(client: Connection) -> None:
+        """One client, whatever it does: its faults end its connection, never the relay."""
+        stats.connections += 1
+        relay.active += 1
+        try:
+            if relay.active > relay.max_connections:
+                stats.refused += 1
+                log.warning("refused a connection: %d open already (max-connections)", relay.max_connections)
+                _abort(client)
+                return
+            await connection(client)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, NetlabError) as exc:
+            stats.broken += 1  # closing a connection that broke (a TLS close_notify to a reset peer)
+            log.debug("relayed connection ended abruptly: %s", exc)
+        except Exception:  # a bug must cost one connection, not the relay
+            stats.broken += 1
+            log.exception("relayed connection failed")
+        finally:
+            relay.active -= 1
 
     try:
         async with trio.open_nursery() as nursery:
@@ -240,7 +323,10 @@ async def _relay_stream(listen: Address, to: Address, forward: Impairments, back
 
 
 class _Scheduler:
-    """Runs send jobs at their time; jobs due at the same time keep their order."""
+    """Runs send jobs at their time; jobs due at the same time keep their order. Holds at
+    most PEER_QUEUE jobs (more are dropped and counted in `queue_full`); a job that waits
+    SEND_TIMEOUT in vain (its receiver is not reading) is given up with those that were
+    due behind it, which would wait as long."""
 
     def __init__(self, stats: RelayStats) -> None:
         self._stats = stats
@@ -249,6 +335,10 @@ class _Scheduler:
         self._wakeup = trio.Event()
 
     def at(self, when: float, job: Callable[[], Awaitable[None]]) -> None:
+        if len(self._heap) >= PEER_QUEUE:
+            self._stats.queue_full += 1
+            log.warning("relay dropped a datagram: %d are queued for one client already", PEER_QUEUE)
+            return
         heapq.heappush(self._heap, (when, next(self._counter), job))
         self._wakeup.set()
 
@@ -272,26 +362,42 @@ class _Scheduler:
                     self._stats.send_failures += 1
                     log.info("relay send failed: %s", exc)
             if scope.cancelled_caught:
-                self._stats.send_failures += 1
-                log.warning("relay gave up a datagram after %g s: its receiver is not reading", SEND_TIMEOUT)
+                now = trio.current_time()
+                given_up = 1
+                while self._heap and self._heap[0][0] <= now:
+                    heapq.heappop(self._heap)
+                    given_up += 1
+                self._stats.send_failures += given_up
+                log.warning("relay gave up %d datagram(s) after %g s: their receiver is not reading",
+                            given_up, SEND_TIMEOUT)
 
 
-async def _relay_datagram(listen: Address, to: Address, forward: Impairments, backward: Impairments, seed: int,
+async def _relay_datagram(listen: Address, to: Address, make_relay: Callable[..., Relay],
                           fwd_rng: random.Random, back_rng: random.Random,
                           task_status: trio.TaskStatus[Relay]) -> None:
     listen_transport = listen.transport
     front = await listen_datagrams(listen)
-    relay = Relay([front.local], to, forward, backward, seed)
-    fwd = DatagramImpairer(forward, fwd_rng, relay.stats.forward)
-    back = DatagramImpairer(backward, back_rng, relay.stats.backward)
+    relay = make_relay([front.local])
+    stats = relay.stats
+    fwd = DatagramImpairer(relay.forward, fwd_rng, stats.forward)
+    back = DatagramImpairer(relay.backward, back_rng, stats.backward)
     upstreams: OrderedDict[Peer, tuple[MessageChannel, trio.CancelScope, _Scheduler]] = OrderedDict()
+    if front.count_drops():
+        stats.kernel_dropped_forward = 0
+    #: what the kernel dropped on upstream sockets now closed (a closed socket counts no more)
+    dropped_by_closed = 0
+
+    def count_backward_drops() -> None:
+        if stats.kernel_dropped_backward is not None:
+            stats.kernel_dropped_backward = dropped_by_closed + sum(
+                channel.kernel_drops or 0 for channel, _, _ in upstreams.values())
 
     async def peer_flow(peer: Peer, upstream: MessageChannel,
                         task_status: trio.TaskStatus[tuple[trio.CancelScope, _Scheduler]] = trio.TASK_STATUS_IGNORED
                         ) -> None:
         """One client's flow: its upstream socket, the replies coming back on it, and a
         scheduler per direction, so a peer that is not reading delays only its own datagrams."""
-        there, back_again = _Scheduler(relay.stats), _Scheduler(relay.stats)
+        there, back_again = _Scheduler(stats), _Scheduler(stats)
         with trio.CancelScope() as scope:
             async with upstream, trio.open_nursery() as flow:
                 flow.start_soon(there.run)
@@ -301,11 +407,13 @@ async def _relay_datagram(listen: Address, to: Address, forward: Impairments, ba
                     try:
                         reply = await upstream.receive()
                     except TransportError as exc:
-                        relay.stats.upstream_failures += 1
+                        stats.upstream_failures += 1
                         log.info("upstream for %s: %s", listen_transport.format_peer(peer), exc)
                         continue
                     if reply is None:  # a datagram channel never ends; nothing more can come
                         return
+                    if upstream.kernel_drops:
+                        count_backward_drops()
                     for when, data in back.decide(reply.data, trio.current_time()):
                         back_again.at(when, partial(front.send_to, data, peer))
 
@@ -313,24 +421,29 @@ async def _relay_datagram(listen: Address, to: Address, forward: Impairments, ba
         task_status.started(relay)
         while True:
             datagram = await front.receive()
+            if front.kernel_drops is not None:
+                stats.kernel_dropped_forward = front.kernel_drops
             if datagram.peer is None:
-                relay.stats.unanswerable += 1
+                stats.unanswerable += 1
                 continue
             if datagram.truncated:
-                relay.stats.forward.dropped += 1
+                stats.forward.dropped += 1
                 continue
             entry = upstreams.get(datagram.peer)
             if entry is None:
                 try:
                     upstream = await connect_channel(to)
                 except NetlabError as exc:
-                    relay.stats.upstream_failures += 1
+                    stats.upstream_failures += 1
                     log.warning("cannot reach %s: %s", to, exc)
                     continue
+                if upstream.count_drops() and stats.kernel_dropped_backward is None:
+                    stats.kernel_dropped_backward = 0
                 scope, there = await nursery.start(peer_flow, datagram.peer, upstream)
                 entry = upstreams[datagram.peer] = (upstream, scope, there)
                 if len(upstreams) > MAX_PEERS:
-                    _, (_, oldest_scope, _) = upstreams.popitem(last=False)
+                    _, (oldest, oldest_scope, _) = upstreams.popitem(last=False)
+                    dropped_by_closed += oldest.kernel_drops or 0
                     oldest_scope.cancel()
             upstreams.move_to_end(datagram.peer)
             upstream, _, there = entry

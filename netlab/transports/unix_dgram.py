@@ -26,6 +26,8 @@ from .unix import bind_unix
 
 #: what the kernel keeps back from SO_SNDBUF for a unix datagram's own bookkeeping
 _UNIX_DGRAM_OVERHEAD = 32
+#: SO_SNDBUF a unix-dgram server asks for (the kernel caps it at net.core.wmem_max, then doubles)
+SERVER_SNDBUF = 64 * 1024 * 1024
 
 
 class UnixDatagramTransport(DatagramTransport):
@@ -41,6 +43,12 @@ class UnixDatagramTransport(DatagramTransport):
     async def listen(self, address: Address) -> DatagramEndpoint:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
+            if address.int_option("sndbuf") is None:
+                # the kernel charges a reply to the server's send buffer until its receiver
+                # reads it: up to net.unix.max_dgram_qlen of them wait in each peer that does
+                # not read, and with the default 208 KiB a few dozen such peers would leave no
+                # room to answer anyone. The most the kernel allows (2 * net.core.wmem_max).
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVER_SNDBUF)
             cleanup = bind_unix(sock, address)
             local = bound_address(address, sock.getsockname())
         except BaseException:
