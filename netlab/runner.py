@@ -130,6 +130,7 @@ class ServerStats:
     rate_limited: int = 0  # datagram replies not sent: the peer was over rate_limit
     amplification_dropped: int = 0  # datagram replies not sent: too much larger than the request
     reply_queue_dropped: int = 0  # datagram replies not sent: the peer's queue (or all queues) full
+    replies_queued: int = 0  # datagram replies waiting now for peers that could not take them at once
     kernel_drops: int | None = None  # datagrams the kernel dropped on a full receive queue (SO_RXQ_OVFL)
 
 
@@ -563,10 +564,12 @@ class _PendingReplies:
             return
         queue.append((trio.current_time(), reply))
         self._bytes += len(reply)
+        stats.replies_queued += 1
         self._wakeup.set()
 
     def _give_up(self, peer: Peer, queue: deque[tuple[float, bytes]]) -> None:
         self._server.stats.reply_failures += len(queue)
+        self._server.stats.replies_queued -= len(queue)
         self._bytes -= sum(len(reply) for _, reply in queue)
         queue.clear()
         self.stalled[peer] = None
@@ -598,6 +601,7 @@ class _PendingReplies:
                         log.info("could not reply: %s", exc)
                     queue.popleft()
                     self._bytes -= len(reply)
+                    self._server.stats.replies_queued -= 1
                 if queue and now - queue[0][0] >= REPLY_TIMEOUT:
                     self._give_up(peer, queue)
                 if not queue:

@@ -469,4 +469,7 @@ async def test_fresh_peers_that_never_read_do_not_stall_the_others(start_server:
     assert took < len(peers) * REPLY_TIMEOUT / 2, took
     assert server.stats.reply_queue_dropped + server.stats.reply_failures > 0
     del good  # the test's client and its buffer are not the server's memory
+    with trio.fail_after(TIMEOUT):  # the replies queued for the peers, now gone, fail and go
+        while server.stats.replies_queued:
+            await trio.sleep(0.01)
     await recovered(server, heap)

@@ -263,7 +263,7 @@ async def _relay_stream(listen: Address, to: Address, make_relay: Callable[..., 
         back = StreamImpairer(relay.backward, back_rng, stats.backward)
         try:
             upstream = await to_transport.connect(to)
-        except NetlabError as exc:
+        except (NetlabError, OSError) as exc:  # OSError: no descriptor for the socket (EMFILE)
             stats.upstream_failures += 1
             log.warning("cannot reach %s for a new client: %s", to, exc)
             _abort(client)
