@@ -33,6 +33,9 @@ class RepeatSummary(logging.Filter):
         # kind -> (when the one let through was, records held back since)
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
+    def reset(self) -> None:
+        self._seen.clear()
+
     def filter(self, record: logging.LogRecord) -> bool:
         kind = (record.name, record.levelno, str(record.msg))
         now = time.monotonic()
@@ -78,11 +81,23 @@ class AcceptErrorSummary(logging.Filter):
         return True
 
 
+_SUMMARIES: list[RepeatSummary] = []
+
+
 def summarised(logger: logging.Logger) -> logging.Logger:
     """`logger`, with its repeats summarised (once, however often it is called)."""
     if not any(isinstance(f, RepeatSummary) for f in logger.filters):
-        logger.addFilter(RepeatSummary())
+        summary = RepeatSummary()
+        _SUMMARIES.append(summary)
+        logger.addFilter(summary)
     return logger
+
+
+def forget_repeats() -> None:
+    """Start every summary afresh, as if nothing had been logged (for tests, which each
+    expect their own first warning to be logged)."""
+    for summary in _SUMMARIES:
+        summary.reset()
 
 
 def summarise_accept_errors() -> None:

@@ -36,10 +36,18 @@ import pytest
 import trio
 
 from .experiments.impair import Impairments
+from .logs import forget_repeats
 from .experiments.relay import Relay, run_relay
 from .runner import Limits, Server, serve
 from .services import Service
 from .transports import COMPARE_SCHEMES, Address, parse_address
+
+
+@pytest.fixture(autouse=True)
+def _netlab_logs_afresh() -> None:
+    """netlab logs a repeated warning once per 10 s (`netlab.logs`): each test starts
+    afresh, so that its own first warning is logged whatever the tests before it logged."""
+    forget_repeats()
 
 
 @pytest.fixture

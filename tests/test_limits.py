@@ -8,12 +8,13 @@ server counts each in `ServerStats` and keeps serving everyone else.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
 import trio
 
-from netlab import errors
+from netlab import errors, logs
 from netlab.runner import Limits, Server, open_client, serve
 from netlab.transports import Address, Transport
 
@@ -101,6 +102,47 @@ async def test_amplification_cap(start_server: StartServer) -> None:
         assert server.stats.amplification_dropped == 2
         # the next reply is the next request's: nothing was sent for the dropped ones
         assert await client.request(b"2 3", timeout=TIMEOUT) == b"5"
+
+
+@pytest.mark.transports(kind="datagram")
+async def test_repeated_warnings_are_summarised(start_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A flood of datagrams whose replies are over the amplification cap: every one is
+    counted, one is logged (the next, 10 s later, would say how many were held back).
+    Before, each was a WARNING line: ~20,000 lines in 10 s."""
+    server = await start_server("sum")
+    async with open_client(server.address, "sum") as client:
+        for _ in range(50):
+            await message_channel(client).send(b"9e9990 1")
+        with trio.fail_after(TIMEOUT):
+            while server.stats.amplification_dropped < 50:
+                if server.transport.reliable:
+                    await trio.sleep(0.01)
+                else:  # udp may lose some of the 50: top up
+                    await message_channel(client).send(b"9e9990 1")
+                    await trio.sleep(0.001)
+    logged = [r for r in caplog.records if "amplification" in r.getMessage()]
+    assert len(logged) == 1, [r.getMessage() for r in logged]
+
+
+def test_repeat_summary_says_how_many_it_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: now[0])
+    summary = logs.RepeatSummary(window=10)
+
+    def record(text: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("netlab.server", logging.WARNING, __file__, 1, text, args, None)
+
+    assert summary.filter(record("dropped a reply to %s", "a"))
+    for peer in "bcd":
+        assert not summary.filter(record("dropped a reply to %s", peer))
+        now[0] += 1
+    assert summary.filter(record("something else"))  # another kind: its own count
+    now[0] += 8
+    later = record("dropped a reply to %s", "e")
+    assert summary.filter(later)
+    assert later.getMessage() == "dropped a reply to e (and 3 more like this in the last 11 s)"
+    again = record("dropped a reply to %s", "f")
+    assert not summary.filter(again)
 
 
 @pytest.mark.transports(kind="datagram")
