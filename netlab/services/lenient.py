@@ -63,7 +63,7 @@ def find_numbers(text: str, most: int = MOST) -> list[str]:
             end = _digits_end(flat, end + 1)  # 2. or 2.5
         if end + 1 < len(text) and text[end] == "." and flat[end + 1] == "0":
             stop = end + 1
-            while stop < len(text) and (flat[stop] == "0" or text[stop] == "."):
+            while stop < len(text) and stop - start <= 24 and (flat[stop] == "0" or text[stop] == "."):
                 stop += 1
             raise NotTwoNumbers(f"not a number: {_show(text[start:stop])}")
         if end < len(text) and text[end] in "eE":

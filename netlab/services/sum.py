@@ -143,6 +143,7 @@ ACCEPT = ("strict", "lenient")
 class _SumSession(Session):
     def __init__(self, max_line: int, framing: Framing, lenient: bool) -> None:
         self._splitter = EofSplitter(max_line) if framing.kind == "eof" else LineSplitter(max_line)
+        self._quiet = framing.silence is not None  # only a silence may end a request early
         self._max_line = max_line
         self._lenient = lenient
 
@@ -156,7 +157,7 @@ class _SumSession(Session):
         return self._splitter.head(limit)
 
     def flush(self) -> bytes:
-        return self._answer(self._splitter.flush())
+        return self._answer(self._splitter.flush()) if self._quiet else b""
 
     def _answer(self, items: list[Line | TooLong]) -> bytes:
         out = []
