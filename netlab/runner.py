@@ -353,15 +353,16 @@ class _Unfinished:
 
 
 def _peer_name(server: Server, conn: Connection) -> str:
-    """The peer's address, and its pid where the socket has credentials (unix peers are
-    usually unnamed)."""
+    """The peer's address; for a unix peer, which is usually unnamed, its pid and uid."""
     sock = socket_of(conn)
+    scheme = server.transport.scheme
     try:
         name = server.transport.format_peer(sock.getpeername())
     except OSError:
-        name = "(gone)"
+        name = f"a {scheme} client"
     if sock.family == socket.AF_UNIX and (creds := _peer_credentials(sock)) is not None:
-        name += f" (pid {creds[0]})"
+        who = f"pid {creds[0]}, uid {creds[1]}"
+        name = f"{scheme} client ({who})" if name == "(unbound)" else f"{name} ({who})"
     return name
 
 

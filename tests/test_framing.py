@@ -7,7 +7,7 @@ test_student_clients.py and on every stream transport in test_conformance.py.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from netlab.errors import ServiceOptionError, UsageError
@@ -115,7 +115,6 @@ def test_sum_eof_framing() -> None:
     assert session.receive_data(b"") == b"ERR expected two numbers, got 4\n"
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from([b"1 2\n", b"3 4\r\n", b"x\n", b"\n", b"5 6"]), max_size=8),
        st.lists(st.integers(min_value=0, max_value=60), max_size=6))
 def test_quiet_framing_without_silence_is_line_framing(lines: list[bytes], cuts: list[int]) -> None:
