@@ -340,7 +340,7 @@ class _Unfinished:
         now = trio.current_time()
         if self.silence is not None:
             return now + self.silence
-        if self.since is None:
+        if self.since is None:  # (the handler resets it when a reply goes: a request ended)
             self.since = now
         return None if self.hinted else self.since + HINT_AFTER
 
@@ -445,6 +445,8 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
             else:
                 reply = feed(bytes(buffer[:n]))  # a copy: the buffer is reused at the next read
             if reply:
+                if unfinished is not None:  # a request ended: one still pending began in this read
+                    unfinished.since = None
                 try:
                     sent = write(fd, reply)
                 except BlockingIOError:
@@ -490,6 +492,8 @@ async def _handle_layered_stream(server: Server, stream: ByteStream, feed: Calla
                     data = received
                     reply = feed(bytes(data))
             if reply:
+                if unfinished is not None:  # a request ended: one still pending began in this read
+                    unfinished.since = None
                 deadline.arm()
                 deadline.sending = True
                 await stream.send_all(reply)
