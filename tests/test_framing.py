@@ -153,7 +153,7 @@ def test_get_service_options() -> None:
 @pytest.mark.parametrize(("request_text", "reply"), [
     (b"2 3", b"5"), (b"2,3", b"5"), (b"2/3", b"5"), (b'["2", "3"]', b"5"), (b"2 + 3", b"5"), (b"2+3", b"5"),
     (b"[2, 3]", b"5"), (b'{"a": 2, "b": 3}', b"5"), (b"a=2 b=3", b"5"), (b"Add 2 and 3.", b"5"),
-    (b"2 -3", b"-1"), (b"-2,-3", b"-5"), (b"(-1)(+2)", b"1"), (b"2-3", b"5"), (b"x-1 y-1", b"2"),
+    (b"2 -3", b"-1"), (b"-2,-3", b"-5"), (b"(-1)(+2)", b"1"), (b"x-1 y-1", b"2"),
     (b"0.1, 0.2", b"0.3"), (b"1e3/1", b"1001"), (b"2.5E-1;.25", b"0.50"), (b"-.5 .5", b"0.0"),
     (b"99999999999999999999 1", b"100000000000000000000"), (b"\xd9\xa2 2 3", b"5"),  # Arabic-Indic 2: text
 ])
@@ -171,6 +171,9 @@ def test_lenient_finds_two_numbers_in_any_text(request_text: bytes, reply: bytes
     (b"1,000 2", b"ERR expected two numbers, found more: '1', '000', '2', ..."),
     (b"1.2.3 4", b"ERR not a number: '1.2.3'"),
     (b"2..5 1", b"ERR not a number: '2..5'"),
+    (b"2-3", b"ERR '2-3' reads as a subtraction; sum adds: for a negative number write the sign against it (2 -3)"),
+    (b"2 - 3", b"ERR '2 - 3' reads as a subtraction; sum adds: for a negative number write the sign against it "
+               b"(2 -3)"),
     (b"\xff 2 3", b"ERR request is not valid UTF-8"),
     (b"1" * 5000 + b" 1", b"ERR integer too long: 5000 digits (limit 4300)"),
 ])

@@ -5,8 +5,9 @@ Real first clients send ``2 3``, ``2,3``, ``2/3``, ``["2", "3"]``, ``2 + 3`` or 
 number is ``[sign] (D+ [. D*] | . D+) [(e|E) [sign] D+]`` with D an ASCII digit, where:
 
 * a sign belongs to the number only when it touches the digits and does not follow a
-  letter, a digit or a point: ``2 -3`` is 2 and -3, but ``2 + 3``, ``2+3`` and ``2-3`` are 2
-  and 3 (the ``+`` or ``-`` there reads as an operator, and sum adds);
+  letter, a digit or a point: ``2 -3`` is 2 and -3, ``2 + 3`` and ``2+3`` are 2 and 3 (the
+  ``+`` reads as the operator sum applies), and ``2-3`` or ``2 - 3``, a subtraction, is
+  refused rather than answered with 5;
 * digits glued to a number by a second point (``1.2.3``, a version or a date) are not a
   number: the request is refused naming them, rather than read as 1.2 and .3;
 * words are text, also ``nan`` and ``inf``; digits of other scripts are text too.
@@ -44,8 +45,13 @@ def find_numbers(text: str, most: int = MOST) -> list[str]:
     Raises:
         NotTwoNumbers: digits that are not a number (``1.2.3``).
     """
+    return [text[start:end] for start, end in _spans(text, most)]
+
+
+def _spans(text: str, most: int) -> list[tuple[int, int]]:
+    """Where the numbers in `text` are: (start, end) of each, at most `most` of them."""
     flat = text.translate(_ONE_DIGIT)
-    found: list[str] = []
+    found: list[tuple[int, int]] = []
     position = 0  # everything before it has been read
     while len(found) < most:
         digit = flat.find("0", position)
@@ -70,7 +76,7 @@ def find_numbers(text: str, most: int = MOST) -> list[str]:
             exponent = end + 1 + (text[end + 1 : end + 2] in ("+", "-"))
             if exponent < len(text) and flat[exponent] == "0":
                 end = _digits_end(flat, exponent)
-        found.append(text[start:end])
+        found.append((start, end))
         position = end
     return found
 
@@ -81,8 +87,13 @@ def two_numbers(text: str) -> tuple[str, str]:
     Raises:
         NotTwoNumbers: none, one, or more than two (the message names what was found).
     """
-    numbers = find_numbers(text)
+    spans = _spans(text, MOST)
+    numbers = [text[start:end] for start, end in spans]
     if len(numbers) == 2:
+        between = "".join(text[spans[0][1] : spans[1][0]].split())
+        if between == "-":  # 2-3, 2 - 3: a subtraction, which sum must not answer with 5
+            raise NotTwoNumbers(f"{_show(text.strip())} reads as a subtraction; sum adds: for a negative "
+                                f"number write the sign against it ({numbers[0]} -{numbers[1]})")
         return numbers[0], numbers[1]
     if not numbers:
         what = "nothing" if not text.strip() else f"none in {_show(text.strip())}"
