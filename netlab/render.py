@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,18 +33,17 @@ if TYPE_CHECKING:  # the views import nothing heavy until they run
 
 
 #: the width of output that is not a terminal (a pipe, a file): fixed, so that what a script
-#: reads does not depend on who ran it; $COLUMNS overrides it
+#: reads depends neither on who ran it nor on $COLUMNS (which some programs set for their
+#: children: Python's readline does)
 PLAIN_WIDTH = 200
 
 
 def console(*, stderr: bool = False, width: int | None = None) -> Console:
-    """The console a command prints on. On a terminal, the terminal's width; otherwise plain
-    text (no colour, no cursor moves) at $COLUMNS when it is set, else `PLAIN_WIDTH`.
-    `width` (tests) fixes it."""
+    """The console a command prints on: on a terminal, the terminal's width; otherwise plain
+    text (no colour, no cursor moves) `PLAIN_WIDTH` wide. `width` (tests) fixes it."""
     stream = sys.stderr if stderr else sys.stdout
     if width is None and not stream.isatty():
-        columns = os.environ.get("COLUMNS", "")
-        width = int(columns) if columns.isdigit() and int(columns) > 0 else PLAIN_WIDTH
+        width = PLAIN_WIDTH
     return Console(stderr=stderr, width=width)
 
 
