@@ -481,7 +481,7 @@ def compare(
         raise typer.BadParameter(str(exc)) from None
     outputs = Outputs(json=json_file, plot=plot_file)
     outputs.check()
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task("comparing", total=messages * len(names) * len(services))
 
         def tick() -> None:
@@ -616,7 +616,7 @@ def bench(
         raise typer.BadParameter(str(exc)) from None
     outputs = Outputs(json=json_file, plot=plot_file)
     outputs.check()
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task(f"bench {mode}", total=planned_runs(settings))
         result = run_bench(settings, progress=lambda label: progress.update(task, advance=1, description=label))
     _emit(as_json, partial(report, result), partial(render.bench, out, result), outputs, partial(plot, result))

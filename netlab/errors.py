@@ -228,9 +228,9 @@ def _loopback_hint(where: object) -> str:
         every = "[::]" if ":" in host else "0.0.0.0"
     except ValueError:  # a host name: it may name this machine's or another's outside address
         every = "0.0.0.0"
-    return (f"; if the server listens on loopback only (127.0.0.1, ::1, or no host: {scheme}:{port}), "
-            f"nothing outside that machine reaches it: serve on every interface with {scheme}:{every}:{port} "
-            f"(then anyone who can reach that machine can connect)")
+    return (f"; if the server listens on loopback only (127.0.0.1, ::1, or no host: {scheme}:{port}), it cannot "
+            f"be reached at {host}: serve on every interface with {scheme}:{every}:{port} (then anyone who can "
+            f"reach that machine can connect)")
 
 
 def _describe(exc: OSError, what: str, op: str, where: object = None) -> TransportError:
