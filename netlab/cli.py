@@ -70,12 +70,15 @@ def _tidy_help(command: Any, ctx: Any) -> None:  # Any: typer's (vendored) click
         param._get_number_range_help_str = lambda: None
 
 
-def _usage_error(exc: Any) -> int:  # Any: typer's (vendored) click.ClickException
+def _usage_error(exc: Any, args: Sequence[str]) -> int:  # Any: typer's (vendored) click.ClickException
     """A usage error typer found (a missing option, a bad value): one ``netlab: error:`` line
-    and the command's usage on a second; exit 2."""
+    and the command's usage on a second (or, for ``--json FILE``, what --json means now); exit 2."""
     _say("error: " + " ".join(exc.format_message().split()))
     ctx = getattr(exc, "ctx", None)
-    if ctx is not None:
+    after_json = [b for a, b in zip(args, args[1:]) if a == "--json" and not b.startswith("-")]
+    if after_json and "unexpected extra argument" in exc.format_message():
+        _say(f"--json prints JSON on stdout; to write it to a file: --json-file {after_json[0]}")
+    elif ctx is not None:
         _say(f"usage: {' '.join(ctx.get_usage().split()[1:])}  (see {ctx.command_path} --help)")
     return int(exc.exit_code)
 
@@ -111,7 +114,7 @@ class _NetlabGroup(TyperGroup):
         except NoArgsIsHelpError as exc:  # no command given: typer has shown the help
             sys.exit(exc.exit_code)
         except ClickException as exc:
-            sys.exit(_usage_error(exc))
+            sys.exit(_usage_error(exc, sys.argv[1:] if args is None else list(args)))
         except typer.Abort:
             _say("error: aborted")
             sys.exit(1)

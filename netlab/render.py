@@ -164,11 +164,13 @@ def table(columns: Iterable[str | Column], rows: Iterable[Sequence[object]], *, 
                     pad_edge=pad_edge, framed=framed)
 
 
-def result_table(data: ResultTable, *, left: Sequence[str] | None = None, first_left: bool = False) -> FitTable:
+def result_table(data: ResultTable, *, left: Sequence[str] | None = None, first_left: bool = False,
+                 keys: Sequence[str] = ()) -> FitTable:
     """A library's `ResultTable`; with `left` given, the columns it names (and the first, with
-    `first_left`) are text and the others right-aligned figures."""
-    columns = [Column(str(name), right=left is not None and not (first_left and i == 0) and name not in left)
-               for i, name in enumerate(data.columns)]
+    `first_left`) are text and the others right-aligned figures. `keys`: the columns that
+    together name a row, repeated when the table is split to fit (default: the first)."""
+    columns = [Column(str(name), right=left is not None and not (first_left and i == 0) and name not in left,
+                      key=name in keys) for i, name in enumerate(data.columns)]
     return table(columns, data.rows, title=data.title)
 
 
@@ -324,7 +326,8 @@ def kernel_compare(console: Console, results: Sequence[TransportResult], conclus
     """compare --kernel's attribution table under compare's own tables."""
     from .experiments.kernel import attribution_table, environment_note
 
-    console.print(result_table(attribution_table(results), left=("transport", "service")))
+    console.print(result_table(attribution_table(results), left=("transport", "service"),
+                               keys=("transport", "service")))
     for r in results:
         attribution = cast("dict[str, str] | None", r.kernel and r.kernel.get("attribution"))  # kernel's JSON
         if attribution:
@@ -341,7 +344,8 @@ def bench(console: Console, result: BenchResult) -> None:
     from .bench.core import tables
 
     for data in tables(result):
-        console.print(result_table(data, left=("server", "why", "target", "where"), first_left=True))
+        console.print(result_table(data, left=("server", "why", "target", "where"), first_left=True,
+                                   keys=("transport", "conns", "server", "target")))
     env = result.environment
     pinned = env.get("pin", {})
     console.print(f"pin={result.settings.pin} (server cores {pinned.get('server_cpus') or 'any'}, load generator "
@@ -413,7 +417,8 @@ def constants(console: Console, result: ConstantsTable) -> None:
                       f"get_constants, keeps only one of them.", highlight=False)
 
 
-def _facts(title: str, facts: dict[str, Fact], columns: Sequence[str] = ("", "value", "how we know", "note")) -> FitTable:
+def _facts(title: str, facts: dict[str, Fact],
+           columns: Sequence[str] = ("", "value", "how we know", "note")) -> FitTable:
     def shown(value: object) -> str:
         return "-" if value is None else ("yes" if value is True else "no" if value is False else str(value))
 

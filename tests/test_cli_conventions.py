@@ -101,6 +101,19 @@ def test_a_table_too_wide_is_dealt_into_parts_that_repeat_the_keys() -> None:
     assert len(made.parts(200)) == 1 and "continued" not in wide
 
 
+def test_bench_details_repeat_transport_and_server_in_every_part() -> None:
+    """Rows of bench's detail tables are named by transport AND server: both repeat."""
+    from netlab.experiments.base import ResultTable
+
+    data = ResultTable("details", ["transport", "server"] + [f"p{i} µs" for i in range(10)],
+                       [["tcp", server, *("1,234.5" for _ in range(10))] for server in ("netlab", "trio")])
+    made = render.result_table(data, left=("server",), first_left=True, keys=("transport", "conns", "server"))
+    parts = made.parts(80)
+    assert len(parts) > 1 and all(part[:2] == [0, 1] for part in parts)
+    text = rendered(lambda c: c.print(made), 80)
+    assert text.count("trio") == len(parts)
+
+
 def test_a_cell_wider_than_the_console_folds_instead_of_being_cut() -> None:
     long = "unix:/tmp/" + "d" * 100 + "/s.sock"
     text = rendered(lambda c: c.print(render.table(["transport", "server"], [["unix", long]])), 60)
@@ -125,7 +138,8 @@ def test_piped_output_is_plain_and_fixed_width(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "\x1b[" not in result.stdout
     assert max(cell_len(line) for line in result.stdout.splitlines()) > 50  # not cut to $COLUMNS
-    assert render.console(width=None).width == render.PLAIN_WIDTH  # pytest's stdout is no terminal
+    if not sys.stdout.isatty():  # pytest captures stdout (not under -s in a terminal)
+        assert render.console().width == render.PLAIN_WIDTH
 
 
 def capture_views(monkeypatch: pytest.MonkeyPatch, name: str, width: int) -> list[str]:
@@ -241,6 +255,13 @@ def test_json_options_mean_the_same_everywhere() -> None:
         assert "--json" in options and options["--json"].is_flag, path
         if "--json-file" in options:
             assert not options["--json-file"].is_flag, path
+
+
+def test_json_with_a_file_name_says_what_json_means_now() -> None:
+    result = invoke(["compare", "--json", "compare.json"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[1] == ("netlab: --json prints JSON on stdout; to write it to a file: "
+                                             "--json-file compare.json")
 
 
 def test_compare_json_is_the_iperf3_shape_on_stdout(tmp_path: Path) -> None:
