@@ -44,6 +44,17 @@ from netlab.transports import TRANSPORTS
 from helpers import assert_no_traceback, invoke
 
 
+@pytest.fixture(autouse=True)
+def no_logging_left_behind() -> Any:
+    """A command run in-process must not leave a log handler on CliRunner's (closed) stderr:
+    later tests would log into it (serve and relay set up logging; run them as processes)."""
+    import logging
+
+    before = list(logging.getLogger().handlers)
+    yield
+    assert logging.getLogger().handlers == before
+
+
 def command_paths() -> list[str]:
     """Every command of the app, as typed after `netlab` ("serve", "experiment run", ...)."""
     paths: list[str] = []
@@ -331,8 +342,10 @@ def test_json_file_names_the_missing_directory(tmp_path: Path) -> None:
 
 
 def test_serving_in_a_missing_directory_says_so(tmp_path: Path) -> None:
-    result = invoke(["serve", "-t", f"unix:{tmp_path}/nodir/sub/sum.sock"])
-    assert result.exit_code == 1
+    # a real process: serve sets up logging on its stderr, which must not outlive a CliRunner call
+    result = subprocess.run([sys.executable, "-m", "netlab", "serve", "-t", f"unix:{tmp_path}/nodir/sub/sum.sock"],
+                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
     assert result.stderr.strip() == (f"netlab: error: cannot bind unix:{tmp_path}/nodir/sub/sum.sock: directory "
                                      f"{tmp_path}/nodir does not exist (nor {tmp_path}/nodir/sub in it)")
 
