@@ -93,15 +93,37 @@ class Limits:
     allow_gids: frozenset[int] | None = None
     amplification: int = 64
 
-    def describe(self) -> str:
-        rate = "none" if self.rate_limit is None else f"{self.rate_limit:g}/s"
-        text = (f"max-connections={self.max_connections} idle-timeout={self.idle_timeout:g}s "
-                f"max-line={self.max_line} rate-limit={rate} grace={self.grace:g}s")
+    def applying_to(self, transport: Transport | None = None) -> dict[str, object]:
+        """The limits in force on `transport` (None: every limit), named as serve's options:
+        connection limits only where there are connections, the datagram rate only on
+        datagrams, peer credentials only when asked for."""
+        connected = transport is None or transport.connected
+        datagrams = transport is None or not transport.connected
+        limits: dict[str, object] = {}
+        if connected:
+            limits.update({"max-connections": self.max_connections, "idle-timeout": self.idle_timeout})
+        limits["max-line"] = self.max_line
+        if datagrams:
+            limits["rate-limit"] = self.rate_limit
+        limits["grace"] = self.grace
         if self.allow_uids is not None:
-            text += " allow-uid=" + ",".join(map(str, sorted(self.allow_uids)))
+            limits["allow-uid"] = sorted(self.allow_uids)
         if self.allow_gids is not None:
-            text += " allow-gid=" + ",".join(map(str, sorted(self.allow_gids)))
-        return text
+            limits["allow-gid"] = sorted(self.allow_gids)
+        return limits
+
+    def describe(self, transport: Transport | None = None) -> str:
+        """The limits in force on `transport` as serve's startup line shows them."""
+        units = {"idle-timeout": "s", "grace": "s", "rate-limit": "/s"}
+
+        def shown(name: str, value: object) -> str:
+            if value is None:
+                return "none"
+            if isinstance(value, list):
+                return ",".join(map(str, value))
+            return (f"{value:g}" if isinstance(value, float) else str(value)) + units.get(name, "")
+
+        return " ".join(f"{name}={shown(name, value)}" for name, value in self.applying_to(transport).items())
 
 
 @dataclass

@@ -291,11 +291,25 @@ def test_send_sum(live) -> None:
     assert result.stdout == "5\n"
 
 
-def test_send_sum_refusal_is_printed_not_an_error(live) -> None:
+def test_send_sum_refusal_is_printed_and_exits_1(live) -> None:
+    """Issue 14: a script must tell bad input from success; the reply is still printed."""
     with live("sum") as address:
         result = invoke(["send", "-t", address, "two three"])
-    assert result.exit_code == 0, result.output
+        as_json = invoke(["send", "-t", address, "two three", "--json"])
+        echoed = invoke(["send", "-t", address, "2 3", "--json"])
+    assert result.exit_code == 1, result.output
     assert result.stdout.startswith("ERR ")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["error"] is True
+    document = json.loads(echoed.stdout)
+    assert echoed.exit_code == 0 and document["reply"].rstrip("\n") == "5" and document["error"] is False
+
+
+def test_send_echo_of_err_is_not_a_refusal(live) -> None:
+    """echo's replies are the requests: one that starts with ERR is no refusal."""
+    with live("echo") as address:
+        result = invoke(["send", "-t", address, "--service", "echo", "ERR not really"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "ERR not really\n"
 
 
 def test_send_echo_replies_the_message(live) -> None:
@@ -335,7 +349,7 @@ def test_send_abstract_unix_dgram() -> None:
 
 def test_compare_json_matches_table(netlab_dir: Path) -> None:
     json_file = netlab_dir / "compare.json"
-    result = invoke(["compare", "-n", "20", "--json", str(json_file)])
+    result = invoke(["compare", "-n", "20", "--json-file", str(json_file)])
     assert result.exit_code == 0, result.output
     assert_no_traceback(result)
     document = json.loads(json_file.read_text())
@@ -369,7 +383,7 @@ def test_compare_subset() -> None:
 
 def test_compare_unwritable_json_file_exits_1(netlab_dir: Path) -> None:
     result = invoke(["compare", "--transports", "tcp", "--services", "sum", "-n", "1",
-                     "--json", str(netlab_dir / "no-such-dir" / "c.json")])
+                     "--json-file", str(netlab_dir / "no-such-dir" / "c.json")])
     assert result.exit_code == 1, result.output
     assert "cannot write" in result.output
     assert_no_traceback(result)

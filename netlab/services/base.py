@@ -103,6 +103,11 @@ class Service(abc.ABC):
     def new_reply_reader(self) -> ReplyReader:
         """Client-side framing for replies on a stream."""
 
+    def is_error(self, reply: bytes) -> bool:
+        """Whether `reply` is the service refusing a request in-band (``netlab send`` exits 1).
+        A service whose replies are the requests themselves (echo) never refuses."""
+        return False
+
 
 class LengthReplyReader(ReplyReader):
     """Each request is answered by exactly as many bytes as it had (echo)."""

@@ -210,3 +210,7 @@ class SumService(Service):
 
     def new_reply_reader(self) -> ReplyReader:
         return LineReplyReader()
+
+    def is_error(self, reply: bytes) -> bool:
+        """``ERR <reason>``: bad input, a request over the limit, or a server at its limit (ERR busy)."""
+        return reply == b"ERR" or reply.startswith((b"ERR ", b"ERR\n", b"ERR\r"))
