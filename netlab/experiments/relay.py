@@ -110,10 +110,14 @@ class Relay:
     max_connections: int = MAX_CONNECTIONS
     active: int = 0  # stream connections open now
 
+    def limits(self) -> dict[str, int]:
+        """The relay's limits, named as on its startup line."""
+        return {"max-connections": self.max_connections, "buffer": STREAM_BUFFER, "max-peers": MAX_PEERS,
+                "peer-queue": PEER_QUEUE}
+
     def describe(self) -> str:
         """The relay's limits, for its startup line."""
-        return (f"max-connections={self.max_connections} buffer={STREAM_BUFFER} max-peers={MAX_PEERS} "
-                f"peer-queue={PEER_QUEUE}")
+        return " ".join(f"{name}={value}" for name, value in self.limits().items())
 
     @property
     def address(self) -> Address:
@@ -282,8 +286,9 @@ async def _relay_stream(listen: Address, to: Address, make_relay: Callable[..., 
             async def guarded(src: Connection, dst: Connection, impairer: StreamImpairer) -> None:
                 try:
                     await _pump(src, dst, impairer, cut)
+                # except*: _pump's reader and writer raise from a nursery, as an exception group
                 except* (trio.BrokenResourceError, trio.ClosedResourceError, TransportError):
-                    nursery.cancel_scope.cancel()  # one side broke: so does the relay of it
+                    nursery.cancel_scope.cancel()  # one side broke (a reset): so does the relay of it
                     _abort(client)  # the other side learns at once, as it would without a relay
                     _abort(upstream)
                     stats.broken += 1
