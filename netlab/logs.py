@@ -22,6 +22,8 @@ import time
 
 #: seconds a kind of record is summarised over
 WINDOW = 10.0
+#: ``extra={RATE_LIMITED: True}`` on a record whose caller limits its rate itself: not summarised
+RATE_LIMITED = "netlab_rate_limited"
 
 
 class RepeatSummary(logging.Filter):
@@ -37,6 +39,8 @@ class RepeatSummary(logging.Filter):
         self._seen.clear()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, RATE_LIMITED, False):
+            return True
         kind = (record.name, record.levelno, str(record.msg))
         now = time.monotonic()
         shown, held = self._seen.get(kind, (-self.window, 0))

@@ -38,7 +38,7 @@ from .errors import (
     AddressError, ConnectionResetError, NetlabError, ServiceOptionError, TimeoutError, TransportError, UsageError,
     translate_os_errors,
 )
-from .logs import summarise_accept_errors, summarised
+from .logs import RATE_LIMITED, summarise_accept_errors, summarised
 from .services import Service, Session, get_service
 from .services.base import REPLY_BUDGET
 from .services.framing import DEFAULT_MAX_LINE, Framing
@@ -468,7 +468,7 @@ def _hint(server: Server, conn: Connection, session: Session) -> None:
     log.log(level, "%s began a request %g s ago and has not ended it: %d byte%s so far, %s. With framing=%s a "
             "request ends at %s. To get a reply: %s",
             _peer_name(server, conn), HINT_AFTER, size, "" if size == 1 else "s", shown, framing,
-            framing.end, framing.advice)
+            framing.end, framing.advice, extra={RATE_LIMITED: True})  # by the hint budget: no summary
 
 
 async def _readable_by(fd: int, when: float) -> bool:
