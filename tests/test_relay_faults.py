@@ -81,26 +81,18 @@ async def test_client_resets(transport: Transport, start_server: StartServer, ne
 
 
 @CONNECTION
-async def test_client_closes_mid_request(transport: Transport, start_server: StartServer,
-                                         netlab_relay: StartRelay) -> None:
+@pytest.mark.parametrize("whole", [False, True], ids=["mid-request", "without-reading"])
+async def test_client_closes_before_the_reply(transport: Transport, start_server: StartServer,
+                                              netlab_relay: StartRelay, whole: bool) -> None:
+    """Half a request, or a whole one, then close before the reply: in the second case the
+    relay writes the reply into a closed socket (EPIPE or a reset)."""
     relay = await through(netlab_relay, start_server)
     for _ in range(5):
         conn = await transport.connect(relay.address)
-        await send_data(conn, b"2 ")  # half a request
-        await conn.aclose()
-    await until_closed(relay)
-    await answered(relay, transport)
-
-
-@CONNECTION
-async def test_client_closes_without_reading(transport: Transport, start_server: StartServer,
-                                             netlab_relay: StartRelay) -> None:
-    """A whole request, then close before the reply: the relay writes the reply into a
-    closed socket (EPIPE or a reset)."""
-    relay = await through(netlab_relay, start_server)
-    for _ in range(5):
-        conn = await transport.connect(relay.address)
-        await send_request(conn, transport, b"2 3")
+        if whole:
+            await send_request(conn, transport, b"2 3")
+        else:
+            await send_data(conn, b"2 ")
         await conn.aclose()
     await until_closed(relay)
     await answered(relay, transport)
