@@ -19,6 +19,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
+    from .check import CheckReport
     from .experiments.base import ResultTable
     from .experiments.compare import CompareSettings, TransportResult
     from .experiments.relay import Relay
@@ -376,3 +377,36 @@ def raw_listened(event: RawEvent, *, hexdump: bool) -> None:
 __all__ = ["Column", "bench", "compare", "constants", "dash", "explanation", "host", "kernel_compare", "prefixes",
            "raw_data", "raw_listened", "raw_received", "raw_summary", "relay_summary", "relaying", "resolution",
            "result_table", "serving", "table", "transports", "yes_no"]
+
+
+# -- netlab check ------------------------------------------------------------------------------
+
+_OUTCOME_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+
+
+def check_summary(report: CheckReport) -> str:
+    summary = report.summary
+    return (f"{summary['pass']} passed, {summary['fail']} failed, {summary['warn']} warnings, "
+            f"{summary['skip']} skipped")
+
+
+def check_report(console: Console, report: CheckReport) -> None:
+    """One row per case: its id, the outcome, and the sentence saying what happened."""
+    made = table([Column("case", no_wrap=True), Column("result", no_wrap=True), Column("what happened", fold=True)],
+                 [], title=f"netlab check {report.service} ({report.profile} profile): {report.target}")
+    for case in report.cases:
+        made.add_row(case.id, f"[{_OUTCOME_STYLE[case.outcome]}]{case.outcome}[/]", case.detail)
+    console.print(made)
+    if report.request is not None:
+        console.print(f"requests written as {report.request}", highlight=False)
+    console.print(check_summary(report), highlight=False)
+
+
+def check_grades(console: Console, graded: Sequence[tuple[str, CheckReport]]) -> None:
+    """One row per submission: cases passed, and the ids that failed or warned."""
+    console.print(table(
+        [Column("submission", fold=True), Column("passed", right=True, no_wrap=True), Column("failed", fold=True),
+         Column("warnings", fold=True)],
+        ([name, f"{r.summary['pass']}/{len(r.cases) - r.summary['skip']}", dash(", ".join(r.failed)),
+          dash(", ".join(r.warned))] for name, r in graded),
+        title="netlab check: one row per submission"))

@@ -166,7 +166,8 @@ async def probe_from_namespace(ctx: CaseContext, sock: ListeningSocket) -> tuple
         wait = max(0.5, min(ctx.timeout, 3.0))
         shown = f"[{target}]:{inside.port}" if ":" in target else f"{target}:{inside.port}"
         result = await trio.to_thread.run_sync(_probe, client_ns, target, inside.port or 0, kind, payload, wait)
-        how = "checked for real: from a second network namespace, over a veth link, a client"
+        how = ("checked for real: a copy of the program ran in a network namespace of its own, and from a second "
+               "namespace, over a veth link, a client")
         if result is None:
             return True, f"{how} reached {shown}"
         return False, f"{how} could not reach {shown} ({result})"

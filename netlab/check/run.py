@@ -127,9 +127,11 @@ class _Run:
         if program is None or (program.running and program.listening()):
             return None
         state = program_state(self.ctx) if self.ctx is not None else None
-        if state and self.results and "restarted" not in self.results[-1].detail:
+        if self.results and "restarted" not in self.results[-1].detail:
             last = self.results[-1]
-            self.results[-1] = dataclasses.replace(last, detail=f"{last.detail}; afterwards {state}; restarted")
+            told = state is None or "the program" in last.detail
+            self.results[-1] = dataclasses.replace(
+                last, detail=f"{last.detail}; {'restarted' if told else f'afterwards {state}; restarted'}")
         await program.stop(grace=0.5)
         return await self.start()
 
@@ -217,7 +219,8 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
             if note is not None and case.id == "connect":
                 result = dataclasses.replace(result, detail=f"{result.detail}; {note}")
             state.results.append(result)
-            report.cases = state.results
+            if result.outcome == "pass" and state.ctx is not None:
+                state.ctx.passed.add(case.id)
             if case.id == "connect" and result.outcome == "fail" and program is None:
                 for rest in cases[i + 1:]:
                     state.results.append(CaseResult(rest.id, rest.group, "skip", "could not connect (see connect)",
