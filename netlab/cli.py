@@ -794,9 +794,10 @@ def check(
     from .output import write_text
 
     names = targets or []
+    template = None if request is None or request == "auto" else _escaped(request)
     settings = CheckSettings(service=service, profile=profile,
-                             request=None if request is None else _escaped(request).decode("utf-8", "surrogateescape")
-                             if request != "auto" else "auto", timeout=timeout, only=tuple(case or ()),
+                             request=request if template is None else template.decode("utf-8", "surrogateescape"),
+                             timeout=timeout, only=tuple(case or ()),
                              idle_window=idle_window, startup=startup, namespaces=namespaces)
     if client is not None:
         if listen is None or run is not None or names or at is not None:

@@ -30,6 +30,7 @@ import trio
 
 from ..errors import NetlabError
 from ..services.sum import SumError, add
+from ..transports.base import Peer
 from ..transports import Address, Connection, DatagramEndpoint, Listeners, parse_address, receive_data, send_data
 from .cases import CheckSettings, Outcome
 from .judge import numbers_in, shown
@@ -168,10 +169,10 @@ async def _serve(listening: Listeners | DatagramEndpoint, case: ClientCase, serv
                 pass
 
 
-async def _later(endpoint: DatagramEndpoint, answer: bytes, peer: object, delay: float) -> None:
+async def _later(endpoint: DatagramEndpoint, answer: bytes, peer: Peer, delay: float) -> None:
     await trio.sleep(delay)
     try:
-        await endpoint.send_to(answer, peer)  # type: ignore[arg-type]  # a peer as the kernel gave it
+        await endpoint.send_to(answer, peer)
     except NetlabError:
         pass
 
@@ -222,7 +223,8 @@ def _contains_answer(output: bytes, answer: bytes, service: str) -> bool:
     want = numbers_in(answer)
     if not want or answer.startswith(b"ERR"):
         return False
-    return any(abs(n - want[0]) <= decimal.Decimal("1e-9") * max(abs(want[0]), 1) for n in numbers_in(output))
+    scale = max(abs(want[0]), decimal.Decimal(1))
+    return any(abs(n - want[0]) <= decimal.Decimal("1e-9") * scale for n in numbers_in(output))
 
 
 async def check_client(command: str, listen: Address | str, settings: CheckSettings = CheckSettings(), *,

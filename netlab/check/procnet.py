@@ -138,7 +138,7 @@ def listening_sockets(pid: int | str = "self") -> list[ListeningSocket]:
 
 def socket_inodes(pid: int) -> set[int]:
     """The inodes of the sockets process `pid` holds open (empty if it is gone)."""
-    inodes = set()
+    inodes: set[int] = set()
     try:
         names = os.listdir(f"/proc/{pid}/fd")
     except OSError:

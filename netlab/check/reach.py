@@ -63,6 +63,15 @@ except OSError as e:
 """
 
 
+def scope_family(host: str) -> int:
+    """4 or 6: the IP version a client uses to reach a socket bound to `host` (an IPv4-mapped
+    IPv6 address is reached over IPv4)."""
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return 6
+    return 4
+
+
 def scope(sock: ListeningSocket) -> str:
     """``all``, ``loopback``, ``one`` (a specific address) or ``unix``."""
     if sock.host is None:
@@ -159,8 +168,7 @@ async def probe_from_namespace(ctx: CaseContext, sock: ListeningSocket) -> tuple
             state = copy.death_note() if not copy.running else "did not listen on an inet socket"
             return False, (f"checked for real: a copy of the program started in a fresh network namespace "
                            f"{state}")
-        target = SERVER_IP6 if ":" in inside.host and ipaddress.ip_address(inside.host).ipv4_mapped is None \
-            else SERVER_IP
+        target = SERVER_IP if scope_family(inside.host) == 4 else SERVER_IP6
         kind = "stream" if inside.kind.startswith("tcp") else "datagram"
         payload = ctx.request("2", "3") if ctx.settings.service == "sum" else b"hello\n"
         wait = max(0.5, min(ctx.timeout, 3.0))

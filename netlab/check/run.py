@@ -28,7 +28,7 @@ import trio
 from ..errors import UsageError
 from ..transports import Address, parse_address
 from . import procnet
-from .cases import Case, CaseContext, CheckSettings, program_state, select_cases, sum_exchange
+from .cases import Case, CaseContext, CheckSettings, Outcome, program_state, select_cases, sum_exchange
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES, RequestFormat
 from .procnet import ListeningSocket
 from .program import Program
@@ -96,7 +96,7 @@ class _Run:
         if self.program is not None:
             found = self.program.listening()
             same = [s for s in found if str(s.client_address()) == str(address)]
-            return (same or found or [None])[0]
+            return (same or found)[0] if found else None
         return procnet.find_listener(address) if _local(address) else None
 
     async def start(self) -> str | None:
@@ -171,7 +171,8 @@ class _Run:
         ctx = self.context()
         own = self.settings.timeout + case.extra(self.settings)
         ctx.deadline = trio.current_time() + own
-        outcome, detail = "fail", ""
+        outcome: Outcome = "fail"
+        detail = ""
         with trio.move_on_at(ctx.deadline + HARD_MARGIN) as scope:
             outcome, detail = await case.run(ctx)
         if scope.cancelled_caught:
@@ -179,7 +180,7 @@ class _Run:
         state = program_state(ctx)
         if state and "the program" not in detail:
             detail += f"; {state} during this case (restarted for the next)"
-        return CaseResult(case.id, case.group, outcome, detail, trio.current_time() - started)  # type: ignore[arg-type]  # outcome is one of the four Literal values the cases return
+        return CaseResult(case.id, case.group, outcome, detail, trio.current_time() - started)
 
 
 async def check_server(address: Address | str | None = None, *, run: str | None = None, cwd: str | None = None,
@@ -203,8 +204,9 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
         if problem is not None:
             first = cases[0] if cases else None
             for case in cases:
-                outcome, detail = ("fail", problem) if case is first else ("skip", "the server never started")
-                report.cases.append(CaseResult(case.id, case.group, outcome, detail, 0.0))  # type: ignore[arg-type]  # "fail"/"skip" literals
+                result = (CaseResult(case.id, case.group, "fail", problem, 0.0) if case is first else
+                          CaseResult(case.id, case.group, "skip", "the server never started", 0.0))
+                report.cases.append(result)
             return report
         note = None
         if fmt is None:
