@@ -128,14 +128,14 @@ async def reach_verdict(ctx: CaseContext) -> Verdict:
     real: bool | None = None
     how = "judged from the bound address"
     problem = namespace_problem() if ctx.program is not None and ctx.settings.namespaces else (
-        "netlab did not start the server (use --run), so it cannot start a copy in a second network namespace")
+        "netlab did not start the server, so it cannot run a copy in a second network namespace (--run can)")
     if ctx.program is not None and not ctx.settings.namespaces:
         problem = "the namespace check is off"
     if problem is None:
         assert ctx.program is not None
         real, how = await probe_from_namespace(ctx, sock)
     else:
-        how += f" ({problem})"
+        how += f": {problem}"
     reachable = real if real is not None else where in ("all", "one")
     text = f"{sentence} — {how}"
     if reachable and real is not None and where == "loopback":

@@ -15,12 +15,15 @@ def add(text):
 
 class Handler(socketserver.StreamRequestHandler):
     def handle(self):
-        for line in self.rfile:
-            try:
-                reply = add(line.decode())
-            except (ValueError, UnicodeError, decimal.InvalidOperation):
-                reply = "ERR expected two numbers"
-            self.wfile.write(reply.encode() + b"\n")
+        try:
+            for line in self.rfile:
+                try:
+                    reply = add(line.decode())
+                except (ValueError, UnicodeError, decimal.InvalidOperation):
+                    reply = "ERR expected two numbers"
+                self.wfile.write(reply.encode() + b"\n")
+        except ConnectionError:  # the client left abruptly: nothing to answer
+            pass
 
 
 class Server(socketserver.ThreadingTCPServer):
