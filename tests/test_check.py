@@ -81,7 +81,8 @@ def test_proc_tables_parse() -> None:
     unix = ["0000000000000000: 00000002 00000000 00010000 0001 01 99 /tmp/s.sock",
             "0000000000000000: 00000002 00000000 00000000 0002 01 98 @name",
             "0000000000000000: 00000003 00000000 00000000 0001 03 97 /tmp/s.sock",
-            "0000000000000000: 00000002 00000000 00000000 0002 01 96"]
+            "0000000000000000: 00000002 00000000 00000000 0002 01 96",
+            "0000000000000000: 00000002 00000000 00000000 0005 01 95 /tmp/not-listening.sock"]
     assert [(s.kind, s.path) for s in parse_unix_table(unix)] == [("unix", "/tmp/s.sock"), ("unix-dgram", "@name")]
 
 
@@ -139,6 +140,7 @@ async def test_nothing_listening_skips_the_rest(netlab_dir: Path) -> None:
 #: student -> (extra settings, the cases it must fail: exactly these, words each failure names)
 EXPECTED: dict[str, tuple[dict[str, object], dict[str, str]]] = {
     "sum_server": ({}, {}),
+    "udp_sum_server": ({}, {}),  # found on its udp socket; datagram cases run, stream-only ones skip
     "single_recv": ({}, {"framing.split": "reads once"}),
     "recv16": ({}, {"framing.split": "reads once", "sum.large": "recv(16)", "framing.long": "recv(16)"}),
     "one_client": ({}, {"clients.sequential": "stopped accepting", "clients.concurrent": "", "survives.bad_input": "",

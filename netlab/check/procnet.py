@@ -11,7 +11,7 @@ What counts as listening (`ListeningSocket`):
 * tcp/tcp6 in state LISTEN (``0A``);
 * udp/udp6 bound to a port and not connected (state ``07``);
 * unix stream and seqpacket sockets with ``__SO_ACCEPTCON`` (they called ``listen``);
-* unix datagram sockets bound to a name and not connected.
+* unix datagram sockets bound to a name.
 
 Addresses in ``/proc/net/tcp`` are hexadecimal in the host's byte order, one 32-bit word at a
 time (four words for IPv6); ports are big-endian hexadecimal.
@@ -118,9 +118,11 @@ def parse_unix_table(lines: Iterable[str]) -> list[ListeningSocket]:
             continue  # no name: an unbound socket
         flags, socktype, state, inode = int(fields[3], 16), int(fields[4], 16), int(fields[5], 16), int(fields[6])
         kind = _UNIX_TYPES.get(socktype)
-        if kind is None or state != _UNCONNECTED:
+        if kind is None:
             continue
-        if kind != "unix-dgram" and not flags & _SO_ACCEPTCON:
+        # a bound datagram socket is listed as connected (03) once a connected client has
+        # written to it; stream and seqpacket listeners are unconnected and accepting
+        if kind != "unix-dgram" and (state != _UNCONNECTED or not flags & _SO_ACCEPTCON):
             continue
         found.append(ListeningSocket(kind, None, None, fields[7], inode))
     return found
