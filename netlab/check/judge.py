@@ -48,7 +48,7 @@ class RequestFormat:
                              f"not {self.template!r}")
 
     def render(self, a: str, b: str) -> bytes:
-        return self.template.replace("{a}", a).replace("{b}", b).encode()
+        return self.template.replace("{a}", a).replace("{b}", b).encode("utf-8", "surrogateescape")
 
     @property
     def terminated(self) -> bool:
