@@ -26,11 +26,11 @@ from typer.core import TyperGroup
 
 from . import render
 from .bench.core import BASELINES, MODES, PINS
-from .errors import AddressError, UsageError, exit_code, netlab_error
+from .errors import AddressError, ServiceOptionError, UsageError, exit_code, netlab_error
 from .lifecycle import run_until_signalled
 from .output import Outputs
 from .runner import Limits, Server, open_client, run_chat, serve
-from .services import SERVICES
+from .services import SERVICES, Framing, get_service
 from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, parse_address
 
 if TYPE_CHECKING:
@@ -87,6 +87,21 @@ def _service(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def _framing(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        try:
+            Framing.parse(value)
+        except ServiceOptionError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _accept(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in ("strict", "lenient"):
+        raise typer.BadParameter(f"{value!r}: use strict or lenient")
+    return value
+
+
 def _transport_names(value: Optional[str]) -> Optional[list[str]]:
     if value is None:
         return None
@@ -131,6 +146,7 @@ def _logging(verbose: bool) -> None:
 
 
 _LIMITS = "Limits (see the README's Limits and safety)"
+_CLIENTS = "Testing your own client (see the README)"
 
 
 @app.command(epilog="Example: netlab serve --transport unix:/tmp/sum.sock --service sum")
@@ -156,18 +172,27 @@ def serve_cmd(
     allow_gid: Annotated[Optional[list[int]], typer.Option(rich_help_panel=_LIMITS,
                                                            help="unix sockets: accept only peers with this gid "
                                                                 "(repeatable)")] = None,
+    framing: Annotated[Optional[str], typer.Option(
+        callback=_framing, metavar="line|quiet[:MS]|eof", rich_help_panel=_CLIENTS,
+        help="sum on streams: where a request ends. line: at \\n (default); quiet: also after MS ms "
+             "with nothing more (default 200); eof: when the client half-closes")] = None,
+    accept: Annotated[Optional[str], typer.Option(
+        callback=_accept, metavar="strict|lenient", rich_help_panel=_CLIENTS,
+        help="sum: strict, two numbers separated by white space (default); lenient, any text "
+             "holding exactly two numbers (2,3  2/3  [\"2\", \"3\"]  2 + 3)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every connection")] = False,
 ) -> None:
     """Serve a service until SIGTERM or Ctrl-C, which drain it (a second Ctrl-C stops at once).
-    Prints `listening ADDR` for each bound socket, with the limits in force."""
+    Prints `listening ADDR` for each bound socket, with the service's settings and the limits in force."""
     limits = Limits(max_connections=max_connections, idle_timeout=idle_timeout, max_line=max_line,
                     rate_limit=rate_limit, grace=grace,
                     allow_uids=frozenset(allow_uid) if allow_uid else None,
                     allow_gids=frozenset(allow_gid) if allow_gid else None)
+    served = get_service(service, max_line=max_line, framing=framing, accept=accept)
     _logging(verbose)
 
     listening = partial(render.serving, service=service, requested=transport, limits=limits)
-    trio.run(partial(run_until_signalled, partial(serve, service, transport, limits=limits), started=listening,
+    trio.run(partial(run_until_signalled, partial(serve, served, transport, limits=limits), started=listening,
                      drain=Server.drain, grace=limits.grace))
 
 
@@ -180,12 +205,19 @@ def send(
         help="reply framing: sum (default) reads one line per request line; "
              "echo reads as many bytes as were sent")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply", min=0.001)] = 5.0,
+    no_newline: Annotated[bool, typer.Option(
+        "--no-newline", rich_help_panel=_CLIENTS,
+        help="send the message as it is, without the line ending (as a client that sends \"2 3\" does)")] = False,
+    half_close: Annotated[bool, typer.Option(
+        "--half-close", rich_help_panel=_CLIENTS,
+        help="streams: half-close (shutdown SHUT_WR) after the request, then read the reply")] = False,
 ) -> None:
     """Send one request and print the reply. Exit 1 on refusal or timeout."""
 
     async def main() -> bytes:
         async with open_client(transport, service or "sum", timeout=timeout) as client:
-            return await client.request(message.encode(), timeout=timeout)
+            return await client.request(message.encode(), timeout=timeout, newline=not no_newline,
+                                        half_close=half_close)
 
     reply = trio.run(main)
     sys.stdout.buffer.write(reply if reply.endswith(b"\n") else reply + b"\n")
@@ -197,12 +229,18 @@ def chat(
     transport: TransportOpt,
     timeout: Annotated[float, typer.Option(help="after the last input line, seconds to wait for replies",
                                            min=0.0)] = 5.0,
+    no_newline: Annotated[bool, typer.Option(
+        "--no-newline", rich_help_panel=_CLIENTS, help="send each line without its line ending")] = False,
+    half_close: Annotated[bool, typer.Option(
+        "--half-close/--no-half-close", rich_help_panel=_CLIENTS,
+        help="streams: half-close after the last line (default), or keep sending open and wait --timeout")] = True,
 ) -> None:
     """The lab's client: send each line of stdin, print what comes back. Works in a pipe."""
 
     from .explore.raw import read_lines  # os.read in a thread: safe to abandon when the server closes
 
-    trio.run(partial(run_chat, transport, read_lines(sys.stdin.buffer), _write, timeout=timeout))
+    trio.run(partial(run_chat, transport, read_lines(sys.stdin.buffer), _write, timeout=timeout,
+                     newline=not no_newline, half_close=half_close))
 
 
 def _write(data: bytes) -> None:

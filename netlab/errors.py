@@ -5,7 +5,9 @@ The tree::
     NetlabError                    every error netlab raises on purpose (the CLI exits 1)
     ├── UsageError                 the command asked for something it cannot have (the CLI exits 2)
     │   ├── AddressError (ValueError)  an address string that does not parse or is not allowed
-    │   └── ImpairmentError (ValueError)  an impairment setting out of range, or for the wrong kind
+    │   ├── ImpairmentError (ValueError)  an impairment setting out of range, or for the wrong kind
+    │   └── ServiceOptionError (ValueError)  a service option (--framing, --accept) that does not
+    │                              parse, or that the service or transport does not take
     ├── UnknownNameError (LookupError)  a name not in its registry: service, transport, constant prefix
     ├── TransportError             a socket operation failed; the message says why
     │   ├── ResolveError           getaddrinfo could not resolve a host or service
@@ -53,6 +55,7 @@ __all__ = [
     "UsageError",
     "AddressError",
     "ImpairmentError",
+    "ServiceOptionError",
     "UnknownNameError",
     "TransportError",
     "ResolveError",
@@ -96,6 +99,11 @@ class AddressError(UsageError, ValueError):
 class ImpairmentError(UsageError, ValueError):
     """An impairment setting out of range, or one the transport's kind cannot take
     (loss on a stream relay; a kernel rule that cannot be made)."""
+
+
+class ServiceOptionError(UsageError, ValueError):
+    """A service option that does not parse (``--framing quiet:x``), or that this service or
+    transport does not take (framing for echo, or on datagrams)."""
 
 
 class UnknownNameError(NetlabError, LookupError):

@@ -93,8 +93,10 @@ def transports(console: Console, registry: Iterable[Transport]) -> None:
 
 def serving(server: Server, *, service: str, requested: Address, limits: Limits) -> None:
     """serve's `listening ADDR` line per bound socket, and one warning for wildcard addresses."""
+    settings = server.service.describe(stream=not server.transport.boundaries)
     for bound in server.bound:
-        print(f"listening {bound}  service={service}  requested={requested}  {limits.describe()}", flush=True)
+        print(f"listening {bound}  service={service}{'  ' + settings if settings else ''}  requested={requested}  "
+              f"{limits.describe()}", flush=True)
     wildcards = [str(bound) for bound in server.bound if bound.is_wildcard]
     if wildcards:  # one line, even when '*' gave an IPv4 and an IPv6 socket
         logging.getLogger("netlab").warning(
