@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import trio
 
 from ..errors import NetlabError
+from ..services.lenient import NotTwoNumbers, two_numbers
 from ..services.sum import SumError, add
 from ..transports.base import Peer
 from ..transports import Address, Connection, DatagramEndpoint, Listeners, parse_address, receive_data, send_data
@@ -81,14 +82,13 @@ class _Seen:
 
 
 def _answer(service: str, request: bytes) -> bytes:
+    """The reference's reply: netlab's lenient reading of sum (`netlab.services.lenient`), or echo."""
     if service == "echo":
         return request
-    numbers = numbers_in(request)[:2]
-    if len(numbers) < 2:
-        return b"ERR expected two numbers\n"
     try:
-        return add(f"{numbers[0]} {numbers[1]}").encode() + b"\n"
-    except SumError as exc:
+        a, b = two_numbers(request.decode("utf-8", "replace"))
+        return add(f"{a} {b}").encode() + b"\n"
+    except (NotTwoNumbers, SumError) as exc:
         return f"ERR {exc}\n".encode()
 
 
