@@ -532,7 +532,8 @@ __all__ = ["Column", "bench", "compare", "constants", "dash", "explanation", "ho
 
 def check_summary(report: CheckReport) -> str:
     summary = report.summary
-    return (f"{summary['pass']} passed, {summary['fail']} failed, {summary['warn']} warnings, "
+    warnings = "warning" if summary["warn"] == 1 else "warnings"
+    return (f"{summary['pass']} passed, {summary['fail']} failed, {summary['warn']} {warnings}, "
             f"{summary['skip']} skipped")
 
 
