@@ -908,6 +908,110 @@ def explain(
     _emit(as_json, result.as_dict, partial(render.explanation, out, result))
 
 
+# -- netlab check: anyone's server or client -----------------------------------------------
+
+_CHECK = "Checking"
+
+
+@app.command(epilog="Examples: netlab check tcp:127.0.0.1:50000 --service sum;  "
+                    "netlab check --run 'python3 sum_server.py';  "
+                    "netlab check --run 'python3 {}' submissions/*/sum_server.py;  "
+                    "netlab check --client 'python3 sum_client.py 2 3' --listen tcp:127.0.0.1:50000")
+def check(
+    targets: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[ADDR | SUBMISSION...]",
+        help="the server's address; or, with --run 'CMD {}', the files to check one after another")] = None,
+    service: Annotated[str, typer.Option("--service", "-s", help="sum or echo")] = "sum",
+    profile: Annotated[str, typer.Option(help="assignment: what the course asks, judged leniently; "
+                                              "netlab: netlab's line protocol exactly")] = "assignment",
+    request: Annotated[Optional[str], typer.Option(
+        metavar="FORMAT", help="sum: how a request is written, {a} and {b} for the numbers (default '{a} {b}\\n'; "
+                               "escapes \\n \\r \\t); auto tries common formats")] = None,
+    run: Annotated[Optional[str], typer.Option(
+        "--run", metavar="CMD", help="start the server with this shell command, find where it listens, restart it "
+                                     "if it dies, stop its process group at the end; {} stands for each SUBMISSION")]
+    = None,
+    at: Annotated[Optional[Address], typer.Option(
+        "--at", parser=_address, metavar="ADDR", help="with --run: the address to test (default: found from the "
+                                                      "kernel's socket tables)")] = None,
+    client: Annotated[Optional[str], typer.Option(
+        "--client", metavar="CMD", help="check a client instead: run CMD once per case against a reference server "
+                                        "at --listen")] = None,
+    listen: Annotated[Optional[Address], typer.Option(
+        "--listen", parser=_address, metavar="ADDR", help="with --client: where the reference server listens")]
+    = None,
+    stdin: Annotated[Optional[bytes], typer.Option(
+        "--stdin", parser=_escaped, metavar="TEXT", help="with --client: what the client reads on stdin")] = None,
+    case: Annotated[Optional[list[str]], typer.Option(
+        "--case", metavar="ID", help="run only this case or group (repeatable): sum.small, framing, ...")] = None,
+    timeout: Annotated[float, typer.Option(min=0.05, rich_help_panel=_CHECK,
+                                           help="each case's hard deadline in seconds")] = 5.0,
+    startup: Annotated[float, typer.Option(min=0.05, rich_help_panel=_CHECK,
+                                           help="with --run: seconds the program may take to start listening")]
+    = 10.0,
+    idle_window: Annotated[float, typer.Option(min=0.05, rich_help_panel=_CHECK,
+                                               help="resources.idle_cpu: seconds of CPU time measured")] = 1.0,
+    namespaces: Annotated[bool, typer.Option("--namespaces/--no-namespaces", rich_help_panel=_CHECK,
+                                             help="reach.interfaces: as root, test from a second network "
+                                                  "namespace")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON instead of a table")] = False,
+    junit_file: Annotated[Optional[Path], typer.Option("--junit", metavar="FILE",
+                                                       help="also write the report as JUnit XML")] = None,
+) -> None:
+    """Check anyone's echo or sum server (or client): a report per case, with the likely cause
+    and fix of each failure. Exit 0 if no case failed, 1 if one did."""
+    from .check import CheckSettings, check_client, check_server, grade, junit
+    from .output import write_text
+
+    names = targets or []
+    template = None if request is None or request == "auto" else _escaped(request)
+    settings = CheckSettings(service=service, profile=profile,
+                             request=request if template is None else template.decode("utf-8", "surrogateescape"),
+                             timeout=timeout, only=tuple(case or ()),
+                             idle_window=idle_window, startup=startup, namespaces=namespaces)
+    if client is not None:
+        if listen is None or run is not None or names or at is not None:
+            raise UsageError("--client goes with --listen ADDR (and no --run, --at or address)")
+    elif listen is not None or stdin is not None:
+        raise UsageError("--listen and --stdin go with --client")
+    elif run is None and len(names) != 1:
+        raise UsageError("give one address to check (tcp:127.0.0.1:50000), or --run CMD to start the server")
+    elif run is not None and "{}" not in run and names:
+        raise UsageError("with --run, the address goes in --at; to check several files, put {} in --run")
+    elif run is not None and "{}" in run and (not names or at is not None):
+        raise UsageError("--run with {} checks each SUBMISSION file given after the options (and takes no --at)")
+    if junit_file is not None:
+        Outputs(json=junit_file).check()
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("check", total=None)
+
+        def step(what: str, done: int, total: int) -> None:
+            progress.update(task, description=f"check: {what}", completed=done, total=total)
+
+        if client is not None:
+            assert listen is not None
+            reports = [trio.run(partial(check_client, client, listen, settings, stdin=stdin, progress=step))]
+            graded = None
+        elif run is not None and "{}" in run:
+            graded = trio.run(partial(grade, run, names, settings, progress=step))
+            reports = [report for _, report in graded]
+        else:
+            address = at if run is not None else _address(names[0])
+            reports = [trio.run(partial(check_server, address, run=run, settings=settings, progress=step))]
+            graded = None
+    if as_json:
+        _print_json({"submissions": [r.as_json() for r in reports]} if graded is not None else reports[0].as_json())
+    elif graded is not None:
+        render.check_grades(out, graded)
+    else:
+        render.check_report(out, reports[0])
+    if junit_file is not None:
+        write_text(junit_file, junit(reports), wrote=_wrote)
+    if any(report.failed for report in reports):
+        raise typer.Exit(1)
+
+
 # typer names commands after functions; `serve` is taken by the library import
 serve_cmd_info = app.registered_commands[0]
 serve_cmd_info.name = "serve"

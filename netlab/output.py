@@ -76,4 +76,13 @@ class Outputs:
             wrote(target)
 
 
-__all__ = ["PLOT_FORMATS", "Outputs", "plot_path"]
+def write_text(path: Path, text: str, *, wrote: Callable[[Path], None] = lambda path: None) -> None:
+    """Write a text output file (``--junit FILE``); an `OutputError` naming it if that fails."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    wrote(path)
+
+
+__all__ = ["PLOT_FORMATS", "Outputs", "plot_path", "write_text"]

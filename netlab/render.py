@@ -23,6 +23,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
+    from .check import CheckReport
     from .experiments.base import ResultTable
     from .experiments.compare import CompareSettings, TransportResult
     from .experiments.relay import Relay
@@ -533,3 +534,34 @@ def raw_listened(event: RawEvent, *, hexdump: bool) -> None:
 __all__ = ["Column", "bench", "compare", "constants", "dash", "explanation", "host", "kernel_compare", "prefixes",
            "raw_data", "raw_listened", "raw_received", "raw_summary", "relay_summary", "relaying", "resolution",
            "result_table", "serving", "table", "transports", "yes_no"]
+
+
+# -- netlab check ------------------------------------------------------------------------------
+
+
+
+def check_summary(report: CheckReport) -> str:
+    summary = report.summary
+    warnings = "warning" if summary["warn"] == 1 else "warnings"
+    return (f"{summary['pass']} passed, {summary['fail']} failed, {summary['warn']} {warnings}, "
+            f"{summary['skip']} skipped")
+
+
+def check_report(console: Console, report: CheckReport) -> None:
+    """One row per case: its id, the outcome, and the sentence saying what happened."""
+    console.print(table([Column("case", wrap=False), Column("result", wrap=False), Column("what happened", wrap=True)],
+                        ([case.id, case.outcome, case.detail] for case in report.cases),
+                        title=f"netlab check {report.service} ({report.profile} profile): {report.target}"))
+    if report.request is not None:
+        console.print(f"requests written as {report.request}", highlight=False)
+    console.print(check_summary(report), highlight=False)
+
+
+def check_grades(console: Console, graded: Sequence[tuple[str, CheckReport]]) -> None:
+    """One row per submission: cases passed, and the ids that failed or warned."""
+    console.print(table(
+        [Column("submission", wrap=True), Column("passed", right=True, wrap=False), Column("failed", wrap=True),
+         Column("warnings", wrap=True)],
+        ([name, f"{r.summary['pass']}/{len(r.cases) - r.summary['skip']}", dash(", ".join(r.failed)),
+          dash(", ".join(r.warned))] for name, r in graded),
+        title="netlab check: one row per submission"))

@@ -245,6 +245,7 @@ JSON_CASES: dict[str, Callable[[Any], list[Any]]] = {
     "resolve": lambda p: _once(["resolve", "127.0.0.1", "7000", "--json"]),
     "constants": lambda p: _once(["constants", "SOCK_", "--json"]),
     "addr explain": lambda p: _once(["addr", "explain", "unix-dgram:@netlab-json-conventions", "--json"]),
+    "check": lambda p: _once(["check", _server(p), "--case", "sum.small", "--json"]),
 }
 
 
