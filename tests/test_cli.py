@@ -402,7 +402,7 @@ def test_compare_unwritable_json_file_exits_1(netlab_dir: Path) -> None:
 
 def test_send_without_newline_times_out_saying_why() -> None:
     with server_thread("sum", "tcp:127.0.0.1:0") as address:
-        result = invoke(["send", "-t", address, "--no-newline", "--timeout", "1.5", "2 3"])
+        result = invoke(["send", "-t", address, "--no-newline", "--timeout", "3", "2 3"])
     assert result.exit_code == 1, result.output
     assert_no_traceback(result)
     assert "no reply" in result.output and "without a line ending" in flat(result.output)
