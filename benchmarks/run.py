@@ -4,6 +4,8 @@ baselines beside it, a before/after against an older commit, and a profile.
 
     .venv/bin/python benchmarks/run.py                 # the full run (about 45 minutes)
     .venv/bin/python benchmarks/run.py --quick         # everything briefly, to try the script
+    .venv/bin/python benchmarks/run.py --targets --before main   # `make bench-quick`: issue 13's
+                                                       # target table only, a few minutes
 
 Writes benchmarks/RESULTS.md, and benchmarks/results/<run>.json (every run, iperf3 -J shape)
 and <run>.png (plots). The "before" server is netlab's server from `--before` (a git
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -167,7 +170,12 @@ def main() -> int:
                                                           "'' for none")
     parser.add_argument("--only", help="comma-separated run names (default: all)")
     parser.add_argument("--out", default=str(HERE), help="where RESULTS.md and results/ go")
+    parser.add_argument("--targets", action="store_true",
+                        help="only the rows of the datagram/relay/cross-core target table (a few minutes); writes "
+                             "results/targets.md and .json, not RESULTS.md")
     args = parser.parse_args()
+    if args.targets:
+        return targets_main(args)
     out = Path(args.out)
     (out / "results").mkdir(parents=True, exist_ok=True)
     before_tree = extract(args.before) if args.before else None
@@ -204,6 +212,138 @@ def main() -> int:
             shutil.rmtree(before_tree, ignore_errors=True)
     write_results(out / "RESULTS.md", results, headings, profiles, date, time.monotonic() - began, args)
     print(f"wrote {out / 'RESULTS.md'}", file=sys.stderr)
+    return 0
+
+
+# -- the target table of the second performance round (issue 13) -----------------------------
+
+#: (file name, settings) of each run the target table needs; every netlab figure has its
+#: baselines (and the server from --before) measured beside it in the same run
+def target_runs(before: str | None) -> list[tuple[str, BenchSettings]]:
+    common = {"duration": 1.0, "warmup": 0.3, "repeats": 3, "before": before}
+    return [
+        ("t-datagrams", BenchSettings("datagrams", ("udp", "udp6", "unix-dgram", "unix-seq"),
+                                      baselines=("trio", "threads"), **common)),
+        ("t-relay", BenchSettings("relay", ("udp", "udp6", "unix-dgram", "tcp", "unix", "unix-seq"),
+                                  baselines=("select", "socat"), pin="split", **common)),
+        ("t-pingpong-split", BenchSettings("pingpong", baselines=("trio",), pin="split", **common)),
+        ("t-pingpong-same", BenchSettings("pingpong", baselines=("trio",), pin="same", **common)),
+    ]
+
+
+def ratio_of(result: BenchResult, mode: str, transport: str, a: str, b: str) -> str:
+    """a ÷ b per repeat (each pair measured moments apart), median (min–max); "-" if unmeasured."""
+    def values(who: str) -> dict[int, float]:
+        return {r.repeat: r.value for r in result.runs if r.mode == mode and r.transport == transport
+                and r.server == who and r.value}
+    va, vb = values(a), values(b)
+    ratios = sorted(va[k] / vb[k] for k in va.keys() & vb.keys())
+    if not ratios:
+        return "-"
+    mid = ratios[len(ratios) // 2] if len(ratios) % 2 else (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2]) / 2
+    return f"{mid:.2f} ({ratios[0]:.2f}–{ratios[-1]:.2f})" if len(ratios) > 1 else f"{mid:.2f}"
+
+
+def idle_cpu(trees: dict[str, Path | None], seconds: float = 10.0) -> dict[str, float]:
+    """% of a core each idle server takes over `seconds` (udp, tcp and unix-seq servers of
+    each tree, all started together; measured from 1 s after they print their address)."""
+    procs = {}
+    workdir = Path(tempfile.mkdtemp(prefix="nl-idle-", dir="/tmp"))
+    try:
+        for name, tree in trees.items():
+            env = {**os.environ}
+            if tree is not None:
+                env.update(PYTHONPATH=str(tree), PYTHONSAFEPATH="1")
+            for scheme in ("udp:127.0.0.1:0", "tcp:127.0.0.1:0", f"unix-seq:{workdir}/{name}.sock"):
+                procs[f"{name} {scheme.partition(':')[0]}"] = subprocess.Popen(
+                    [sys.executable, "-m", "netlab", "serve", "-t", scheme, "-s", "echo"],
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=str(workdir))
+        for proc in procs.values():
+            assert proc.stdout is not None
+            proc.stdout.readline()
+        time.sleep(1.0)
+        start = {k: _cpu_s(p.pid) for k, p in procs.items()}
+        time.sleep(seconds)
+        return {k: 100 * (_cpu_s(p.pid) - start[k]) / seconds for k, p in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def targets_main(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    before_tree = extract(args.before) if args.before else None
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    began = time.monotonic()
+    results: dict[str, BenchResult] = {}
+    try:
+        for name, settings in target_runs(str(before_tree) if before_tree else None):
+            done = [0]
+            total = planned_runs(settings)
+
+            def tick(label: str, name: str = name, total: int = total) -> None:
+                done[0] += 1
+                print(f"\r{name}: {done[0]}/{total} {label:<40}", end="", file=sys.stderr, flush=True)
+
+            results[name] = run_bench(settings, progress=tick)
+            print(file=sys.stderr)
+            (out / "results" / f"{name}.json").write_text(json.dumps(report(results[name]), indent=1) + "\n")
+        idle = idle_cpu({"now": None, **({"before": before_tree} if before_tree else {})})
+    finally:
+        if before_tree is not None:
+            shutil.rmtree(before_tree, ignore_errors=True)
+    before = f"before ({args.before})" if args.before else "before"
+    rows = []
+    dg, rl = results["t-datagrams"], results["t-relay"]
+    for t in ("udp", "udp6", "unix-dgram", "unix-seq"):
+        rows.append([f"`bench datagrams` netlab ÷ minimal trio, {t}", ratio_of(dg, "datagrams", t, "before", "trio"),
+                     ratio_of(dg, "datagrams", t, "netlab", "trio"), "≥ 1.3" if t != "unix-seq" else "(not a target)"])
+    rows.append(["`bench datagrams` netlab ÷ blocking threads server, udp",
+                 ratio_of(dg, "datagrams", "udp", "before", "threads"),
+                 ratio_of(dg, "datagrams", "udp", "netlab", "threads"), "≥ 0.7 (moonshot 1.0)"])
+    for t in ("udp", "udp6", "unix-dgram"):
+        drops = {r.server: r.details for r in rl.rows if r.mode == "relay-datagrams" and r.transport == t}
+
+        def lost(who: str) -> str:
+            d = drops.get(who) or {}
+            kd = f", {d.get('kernel_drops', 0):,} kernel drops" if d.get("drops_counted") else ""
+            return f"; {d.get('lost', 0):,} lost{kd}" if d else ""
+
+        rows.append([f"`bench relay` datagrams passed ÷ minimal select relay, {t} (20,000/s offered, 3 × 1 s)",
+                     ratio_of(rl, "relay-datagrams", t, "before", "select") + lost("before"),
+                     ratio_of(rl, "relay-datagrams", t, "netlab", "select") + lost("netlab"),
+                     "≥ 1.0, 0 kernel drops"])
+    for t in ("tcp", "unix", "unix-seq"):
+        rows.append([f"`bench relay` MB/s ÷ minimal select relay, {t}", ratio_of(rl, "relay-stream", t, "before", "select"),
+                     ratio_of(rl, "relay-stream", t, "netlab", "select"), "(not a target)"])
+    for name, pin in (("t-pingpong-split", "split"), ("t-pingpong-same", "same")):
+        pp = results[name]
+        for t in dict.fromkeys(r.transport for r in pp.rows):
+            rows.append([f"`bench pingpong --pin {pin}` netlab ÷ minimal trio, {t}",
+                         ratio_of(pp, "pingpong", t, "before", "trio"), ratio_of(pp, "pingpong", t, "netlab", "trio"),
+                         "≥ 0.95" if pin == "split" else "≥ 1.3"])
+    for kind in ("udp", "tcp", "unix-seq"):
+        rows.append([f"idle server CPU, {kind} (no traffic, 10 s), % of a core",
+                     f"{idle.get(f'before {kind}', float('nan')):.2f}", f"{idle[f'now {kind}']:.2f}", "≤ 1"])
+    first = next(iter(results.values()))
+    env = first.environment
+    text = (f"**Target table, measured {date} UTC by `make bench-quick` (`benchmarks/run.py --targets --before "
+            f"{args.before}`), {(time.monotonic() - began) / 60:.0f} minutes; load average {env['loadavg'].split()[0]} "
+            f"at the start. \"{before}\" is netlab's server (and relay) from that commit, run in the same runs as "
+            f"the baselines and the current code.**\n\n"
+            + md_table(ResultTable("ratio above 1: the first does better; median of 3 repeats (min–max)",
+                                   ["target", before, "now", "goal"], rows)))
+    (out / "results" / "targets.md").write_text(text)
+    print(text)
     return 0
 
 

@@ -467,8 +467,10 @@ def spawn_server(name: str, template: str, service: str, settings: BenchSettings
     if to is not None:
         if name == "socat":
             return _spawn_socat(address, to, settings, directory)
-        if name == "netlab":
+        if name in ("netlab", "before"):
             argv = [sys.executable, "-m", "netlab", "relay", "--listen", address, "--to", to]
+            if name == "before":  # the same command, importing netlab from the other tree
+                env = {**os.environ, "PYTHONPATH": str(Path(settings.before or "").resolve()), "PYTHONSAFEPATH": "1"}
         else:
             script = baselines_dir(settings) / RELAY_BASELINES[name]
             if not script.is_file():
