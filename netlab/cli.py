@@ -2,35 +2,45 @@
 
 Exit codes come from the exception tree in `netlab.errors` (`exit_code`): 0 success; 1 a
 runtime failure (refused, timed out, address in use), printed as one line
-``netlab: error: ...``; 2 a usage error (bad address, unknown service); 130 interrupted.
+``netlab: error: ...``; 2 a usage error (bad address, unknown service, an option typer
+rejects), the same one line and at most one more with the usage; 130 interrupted.
 Tables and the other views are drawn by `netlab.render`; output files are written by
 `netlab.output`; serve, relay and raw --listen run until a signal through
 `netlab.lifecycle`.
+
+Every command takes ``--json`` (`JsonOpt`): JSON on stdout instead of tables, nothing else
+there. A command that runs until a signal prints one JSON object per line (an event);
+every other command prints one document at the end. Commands that measure take
+``--json-file FILE`` (`JsonFileOpt`: the same document written to FILE, tables still
+shown) and ``--plot FILE`` (`PlotOpt`), both checked before the run (`Outputs.check`). A
+new command follows the same pattern: take ``as_json: JsonOpt = False`` and end with
+``_emit(as_json, document, view)``; tests/test_cli_conventions.py holds every command to it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import trio
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from typer.core import TyperGroup
 
-from . import render
+from . import __version__, render
 from .bench.core import BASELINES, MODES, PINS, RELAY_BASELINES
-from .errors import AddressError, UsageError, exit_code, netlab_error
+from .errors import AddressError, ServiceOptionError, UsageError, exit_code, netlab_error
 from .lifecycle import run_until_signalled
 from .output import Outputs
 from .runner import Limits, Server, open_client, run_chat, serve
-from .services import SERVICES
+from .services import SERVICES, Framing, get_service
 from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, parse_address
 
 if TYPE_CHECKING:
@@ -40,10 +50,75 @@ if TYPE_CHECKING:
     from .explore import RawEvent
 
 
+def _short_help(command: Any) -> None:  # Any: typer's (vendored) click.Command, which typer does not export
+    """A command's line in its group's list: the first sentence of its help, on one line."""
+    for sub in getattr(command, "commands", {}).values():
+        if sub.help and not sub.short_help:
+            first = " ".join(sub.help.split("\n\n")[0].split())
+            sub.short_help = first.split(". ")[0].rstrip(".") + "."
+
+
+def _tidy_help(command: Any, ctx: Any) -> None:  # Any: typer's (vendored) click types
+    """Help without type noise: no ``<bool>`` after a flag, no ``<str>`` after an argument,
+    no ``<int range> [x>=1]`` after an option: its METAVAR says what it takes, and its help
+    text the range where that matters. (Set on each parameter: typer has no hook for it.)"""
+    for param in command.get_params(ctx):  # with the help option, which click makes on demand
+        flag = getattr(param, "is_flag", False) or param.param_type_name == "argument"
+        if param.metavar is None and not getattr(param, "is_flag", False):
+            param.metavar = (param.name or "value").upper()
+        param.display_type_rich = (lambda ctx: None) if flag else (lambda ctx, shown=param.metavar: shown)
+        param._get_number_range_help_str = lambda: None
+
+
+def _usage_error(exc: Any, args: Sequence[str]) -> int:  # Any: typer's (vendored) click.ClickException
+    """A usage error typer found (a missing option, a bad value): one ``netlab: error:`` line
+    and the command's usage on a second (or, for ``--json FILE``, what --json means now); exit 2."""
+    _say("error: " + " ".join(exc.format_message().split()))
+    ctx = getattr(exc, "ctx", None)
+    after_json = [b for a, b in zip(args, args[1:]) if a == "--json" and not b.startswith("-")]
+    if after_json and "unexpected extra argument" in exc.format_message():
+        _say(f"--json prints JSON on stdout; to write it to a file: --json-file {after_json[0]}")
+    elif ctx is not None:
+        _say(f"usage: {' '.join(ctx.get_usage().split()[1:])}  (see {ctx.command_path} --help)")
+    return int(exc.exit_code)
+
+
 class _NetlabGroup(TyperGroup):
     """Every command runs inside this: a netlab error (alone, or all of trio's exception
     group) becomes one line ``netlab: error: ...`` and the exit code the tree gives it;
-    an interruption exits 130; anything else is a bug and keeps its traceback."""
+    typer's own usage errors get the same line (not a box); an interruption exits 130;
+    anything else is a bug and keeps its traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _short_help(self)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _tidy_help(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _tidy_help(self, ctx)
+        super().format_help(ctx, formatter)
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer does not export them
+
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except NoArgsIsHelpError as exc:  # no command given: typer has shown the help
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            sys.exit(_usage_error(exc, sys.argv[1:] if args is None else list(args)))
+        except typer.Abort:
+            _say("error: aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:  # Any: typer's (vendored) click.Context, which typer does not export
         try:
@@ -57,17 +132,30 @@ class _NetlabGroup(TyperGroup):
             raise typer.Exit(code) from None
 
 
+_SETTINGS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     cls=_NetlabGroup,
     help="netlab, a socket lab: one service core (echo, sum) over TCP, UDP, IPv6 and unix sockets.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=_SETTINGS,
 )
-# piped output is not cut to 80 columns: a table a script reads must not be truncated
-out = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"netlab {__version__} (Python {sys.version.split()[0]}, trio {trio.__version__})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print netlab's version and exit")] = False) -> None:
+    """netlab, a socket lab: one service core (echo, sum) over TCP, UDP, IPv6 and unix sockets."""
+
+
+out = render.console()
+err_console = render.console(stderr=True)
 
 
 def _one_of(names: Sequence[str]) -> str:
@@ -84,6 +172,21 @@ def _address(value: str) -> Address:
 def _service(value: Optional[str]) -> Optional[str]:
     if value is not None and value not in SERVICES:
         raise typer.BadParameter(f"unknown service {value!r} (known: {', '.join(SERVICES)})")
+    return value
+
+
+def _framing(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        try:
+            Framing.parse(value)
+        except ServiceOptionError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _accept(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in ("strict", "lenient"):
+        raise typer.BadParameter(f"{value!r}: use strict or lenient")
     return value
 
 
@@ -109,7 +212,12 @@ def _compare_services(value: str) -> list[str]:
 TransportOpt = Annotated[Address, typer.Option("--transport", "-t", parser=_address, metavar="ADDR",
                                                help="where: tcp:HOST:PORT, udp:…, tcp6:[::1]:PORT, unix:PATH, "
                                                     "unix-dgram:@NAME (see `netlab transports`)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of tables")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON on stdout instead of tables")]
+JsonFileOpt = Annotated[Optional[Path], typer.Option("--json-file", metavar="FILE",
+                                                     help="also write the JSON document to FILE")]
+PlotOpt = Annotated[Optional[Path], typer.Option("--plot", metavar="FILE",
+                                                 help="draw the figures to FILE (.png, .svg, .pdf, ...; "
+                                                      "no extension: .png is added)")]
 
 
 def _say(message: str) -> None:
@@ -121,8 +229,20 @@ def _wrote(path: Path) -> None:
     _say(f"wrote {path}")
 
 
-def _print_json(document: object) -> None:
-    print(json.dumps(document, indent=2), flush=True)
+def _print_json(document: object, indent: int | None = 2) -> None:
+    print(json.dumps(document, indent=indent), flush=True)
+
+
+def _emit(as_json: bool, document: Callable[[], object], view: Callable[[], None], outputs: Outputs = Outputs(),
+          draw: Callable[[str], None] | None = None) -> None:
+    """How every command ends: the JSON `document()` on stdout with --json, else the `view`
+    (tables); then the files `outputs` asks for (the same document, the plot)."""
+    made = functools.cache(document)
+    if as_json:
+        _print_json(made())
+    else:
+        view()
+    outputs.write(made, draw, wrote=_wrote)
 
 
 def _logging(verbose: bool) -> None:
@@ -131,6 +251,7 @@ def _logging(verbose: bool) -> None:
 
 
 _LIMITS = "Limits (see the README's Limits and safety)"
+_CLIENTS = "Testing your own client (see the README)"
 
 
 @app.command(epilog="Example: netlab serve --transport unix:/tmp/sum.sock --service sum")
@@ -156,19 +277,38 @@ def serve_cmd(
     allow_gid: Annotated[Optional[list[int]], typer.Option(rich_help_panel=_LIMITS,
                                                            help="unix sockets: accept only peers with this gid "
                                                                 "(repeatable)")] = None,
+    framing: Annotated[Optional[str], typer.Option(
+        callback=_framing, metavar="line|quiet[:MS]|eof", rich_help_panel=_CLIENTS,
+        help="sum on streams: where a request ends. line: at \\n (default); quiet: also after MS ms "
+             "with nothing more (default 200); eof: when the client half-closes")] = None,
+    accept: Annotated[Optional[str], typer.Option(
+        callback=_accept, metavar="strict|lenient", rich_help_panel=_CLIENTS,
+        help="sum: strict, two numbers separated by white space (default); lenient, any text "
+             "holding exactly two numbers (2,3  2/3  [\"2\", \"3\"]  2 + 3)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every connection")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines: one per bound socket, and the "
+                                                         "server's counts when it stops")] = False,
 ) -> None:
     """Serve a service until SIGTERM or Ctrl-C, which drain it (a second Ctrl-C stops at once).
-    Prints `listening ADDR` for each bound socket, with the limits in force."""
+
+    Prints `listening ADDR` for each bound socket, with the service's settings and the limits in force on it."""
     limits = Limits(max_connections=max_connections, idle_timeout=idle_timeout, max_line=max_line,
                     rate_limit=rate_limit, grace=grace,
                     allow_uids=frozenset(allow_uid) if allow_uid else None,
                     allow_gids=frozenset(allow_gid) if allow_gid else None)
+    served = get_service(service, max_line=max_line, framing=framing, accept=accept)
     _logging(verbose)
+    servers: list[Server] = []
 
-    listening = partial(render.serving, service=service, requested=transport, limits=limits)
-    trio.run(partial(run_until_signalled, partial(serve, service, transport, limits=limits), started=listening,
+    def listening(server: Server) -> None:
+        servers.append(server)
+        render.serving(server, service=service, requested=transport, limits=limits, as_json=as_json)
+
+    trio.run(partial(run_until_signalled, partial(serve, served, transport, limits=limits), started=listening,
                      drain=Server.drain, grace=limits.grace))
+    if as_json:
+        for server in servers:
+            _print_json({"event": "stopped", "stats": asdict(server.stats)}, indent=None)
 
 
 @app.command(epilog='Example: netlab send --transport tcp:127.0.0.1:7000 "2 3"')
@@ -179,30 +319,61 @@ def send(
         "--service", "-s", callback=_service,
         help="reply framing: sum (default) reads one line per request line; "
              "echo reads as many bytes as were sent")] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for the reply", min=0.001)] = 5.0,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the reply", min=0.001, metavar="SECONDS")]
+    = 5.0,
+    no_newline: Annotated[bool, typer.Option(
+        "--no-newline", rich_help_panel=_CLIENTS,
+        help="send the message as it is, without the line ending (as a client that sends \"2 3\" does)")] = False,
+    half_close: Annotated[bool, typer.Option(
+        "--half-close", rich_help_panel=_CLIENTS,
+        help="streams: half-close (shutdown SHUT_WR) after the request, then read the reply")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON: the request, the reply, and whether the "
+                                                         "service refused it")] = False,
 ) -> None:
-    """Send one request and print the reply. Exit 1 on refusal or timeout."""
+    """Send one request and print the reply.
+
+    Exit 1 on refusal or timeout, and when the service answers ERR (the reply is printed all the same)."""
+    framing = get_service(service or "sum")
 
     async def main() -> bytes:
-        async with open_client(transport, service or "sum", timeout=timeout) as client:
-            return await client.request(message.encode(), timeout=timeout)
+        async with open_client(transport, framing, timeout=timeout) as client:
+            return await client.request(message.encode(), timeout=timeout, newline=not no_newline,
+                                        half_close=half_close)
 
     reply = trio.run(main)
-    sys.stdout.buffer.write(reply if reply.endswith(b"\n") else reply + b"\n")
-    sys.stdout.flush()
+    refused = framing.is_error(reply)
+
+    def show() -> None:
+        sys.stdout.buffer.write(reply if reply.endswith(b"\n") else reply + b"\n")
+        sys.stdout.flush()
+
+    _emit(as_json, lambda: {"transport": str(transport), "request": message,
+                            "reply": reply.decode("utf-8", "backslashreplace"), "error": refused}, show)
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command(epilog="Example: printf '1 2\\n3 4\\n' | netlab chat --transport tcp:127.0.0.1:7000")
 def chat(
     transport: TransportOpt,
     timeout: Annotated[float, typer.Option(help="after the last input line, seconds to wait for replies",
-                                           min=0.0)] = 5.0,
+                                           min=0.0, metavar="SECONDS")] = 5.0,
+    no_newline: Annotated[bool, typer.Option(
+        "--no-newline", rich_help_panel=_CLIENTS, help="send each line without its line ending")] = False,
+    half_close: Annotated[bool, typer.Option(
+        "--half-close/--no-half-close", rich_help_panel=_CLIENTS,
+        help="streams: half-close after the last line (default), or keep sending open and wait --timeout")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines: one per piece received")] = False,
 ) -> None:
     """The lab's client: send each line of stdin, print what comes back. Works in a pipe."""
 
     from .explore.raw import read_lines  # os.read in a thread: safe to abandon when the server closes
 
-    trio.run(partial(run_chat, transport, read_lines(sys.stdin.buffer), _write, timeout=timeout))
+    def received(data: bytes) -> None:
+        _print_json({"received": data.decode("utf-8", "backslashreplace")}, indent=None)
+
+    trio.run(partial(run_chat, transport, read_lines(sys.stdin.buffer), received if as_json else _write,
+                     timeout=timeout, newline=not no_newline, half_close=half_close))
 
 
 def _write(data: bytes) -> None:
@@ -211,17 +382,12 @@ def _write(data: bytes) -> None:
 
 
 @app.command(epilog="Example: netlab transports --json")
-def transports(
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
-) -> None:
+def transports(as_json: JsonOpt = False) -> None:
     """The schemes netlab speaks: socket family and type, and what delivery each promises."""
-    if as_json:
-        print(json.dumps([{"scheme": t.scheme, "family": t.family_name, "type": t.socktype.name, "kind": t.kind,
-                           "reliable": t.reliable, "ordered": t.ordered, "boundaries": t.boundaries,
-                           "options": sorted(t.options), "summary": t.summary} for t in TRANSPORTS.values()],
-                         indent=2))
-        return
-    render.transports(out, TRANSPORTS.values())
+    _emit(as_json, lambda: [{"scheme": t.scheme, "family": t.family_name, "type": t.socktype.name, "kind": t.kind,
+                             "reliable": t.reliable, "ordered": t.ordered, "boundaries": t.boundaries,
+                             "options": sorted(t.options), "summary": t.summary} for t in TRANSPORTS.values()],
+          lambda: render.transports(out, TRANSPORTS.values()))
 
 
 # -- impairments, shared by relay and compare ---------------------------------------------
@@ -274,6 +440,8 @@ def relay(
     queue: QueueOpt = None, slice_: SliceOpt = None, reset_after: ResetOpt = None, close_after: CloseOpt = None,
     seed: SeedOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every connection")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON lines: one per bound socket, and what the "
+                                                         "relay did when it stops")] = False,
 ) -> None:
     """Forward between two transports of the same kind, impairing traffic on the way.
 
@@ -288,18 +456,21 @@ def relay(
 
     def listening(running: Relay) -> None:
         relays.append(running)
-        render.relaying(running)
+        render.relaying(running, as_json=as_json)
 
     try:
         trio.run(partial(run_until_signalled, partial(run_relay, listen, to, forward=forward, backward=backward,
                                                       seed=seed), started=listening))
     finally:
         for running in relays:
-            _say(render.relay_summary(err_console, running))
+            if as_json:
+                _print_json({"event": "stopped", "stats": running.stats.as_dict()}, indent=None)
+            else:
+                _say(render.relay_summary(err_console, running))
 
 
 @app.command(epilog="Example: netlab compare --loss 0.05 --delay 5 --jitter 2 --reorder 0.02 --duplicate 0.01 "
-                    "--seed 1 --json compare.json --plot compare.png")
+                    "--seed 1 --json-file compare.json --plot compare.png")
 def compare(
     messages: Annotated[int, typer.Option("--messages", "--requests", "-n", min=1,
                                           help="messages per transport and service")] = 1000,
@@ -322,8 +493,10 @@ def compare(
     seed: Annotated[int, typer.Option(rich_help_panel=_IMP, help="seed for probes and impairments")] = 1,
     parallel: Annotated[Optional[bool], typer.Option(
         "--parallel/--sequential", help="run the transports at once [default: only with impairments]")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="write the figures (iperf3 -J shape)")] = None,
-    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="draw latency and losses to this PNG")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON (iperf3 -J shape) instead "
+                                                         "of tables")] = False,
+    json_file: JsonFileOpt = None,
+    plot_file: PlotOpt = None,
     kernel: Annotated[bool, typer.Option("--kernel", rich_help_panel=_IMP,
                                          help="make the loss in the kernel (an nftables rule; --link-rate: tbf) in a "
                                               "private network namespace per run, instead of the relay; needs root")]
@@ -348,7 +521,7 @@ def compare(
         raise typer.BadParameter(str(exc)) from None
     outputs = Outputs(json=json_file, plot=plot_file)
     outputs.check()
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task("comparing", total=messages * len(names) * len(services))
 
         def tick() -> None:
@@ -358,12 +531,11 @@ def compare(
             results = trio.run(run_compare_kernel, settings, kimp, tick)
         else:
             results = trio.run(partial(run_compare, settings, tick=tick))
-    render.compare(out, settings, results, [] if kimp is not None else conclusions(settings))
-    if kimp is not None:
-        render.kernel_compare(out, results, conclusions(settings, kimp))
-    for r in results:
-        if r.error:
-            _say(f"{r.transport}/{r.service}: {r.error}")
+
+    def tables() -> None:
+        render.compare(out, settings, results, [] if kimp is not None else conclusions(settings))
+        if kimp is not None:
+            render.kernel_compare(out, results, conclusions(settings, kimp))
 
     def json_report() -> dict[str, Any]:
         data = report(settings, results)
@@ -371,7 +543,10 @@ def compare(
             data["start"]["kernel"] = kernel_start(settings, kimp, results)
         return data
 
-    outputs.write(json_report, partial(plot, results), wrote=_wrote)
+    _emit(as_json, json_report, tables, outputs, partial(plot, results))
+    for r in results:
+        if r.error:
+            _say(f"{r.transport}/{r.service}: {r.error}")
     if any(r.error for r in results):
         raise typer.Exit(1)
 
@@ -425,7 +600,7 @@ def _bench_pin(value: str) -> str:
 _BENCH = "Load"
 
 
-@app.command(epilog="Example: netlab bench pingpong --transports tcp,unix --pin same --json bench.json "
+@app.command(epilog="Example: netlab bench pingpong --transports tcp,unix --pin same --json-file bench.json "
                     "--plot bench.png")
 def bench(
     mode: Annotated[str, typer.Argument(callback=_bench_mode, metavar="MODE",
@@ -465,10 +640,10 @@ def bench(
     before: Annotated[Optional[Path], typer.Option(
         "--before", metavar="DIR", help="also run the netlab server from another source tree (an older "
                                         "commit), for before/after ratios")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="write every run and the summary "
-                                                                     "(iperf3 -J shape)")] = None,
-    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="draw latency distributions and "
-                                                                     "throughput to this PNG")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print every run and the summary as JSON (iperf3 -J "
+                                                         "shape) instead of tables")] = False,
+    json_file: JsonFileOpt = None,
+    plot_file: PlotOpt = None,
 ) -> None:
     """Measure netlab's server against baseline servers (trio, asyncio, blocking threads; iperf3
     for stream) in one run, driven by one load generator in a process of its own. Prints the
@@ -484,36 +659,33 @@ def bench(
         raise typer.BadParameter(str(exc)) from None
     outputs = Outputs(json=json_file, plot=plot_file)
     outputs.check()
-    with Progress(console=err_console, transient=True) as progress:
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task(f"bench {mode}", total=planned_runs(settings))
         result = run_bench(settings, progress=lambda label: progress.update(task, advance=1, description=label))
-    render.bench(out, result)
+    _emit(as_json, partial(report, result), partial(render.bench, out, result), outputs, partial(plot, result))
     for failure in result.failed:
         _say(failure)
-    outputs.write(partial(report, result), partial(plot, result), indent=1, wrote=_wrote)
     if result.failed:
         raise typer.Exit(1)
 
 
 # -- named experiments ---------------------------------------------------------------------
 
-experiment_app = typer.Typer(help="Named experiments: each answers one classic question with measured figures.",
-                             no_args_is_help=True)
+experiment_app = typer.Typer(cls=_NetlabGroup, no_args_is_help=True, context_settings=_SETTINGS,
+                             help="Named experiments: each answers one classic question with measured figures.")
 app.add_typer(experiment_app, name="experiment")
 
 
 @experiment_app.command("list", epilog="Example: netlab experiment list")
-def experiment_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+def experiment_list(as_json: JsonOpt = False) -> None:
     """The experiments, with the question each answers and the options it reads."""
     from .experiments import EXPERIMENTS
 
-    if as_json:
-        print(json.dumps([{"name": e.name, "question": e.question, "options": list(e.uses), "plot": e.plot is not None}
-                          for e in EXPERIMENTS.values()], indent=2))
-        return
-    out.print(render.table(["name", "question", "options"],
-                           ([e.name, e.question, ", ".join(f"--{o}" for o in e.uses) or "-"]
-                            for e in EXPERIMENTS.values())))
+    _emit(as_json, lambda: [{"name": e.name, "question": e.question, "options": list(e.uses),
+                             "plot": e.plot is not None} for e in EXPERIMENTS.values()],
+          lambda: out.print(render.table(["name", render.Column("question", wrap=True), "options"],
+                                         ([e.name, e.question, ", ".join(f"--{o}" for o in e.uses) or "-"]
+                                          for e in EXPERIMENTS.values()))))
 
 
 @experiment_app.command("run", epilog="Example: netlab experiment run boundaries --json")
@@ -528,9 +700,12 @@ def experiment_run(
                                                           "namespace (needs root or CAP_NET_ADMIN)")] = False,
     seed: Annotated[int, typer.Option(help="seed for random decisions")] = 1,
     timeout: Annotated[float, typer.Option(min=0.001, help="seconds to wait for a reply")] = 1.0,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON instead of tables")] = False,
-    plot_file: Annotated[Optional[Path], typer.Option("--plot", help="draw the result to this PNG, "
-                                                                     "where the experiment has a plot")] = None,
+    as_json: JsonOpt = False,
+    json_file: JsonFileOpt = None,
+    plot_file: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE",
+                                                      help="draw the result to FILE where the experiment has a plot "
+                                                           "(.png, .svg, .pdf, ...; no extension: .png is added)")]
+    = None,
 ) -> None:
     """Run one named experiment: a table of what was measured, then what the figures show."""
     from .experiments import EXPERIMENTS, ExperimentOptions
@@ -544,17 +719,18 @@ def experiment_run(
         raise typer.BadParameter(f"the {name} experiment has no plot", param_hint="--plot")
     options = ExperimentOptions(messages=messages, size=size, loss=loss, rcvbuf=rcvbuf, kernel=kernel, seed=seed,
                                 timeout=timeout)
+    outputs = Outputs(json=json_file, plot=plot_file)
+    outputs.check()
     result = trio.run(experiment.run, options)
-    if as_json:
-        print(json.dumps(result.as_json(), indent=2))
-    else:
+
+    def tables() -> None:
         out.print(f"[bold]{experiment.name}[/bold]: {experiment.question}  ({result.mode})")
         for table_data in result.tables:
             out.print(render.result_table(table_data))
         for finding in result.findings:
             out.print(f"- {finding}", highlight=False)
-    if draw is not None:
-        Outputs(plot=plot_file).write(draw=partial(draw, result), wrote=_wrote)
+
+    _emit(as_json, result.as_json, tables, outputs, None if draw is None else partial(draw, result))
 
 
 # -- the lecture's exploration: host, resolve, constants, raw, addr explain -------------
@@ -566,10 +742,7 @@ def host(as_json: JsonOpt = False) -> None:
     from .explore import host_info
 
     info = host_info()
-    if as_json:
-        _print_json(info.as_dict())
-        return
-    render.host(out, info)
+    _emit(as_json, info.as_dict, partial(render.host, out, info))
 
 
 def _family_opt(value: Optional[str]) -> Optional[str]:
@@ -604,10 +777,7 @@ def resolve(
     from .explore import resolve as do_resolve
 
     result = trio.run(partial(do_resolve, host, service, family=family, socktype=socktype, canonical=canonical))
-    if as_json:
-        _print_json(result.as_dict())
-        return
-    render.resolution(out, result, canonical)
+    _emit(as_json, result.as_dict, partial(render.resolution, out, result, canonical))
 
 
 @app.command(epilog="Example: netlab constants IPPROTO_")
@@ -622,16 +792,10 @@ def constants(
 
     if prefix is None:
         counts = prefixes()
-        if as_json:
-            _print_json({"prefixes": counts})
-            return
-        render.prefixes(out, counts)
+        _emit(as_json, lambda: {"prefixes": counts}, partial(render.prefixes, out, counts))
         return
     result = find_constants(prefix)
-    if as_json:
-        _print_json(result.as_dict())
-        return
-    render.constants(out, result)
+    _emit(as_json, result.as_dict, partial(render.constants, out, result))
 
 
 def _escaped(value: Optional[str]) -> Optional[bytes]:
@@ -720,8 +884,7 @@ def _address_text(value: str) -> str:
 
 addr_app = typer.Typer(help="Addresses: how netlab reads one, and what the kernel makes of it.",
                        epilog="Example: netlab addr explain unix:/tmp/sum.sock",
-                       no_args_is_help=True, add_completion=False,
-                       context_settings={"help_option_names": ["-h", "--help"]})
+                       no_args_is_help=True, cls=_NetlabGroup, context_settings=_SETTINGS)
 app.add_typer(addr_app, name="addr")
 
 
@@ -735,10 +898,111 @@ def explain(
     from .explore import explain as do_explain
 
     result = trio.run(do_explain, address)
+    _emit(as_json, result.as_dict, partial(render.explanation, out, result))
+
+
+# -- netlab check: anyone's server or client -----------------------------------------------
+
+_CHECK = "Checking"
+
+
+@app.command(epilog="Examples: netlab check tcp:127.0.0.1:50000 --service sum;  "
+                    "netlab check --run 'python3 sum_server.py';  "
+                    "netlab check --run 'python3 {}' submissions/*/sum_server.py;  "
+                    "netlab check --client 'python3 sum_client.py 2 3' --listen tcp:127.0.0.1:50000")
+def check(
+    targets: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[ADDR | SUBMISSION...]",
+        help="the server's address; or, with --run 'CMD {}', the files to check one after another")] = None,
+    service: Annotated[str, typer.Option("--service", "-s", help="sum or echo")] = "sum",
+    profile: Annotated[str, typer.Option(help="assignment: what the course asks, judged leniently; "
+                                              "netlab: netlab's line protocol exactly")] = "assignment",
+    request: Annotated[Optional[str], typer.Option(
+        metavar="FORMAT", help="sum: how a request is written, {a} and {b} for the numbers (default '{a} {b}\\n'; "
+                               "escapes \\n \\r \\t); auto tries common formats")] = None,
+    run: Annotated[Optional[str], typer.Option(
+        "--run", metavar="CMD", help="start the server with this shell command, find where it listens, restart it "
+                                     "if it dies, stop its process group at the end; {} stands for each SUBMISSION")]
+    = None,
+    at: Annotated[Optional[Address], typer.Option(
+        "--at", parser=_address, metavar="ADDR", help="with --run: the address to test (default: found from the "
+                                                      "kernel's socket tables)")] = None,
+    client: Annotated[Optional[str], typer.Option(
+        "--client", metavar="CMD", help="check a client instead: run CMD once per case against a reference server "
+                                        "at --listen")] = None,
+    listen: Annotated[Optional[Address], typer.Option(
+        "--listen", parser=_address, metavar="ADDR", help="with --client: where the reference server listens")]
+    = None,
+    stdin: Annotated[Optional[bytes], typer.Option(
+        "--stdin", parser=_escaped, metavar="TEXT", help="with --client: what the client reads on stdin")] = None,
+    case: Annotated[Optional[list[str]], typer.Option(
+        "--case", metavar="ID", help="run only this case or group (repeatable): sum.small, framing, ...")] = None,
+    timeout: Annotated[float, typer.Option(min=0.05, rich_help_panel=_CHECK,
+                                           help="each case's hard deadline in seconds")] = 5.0,
+    startup: Annotated[float, typer.Option(min=0.05, rich_help_panel=_CHECK,
+                                           help="with --run: seconds the program may take to start listening")]
+    = 10.0,
+    idle_window: Annotated[float, typer.Option(min=0.05, rich_help_panel=_CHECK,
+                                               help="resources.idle_cpu: seconds of CPU time measured")] = 1.0,
+    namespaces: Annotated[bool, typer.Option("--namespaces/--no-namespaces", rich_help_panel=_CHECK,
+                                             help="reach.interfaces: as root, test from a second network "
+                                                  "namespace")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON instead of a table")] = False,
+    junit_file: Annotated[Optional[Path], typer.Option("--junit", metavar="FILE",
+                                                       help="also write the report as JUnit XML")] = None,
+) -> None:
+    """Check anyone's echo or sum server (or client): a report per case, with the likely cause
+    and fix of each failure. Exit 0 if no case failed, 1 if one did."""
+    from .check import CheckSettings, check_client, check_server, grade, junit
+    from .output import write_text
+
+    names = targets or []
+    template = None if request is None or request == "auto" else _escaped(request)
+    settings = CheckSettings(service=service, profile=profile,
+                             request=request if template is None else template.decode("utf-8", "surrogateescape"),
+                             timeout=timeout, only=tuple(case or ()),
+                             idle_window=idle_window, startup=startup, namespaces=namespaces)
+    if client is not None:
+        if listen is None or run is not None or names or at is not None:
+            raise UsageError("--client goes with --listen ADDR (and no --run, --at or address)")
+    elif listen is not None or stdin is not None:
+        raise UsageError("--listen and --stdin go with --client")
+    elif run is None and len(names) != 1:
+        raise UsageError("give one address to check (tcp:127.0.0.1:50000), or --run CMD to start the server")
+    elif run is not None and "{}" not in run and names:
+        raise UsageError("with --run, the address goes in --at; to check several files, put {} in --run")
+    elif run is not None and "{}" in run and (not names or at is not None):
+        raise UsageError("--run with {} checks each SUBMISSION file given after the options (and takes no --at)")
+    if junit_file is not None:
+        Outputs(json=junit_file).check()
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("check", total=None)
+
+        def step(what: str, done: int, total: int) -> None:
+            progress.update(task, description=f"check: {what}", completed=done, total=total)
+
+        if client is not None:
+            assert listen is not None
+            reports = [trio.run(partial(check_client, client, listen, settings, stdin=stdin, progress=step))]
+            graded = None
+        elif run is not None and "{}" in run:
+            graded = trio.run(partial(grade, run, names, settings, progress=step))
+            reports = [report for _, report in graded]
+        else:
+            address = at if run is not None else _address(names[0])
+            reports = [trio.run(partial(check_server, address, run=run, settings=settings, progress=step))]
+            graded = None
     if as_json:
-        _print_json(result.as_dict())
-        return
-    render.explanation(out, result)
+        _print_json({"submissions": [r.as_json() for r in reports]} if graded is not None else reports[0].as_json())
+    elif graded is not None:
+        render.check_grades(out, graded)
+    else:
+        render.check_report(out, reports[0])
+    if junit_file is not None:
+        write_text(junit_file, junit(reports), wrote=_wrote)
+    if any(report.failed for report in reports):
+        raise typer.Exit(1)
 
 
 # typer names commands after functions; `serve` is taken by the library import

@@ -5,7 +5,9 @@ The tree::
     NetlabError                    every error netlab raises on purpose (the CLI exits 1)
     ├── UsageError                 the command asked for something it cannot have (the CLI exits 2)
     │   ├── AddressError (ValueError)  an address string that does not parse or is not allowed
-    │   └── ImpairmentError (ValueError)  an impairment setting out of range, or for the wrong kind
+    │   ├── ImpairmentError (ValueError)  an impairment setting out of range, or for the wrong kind
+    │   └── ServiceOptionError (ValueError)  a service option (--framing, --accept) that does not
+    │                              parse, or that the service or transport does not take
     ├── UnknownNameError (LookupError)  a name not in its registry: service, transport, constant prefix
     ├── TransportError             a socket operation failed; the message says why
     │   ├── ResolveError           getaddrinfo could not resolve a host or service
@@ -53,6 +55,7 @@ __all__ = [
     "UsageError",
     "AddressError",
     "ImpairmentError",
+    "ServiceOptionError",
     "UnknownNameError",
     "TransportError",
     "ResolveError",
@@ -73,6 +76,7 @@ __all__ = [
     "netlab_error",
     "translate_os_errors",
     "describe_os_error",
+    "missing_directory",
 ]
 
 
@@ -96,6 +100,11 @@ class AddressError(UsageError, ValueError):
 class ImpairmentError(UsageError, ValueError):
     """An impairment setting out of range, or one the transport's kind cannot take
     (loss on a stream relay; a kernel rule that cannot be made)."""
+
+
+class ServiceOptionError(UsageError, ValueError):
+    """A service option that does not parse (``--framing quiet:x``), or that this service or
+    transport does not take (framing for echo, or on datagrams)."""
 
 
 class UnknownNameError(NetlabError, LookupError):
@@ -192,8 +201,49 @@ def exit_code(exc: BaseException) -> int | None:
     return None if error is None else error.exit_code
 
 
-def _describe(exc: OSError, what: str, op: str) -> TransportError:
-    """Map one OSError to the netlab error that explains it. `what` is the address text."""
+def missing_directory(path: str) -> str | None:
+    """Why no file can be made at `path` for want of its directory, naming the first part of
+    the path that is missing (or is not a directory); None when its directory is there."""
+    import os
+
+    parent = os.path.dirname(path) or "."
+    if os.path.isdir(parent):
+        return None
+    first_missing, above = None, parent
+    while not os.path.lexists(above):
+        first_missing, up = above, os.path.dirname(above)
+        if not up or up == above:
+            break
+        above = up
+    if os.path.lexists(above) and not os.path.isdir(above):
+        return f"{above} is not a directory"
+    if first_missing is None or first_missing == parent:
+        return f"directory {parent} does not exist"
+    return f"directory {first_missing} does not exist (nor {parent} in it)"
+
+
+def _loopback_hint(where: object) -> str:
+    """For "refused" from an inet address that is not loopback: the server may listen on
+    loopback only, which no other address reaches. Empty for loopback and non-inet targets."""
+    import ipaddress
+
+    host, port, scheme = (getattr(where, name, None) for name in ("host", "port", "scheme"))
+    if not isinstance(host, str) or host in ("localhost", "*"):
+        return ""
+    try:
+        if ipaddress.ip_address(host.partition("%")[0]).is_loopback:
+            return ""
+        every = "[::]" if ":" in host else "0.0.0.0"
+    except ValueError:  # a host name: it may name this machine's or another's outside address
+        every = "0.0.0.0"
+    return (f"; if the server listens on loopback only (127.0.0.1, ::1, or no host: {scheme}:{port}), it cannot "
+            f"be reached at {host}: serve on every interface with {scheme}:{every}:{port} (then anyone who can "
+            f"reach that machine can connect)")
+
+
+def _describe(exc: OSError, what: str, op: str, where: object = None) -> TransportError:
+    """Map one OSError to the netlab error that explains it. `what` is the address text,
+    `where` the address itself when there is one (its host or path sharpens the message)."""
     import socket  # here, not at the top: the sans-IO services import this module
 
     code = exc.errno
@@ -219,11 +269,14 @@ def _describe(exc: OSError, what: str, op: str) -> TransportError:
             why = "port unreachable (ICMP): nothing is listening there"
         else:
             why = "nothing is listening there"
-        return ConnectionRefusedError(f"connection refused by {what}: {why}", errno=code)
-    if code == errno.ENOENT and what.startswith("unix"):
-        return ConnectionRefusedError(
-            f"cannot {op} {what}: no such socket file (is the server running?)", errno=code
-        )
+        return ConnectionRefusedError(f"connection refused by {what}: {why}{_loopback_hint(where)}", errno=code)
+    path = getattr(where, "path", None)
+    if code in (errno.ENOENT, errno.ENOTDIR) and (isinstance(path, str) or what.startswith("unix")):
+        missing = missing_directory(path) if isinstance(path, str) else None
+        error = ConnectionRefusedError if op in ("connect to", "send to") else TransportError
+        if missing is not None:
+            return error(f"cannot {op} {what}: {missing}", errno=code)
+        return error(f"cannot {op} {what}: no such socket file (is the server running?)", errno=code)
     if code in (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN):
         return ConnectionResetError(f"connection to {what} was reset by the peer", errno=code)
     if code == errno.EMSGSIZE:
@@ -237,7 +290,7 @@ def _describe(exc: OSError, what: str, op: str) -> TransportError:
 
 def describe_os_error(exc: OSError, what: object, op: str) -> TransportError:
     """The netlab error that explains `exc` (without raising it): same words as `translate_os_errors`."""
-    return _describe(exc, str(what), op)
+    return _describe(exc, str(what), op, what)
 
 
 class translate_os_errors:  # noqa: N801 - used like a function: ``with translate_os_errors(...)``
@@ -269,10 +322,10 @@ class translate_os_errors:  # noqa: N801 - used like a function: ``with translat
         if isinstance(exc, trio.BrokenResourceError):
             cause = exc.__cause__
             if isinstance(cause, OSError):
-                raise _describe(cause, str(self.what), self.op) from exc
+                raise _describe(cause, str(self.what), self.op, self.what) from exc
             raise ConnectionResetError(f"connection to {self.what} is broken") from exc
         if isinstance(exc, OSError):
-            raise _describe(exc, str(self.what), self.op) from exc
+            raise _describe(exc, str(self.what), self.op, self.what) from exc
         if isinstance(exc, UnicodeError) and self.op == "resolve":
             # getaddrinfo IDNA-encodes host names before asking the resolver
             raise ResolveError(f"cannot resolve {self.what}: not a valid host name "

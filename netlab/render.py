@@ -7,6 +7,7 @@ layout only: every figure and every sentence of conclusion comes from the librar
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Iterable, Sequence
@@ -14,11 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
+    from .check import CheckReport
     from .experiments.base import ResultTable
     from .experiments.compare import CompareSettings, TransportResult
     from .experiments.relay import Relay
@@ -28,38 +33,145 @@ if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .transports import Address, Transport
 
 
+#: the width of output that is not a terminal (a pipe, a file): fixed, so that what a script
+#: reads depends neither on who ran it nor on $COLUMNS (which some programs set for their
+#: children: Python's readline does)
+PLAIN_WIDTH = 200
+
+
+def console(*, stderr: bool = False, width: int | None = None) -> Console:
+    """The console a command prints on: on a terminal, the terminal's width; otherwise plain
+    text (no colour, no cursor moves) `PLAIN_WIDTH` wide. `width` (tests) fixes it."""
+    stream = sys.stderr if stderr else sys.stdout
+    if width is None and not stream.isatty():
+        width = PLAIN_WIDTH
+    return Console(stderr=stderr, width=width)
+
+
 @dataclass(frozen=True)
 class Column:
-    """A column's header and layout: right-aligned (figures), never wrapped, folded when
-    too long instead of cut short."""
+    """A column's header and layout. `right`: right-aligned (figures). `wrap`: its cells are
+    sentences that may wrap at spaces (None: decided from the cells: text over 32
+    characters with spaces in it); every other column is never wrapped nor cut. `key`: the
+    column repeats in every part of a table split to fit (default: the first column)."""
 
     name: str
     right: bool = False
-    no_wrap: bool = False
-    fold: bool = False
+    wrap: bool | None = None
+    key: bool = False
+
+    @property
+    def justify(self) -> str:
+        return "right" if self.right else "left"
+
+
+#: a sentence column never gets narrower than this when a table is fitted (unless its text is)
+_PROSE_WIDTH = 24
+
+
+class FitTable:
+    """A table that fits the width it is printed at and loses nothing.
+
+    When its columns are wider than the console, they are dealt into several tables
+    printed one under the other, each repeating the key columns (the first column, unless
+    columns say `key`): the rows stay whole, no cell is cut short, and figures are never
+    wrapped. Only sentence columns (`Column.wrap`) wrap, at spaces. A single column wider
+    than the console on its own folds onto several lines rather than losing characters.
+    Ruled under the header only, unless `framed` (a box around every cell)."""
+
+    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[str]], *, title: str | None,
+                 left_title: bool, pad_edge: bool, framed: bool) -> None:
+        self.columns = list(columns)
+        self.rows = [list(row) for row in rows]
+        self.title, self.left_title, self.pad_edge, self.framed = title, left_title, pad_edge, framed
+        keys = [i for i, c in enumerate(self.columns) if c.key]
+        self.keys = keys or [0]
+        self.prose = [self._is_prose(i) for i in range(len(self.columns))]
+
+    def _cells(self, index: int) -> list[str]:
+        return [self.columns[index].name] + [row[index] for row in self.rows]
+
+    def _is_prose(self, index: int) -> bool:
+        wrap = self.columns[index].wrap
+        if wrap is not None:
+            return wrap
+        return any(len(cell) > 32 and " " in cell for cell in self._cells(index)[1:])
+
+    def _width(self, index: int) -> int:
+        """What the column needs: its longest line; for sentences, at most `_PROSE_WIDTH`
+        unless one word is longer."""
+        lines = [line for cell in self._cells(index) for line in (cell.splitlines() or [""])]
+        widest = max(cell_len(line) for line in lines)
+        if not self.prose[index]:
+            return widest
+        longest_word = max((cell_len(word) for line in lines for word in line.split()), default=0)
+        return min(widest, max(longest_word, _PROSE_WIDTH))
+
+    def _table_width(self, indexes: Sequence[int]) -> int:
+        n = len(indexes)  # cells padded by one space each side, one divider between, two edges
+        return sum(self._width(i) for i in indexes) + 2 * n - (0 if self.pad_edge else 2) + (n - 1) + 2
+
+    def parts(self, width: int) -> list[list[int]]:
+        """The column indexes of each table printed at `width` (the key columns in each)."""
+        everything = list(range(len(self.columns)))
+        if self._table_width(everything) <= width or self._table_width(self.keys) > width:
+            return [everything]
+        parts: list[list[int]] = []
+        current: list[int] = []
+        for index in everything:
+            if index in self.keys:
+                continue
+            if current and self._table_width(self.keys + current + [index]) > width:
+                parts.append(current)
+                current = []
+            current.append(index)
+        if current:
+            parts.append(current)
+        return [sorted(self.keys + part) for part in parts]
+
+    def _table(self, indexes: Sequence[int], title: str | None, width: int) -> Table:
+        cramped = self._table_width(indexes) > width  # one column too wide on its own: fold it
+        made = Table(title=title, box=box.HEAVY_HEAD if self.framed else box.SIMPLE_HEAD, pad_edge=self.pad_edge,
+                     title_justify="left" if self.left_title else "center")
+        for index in indexes:
+            column, prose = self.columns[index], self.prose[index]
+            made.add_column(column.name, justify="right" if column.right else "left",
+                            no_wrap=not (prose or cramped), overflow="fold",
+                            min_width=None if prose or cramped else self._width(index))
+        for row in self.rows:
+            made.add_row(*(row[i] for i in indexes))
+        return made
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        parts = self.parts(options.max_width)
+        for number, indexes in enumerate(parts):
+            title = self.title if number == 0 else None
+            if number:
+                yield Text(f"(continued: {', '.join(self.columns[i].name for i in indexes if i not in self.keys)})",
+                           style="italic")
+            yield self._table(indexes, title, options.max_width)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widths = [self._table_width(part) for part in self.parts(options.max_width)]
+        return Measurement(min(widths), min(max(widths), options.max_width))
 
 
 def table(columns: Iterable[str | Column], rows: Iterable[Sequence[object]], *, title: str | None = None,
-          left_title: bool = True, pad_edge: bool = True, framed: bool = False) -> Table:
-    """The one table renderer: `rows` of cells (shown with ``str``) under `columns`.
-
-    Tables are ruled under the header only, unless `framed` (a box around every cell)."""
-    made = Table(title=title, box=box.HEAVY_HEAD if framed else box.SIMPLE_HEAD, pad_edge=pad_edge,
-                 title_justify="left" if left_title else "center")
-    for column in columns:
-        spec = Column(column) if isinstance(column, str) else column
-        made.add_column(spec.name, justify="right" if spec.right else "left", no_wrap=spec.no_wrap,
-                        overflow="fold" if spec.fold else "ellipsis")
-    for row in rows:
-        made.add_row(*(str(cell) for cell in row))
-    return made
+          left_title: bool = True, pad_edge: bool = True, framed: bool = False) -> FitTable:
+    """The one table renderer: `rows` of cells (shown with ``str``) under `columns`, fitted to
+    the width it is printed at (`FitTable`)."""
+    specs = [Column(column) if isinstance(column, str) else column for column in columns]
+    return FitTable(specs, [[str(cell) for cell in row] for row in rows], title=title, left_title=left_title,
+                    pad_edge=pad_edge, framed=framed)
 
 
-def result_table(data: ResultTable, *, left: Sequence[str] | None = None, first_left: bool = False) -> Table:
+def result_table(data: ResultTable, *, left: Sequence[str] | None = None, first_left: bool = False,
+                 keys: Sequence[str] = ()) -> FitTable:
     """A library's `ResultTable`; with `left` given, the columns it names (and the first, with
-    `first_left`) are text and the others right-aligned figures."""
-    columns = [Column(str(name), right=left is not None and not (first_left and i == 0) and name not in left)
-               for i, name in enumerate(data.columns)]
+    `first_left`) are text and the others right-aligned figures. `keys`: the columns that
+    together name a row, repeated when the table is split to fit (default: the first)."""
+    columns = [Column(str(name), right=left is not None and not (first_left and i == 0) and name not in left,
+                      key=name in keys) for i, name in enumerate(data.columns)]
     return table(columns, data.rows, title=data.title)
 
 
@@ -77,7 +189,7 @@ def yes_no(value: bool) -> str:
 
 
 def transports(console: Console, registry: Iterable[Transport]) -> None:
-    console.print(table([Column(c, no_wrap=True) for c in ("scheme", "family", "type", "reliable", "ordered",
+    console.print(table([Column(c) for c in ("scheme", "family", "type", "reliable", "ordered",
                                                             "boundaries")],
                         ([t.scheme, t.family_name, t.socktype.name, yes_no(t.reliable), yes_no(t.ordered),
                           yes_no(t.boundaries)] for t in registry),
@@ -90,10 +202,20 @@ def transports(console: Console, registry: Iterable[Transport]) -> None:
 # -- netlab serve and relay -----------------------------------------------------------------
 
 
-def serving(server: Server, *, service: str, requested: Address, limits: Limits) -> None:
-    """serve's `listening ADDR` line per bound socket, and one warning for wildcard addresses."""
+def serving(server: Server, *, service: str, requested: Address, limits: Limits, as_json: bool = False) -> None:
+    """serve's `listening ADDR` line per bound socket (with --json, a JSON object per line),
+    with the service's settings and the limits that apply to its transport, and one warning
+    for wildcard addresses."""
+    settings = server.service.describe(stream=not server.transport.boundaries)
     for bound in server.bound:
-        print(f"listening {bound}  service={service}  requested={requested}  {limits.describe()}", flush=True)
+        if as_json:
+            print(json.dumps({"event": "listening", "address": str(bound), "service": service,
+                              "settings": settings, "requested": str(requested),
+                              "limits": limits.applying_to(server.transport)}),
+                  flush=True)
+        else:
+            print(f"listening {bound}  service={service}{'  ' + settings if settings else ''}  "
+                  f"requested={requested}  {limits.describe(server.transport)}", flush=True)
     wildcards = [str(bound) for bound in server.bound if bound.is_wildcard]
     if wildcards:  # one line, even when '*' gave an IPv4 and an IPv6 socket
         logging.getLogger("netlab").warning(
@@ -101,10 +223,18 @@ def serving(server: Server, *, service: str, requested: Address, limits: Limits)
             " and ".join(wildcards), "" if len(wildcards) > 1 else "s")
 
 
-def relaying(running: Relay) -> None:
+def relaying(running: Relay, *, as_json: bool = False) -> None:
+    """relay's `listening ADDR` line per bound socket, and what it does each way (with --json,
+    one JSON object per bound socket)."""
     for bound in running.bound:
-        print(f"listening {bound}  to={running.to}  seed={running.seed}", flush=True)
-    print(f"  forward: {running.forward.describe()}\n  backward: {running.backward.describe()}", flush=True)
+        if as_json:
+            print(json.dumps({"event": "listening", "address": str(bound), "to": str(running.to), "seed": running.seed,
+                              "forward": running.forward.describe(), "backward": running.backward.describe()}),
+                  flush=True)
+        else:
+            print(f"listening {bound}  to={running.to}  seed={running.seed}", flush=True)
+    if not as_json:
+        print(f"  forward: {running.forward.describe()}\n  backward: {running.backward.describe()}", flush=True)
 
 
 # -- netlab relay ---------------------------------------------------------------------------
@@ -138,24 +268,38 @@ def _pct(part: int, whole: int) -> str:
     return f"{part} ({100 * part / whole:.1f}%)" if whole and part else str(part)
 
 
+def bits_per_second(value: float) -> str:
+    """A rate in bits/s with an SI prefix, three figures at most: 812 b/s, 6.41 Mb/s."""
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            value /= scale
+            break
+    else:
+        prefix = ""
+    digits = 0 if value >= 100 or not prefix else 1 if value >= 10 else 2
+    return f"{value:.{digits}f} {prefix}b/s"
+
+
 def compare(console: Console, settings: CompareSettings, results: Sequence[TransportResult],
             conclusions: Sequence[str]) -> None:
     """compare's delivery and latency tables, where each server was, and `conclusions`."""
+    from .experiments.compare import boundaries_cell, boundaries_note
+
     mode = f"open loop at {settings.rate:g} msg/s" if settings.rate else "closed loop"
     impaired = f"; forward: {settings.forward.describe()}; backward: {settings.backward.describe()}" \
         if settings.impaired else ""
-    wide = console.width >= 150  # narrower terminals get the addresses listed under the tables
-    text = ("transport", "service", "address")
-    columns = [Column(c, right=c not in text, no_wrap=c in text)
-               for c in ("transport", "service", "sent", "delivered", "lost", "dup", "out of order", "corrupt",
-                         "trunc", "boundaries (msgs→reads)") + (("address",) if wide else ())]
+    keys = [Column("transport", key=True), Column("service", key=True)]
+    columns = keys + [Column(c, right=True) for c in ("sent", "delivered", "lost", "dup", "out of order", "corrupt",
+                                                      "trunc")] + [Column("boundaries (msgs→reads)")]
     console.print(table(columns, (
         [r.transport, r.service, r.sent, r.delivered, _pct(r.lost, r.planned), _pct(r.duplicated, r.planned),
          f"{r.reordered} (max {r.max_displacement})" if r.reordered else "0", r.corrupted, r.truncated,
-         f"{r.replies}→{r.reads} " + ("kept" if r.boundaries_kept else "not kept"),
-         *((r.via or r.address,) if wide else ())]
+         boundaries_cell(r, settings)]
         for r in results), title=f"netlab compare: {settings.messages} messages each, {mode}, "
                                  f"{settings.concurrency} client(s){impaired}"))
+    note = boundaries_note(settings, results)
+    if note:
+        console.print(note, highlight=False)
 
     def dropped(r: TransportResult) -> str:
         if r.relay is None:
@@ -164,18 +308,20 @@ def compare(console: Console, settings: CompareSettings, results: Sequence[Trans
         f, b = cast("dict[str, int]", r.relay["forward"]), cast("dict[str, int]", r.relay["backward"])
         return f"{f['dropped'] + f['queue_dropped']}/{b['dropped'] + b['queue_dropped']}"
 
-    text = ("transport", "service", "not applied")
-    columns = [Column(c, right=c not in text, no_wrap=c in ("transport", "service"))
-               for c in ("transport", "service", "p50", "p90", "p99", "p99.9", "max", "goodput",
-                         "relay dropped →/←", "not applied")]
+    relayed = any(r.relay is not None or r.not_applied for r in results)  # else those columns are all "-"
+    columns = keys + [Column(c, right=True) for c in ("p50", "p90", "p99", "p99.9", "max", "goodput")]
+    if relayed:
+        columns += [Column("relay dropped →/←", right=True), Column("not applied")]
     console.print(table(columns, (
         [r.transport, r.service, _us(r.p50_us), _us(r.p90_us), _us(r.p99_us), _us(r.p999_us), _us(r.max_us),
-         f"{r.goodput_bps / 1e3:,.1f} kb/s", dropped(r), ", ".join(n.replace("_", "-") for n in r.not_applied) or "-"]
-        for r in results), title="round trip in µs, goodput, and what the relay did (→ requests, ← replies)"))
-    if not wide or settings.impaired:
-        for r in results:
-            via = f" via relay {r.via}" if r.via else ""
-            console.print(f"  {r.transport}/{r.service}: server {r.address}{via}", highlight=False)
+         bits_per_second(r.goodput_bps)]
+        + ([dropped(r), ", ".join(n.replace("_", "-") for n in r.not_applied) or "-"] if relayed else [])
+        for r in results), title="round trip in µs, goodput" + (", and what the relay did (→ requests, ← replies)"
+                                                                  if relayed else "")))
+    via = any(r.via for r in results)
+    console.print(table(keys + [Column("server")] + ([Column("through the relay at")] if via else []), (
+        [r.transport, r.service, r.address] + ([r.via or "-"] if via else []) for r in results),
+        title="where the servers were"))
     for line in conclusions:
         console.print(line, highlight=False)
 
@@ -184,7 +330,8 @@ def kernel_compare(console: Console, results: Sequence[TransportResult], conclus
     """compare --kernel's attribution table under compare's own tables."""
     from .experiments.kernel import attribution_table, environment_note
 
-    console.print(result_table(attribution_table(results), left=("transport", "service")))
+    console.print(result_table(attribution_table(results), left=("transport", "service"),
+                               keys=("transport", "service")))
     for r in results:
         attribution = cast("dict[str, str] | None", r.kernel and r.kernel.get("attribution"))  # kernel's JSON
         if attribution:
@@ -201,7 +348,8 @@ def bench(console: Console, result: BenchResult) -> None:
     from .bench.core import tables
 
     for data in tables(result):
-        console.print(result_table(data, left=("server", "why", "target", "where"), first_left=True))
+        console.print(result_table(data, left=("server", "why", "target", "where"), first_left=True,
+                                   keys=("transport", "conns", "server", "target")))
     env = result.environment
     pinned = env.get("pin", {})
     console.print(f"pin={result.settings.pin} (server cores {pinned.get('server_cpus') or 'any'}, load generator "
@@ -235,7 +383,7 @@ def host(console: Console, info: HostInfo) -> None:
             where = f"{a.address}/{a.prefixlen}" if a.prefixlen is not None else a.address
             rows.append([str(interface.index) if i == 0 else "", interface.name if i == 0 else "",
                          state if i == 0 else "", family, where, a.scope, ", ".join(a.flags)])
-    columns = [Column(c, no_wrap=c != "flags", right=c == "index")
+    columns = [Column(c, right=c == "index", wrap=c == "flags")
                for c in ("index", "name", "state", "family", "address", "scope", "flags")]
     console.print(table(columns, rows, title="interfaces", left_title=False, pad_edge=False))
     console.print("sources: " + "; ".join(f"{k}: {v}" for k, v in info.sources.items()), highlight=False)
@@ -246,7 +394,7 @@ def resolution(console: Console, result: Resolution, canonical: bool) -> None:
               ["socket address", "netlab address"]
     rows = ([row.family, row.type, row.protocol] + ([dash(row.canonname)] if canonical else [])
             + [repr(row.sockaddr), row.address or f"- ({row.note})"] for row in result.rows)
-    console.print(table([Column(c, no_wrap=True) for c in columns], rows, title=result.call, pad_edge=False),
+    console.print(table(columns, rows, title=result.call, pad_edge=False),
                   highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
@@ -266,19 +414,19 @@ def constants(console: Console, result: ConstantsTable) -> None:
             first = i == 0
             rows.append([str(row.value) if first else "", hex(row.value) if first and row.value >= 0 else "",
                          name + (" *" if row.shared else ""), meaning])
-    columns = [Column("value", right=True, no_wrap=True), Column("hex", right=True, no_wrap=True),
-               Column("name", no_wrap=True), Column("meaning")]
+    columns = [Column("value", right=True), Column("hex", right=True), Column("name"), Column("meaning", wrap=True)]
     console.print(table(columns, rows, title=f"socket.{result.prefix}*", pad_edge=False), highlight=False)
     if shared:
         console.print(f"* {shared} value(s) have several names: a {{value: name}} dict, like the lecture's "
                       f"get_constants, keeps only one of them.", highlight=False)
 
 
-def _facts(title: str, facts: dict[str, Fact], columns: Sequence[str] = ("", "value", "how we know", "note")) -> Table:
+def _facts(title: str, facts: dict[str, Fact],
+           columns: Sequence[str] = ("", "value", "how we know", "note")) -> FitTable:
     def shown(value: object) -> str:
         return "-" if value is None else ("yes" if value is True else "no" if value is False else str(value))
 
-    return table([Column(c, no_wrap=c in ("", "value"), fold=True) for c in columns],
+    return table([Column(c, wrap=c not in ("", "value")) for c in columns],
                  ([name, shown(fact.value), fact.source, fact.note] for name, fact in facts.items()),
                  title=title, pad_edge=False)
 
@@ -376,3 +524,33 @@ def raw_listened(event: RawEvent, *, hexdump: bool) -> None:
 __all__ = ["Column", "bench", "compare", "constants", "dash", "explanation", "host", "kernel_compare", "prefixes",
            "raw_data", "raw_listened", "raw_received", "raw_summary", "relay_summary", "relaying", "resolution",
            "result_table", "serving", "table", "transports", "yes_no"]
+
+
+# -- netlab check ------------------------------------------------------------------------------
+
+
+
+def check_summary(report: CheckReport) -> str:
+    summary = report.summary
+    return (f"{summary['pass']} passed, {summary['fail']} failed, {summary['warn']} warnings, "
+            f"{summary['skip']} skipped")
+
+
+def check_report(console: Console, report: CheckReport) -> None:
+    """One row per case: its id, the outcome, and the sentence saying what happened."""
+    console.print(table([Column("case", wrap=False), Column("result", wrap=False), Column("what happened", wrap=True)],
+                        ([case.id, case.outcome, case.detail] for case in report.cases),
+                        title=f"netlab check {report.service} ({report.profile} profile): {report.target}"))
+    if report.request is not None:
+        console.print(f"requests written as {report.request}", highlight=False)
+    console.print(check_summary(report), highlight=False)
+
+
+def check_grades(console: Console, graded: Sequence[tuple[str, CheckReport]]) -> None:
+    """One row per submission: cases passed, and the ids that failed or warned."""
+    console.print(table(
+        [Column("submission", wrap=True), Column("passed", right=True, wrap=False), Column("failed", wrap=True),
+         Column("warnings", wrap=True)],
+        ([name, f"{r.summary['pass']}/{len(r.cases) - r.summary['skip']}", dash(", ".join(r.failed)),
+          dash(", ".join(r.warned))] for name, r in graded),
+        title="netlab check: one row per submission"))

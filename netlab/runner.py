@@ -35,10 +35,11 @@ from typing import cast
 import trio
 
 from .errors import (
-    AddressError, ConnectionResetError, NetlabError, TimeoutError, TransportError, translate_os_errors,
+    AddressError, ConnectionResetError, NetlabError, ServiceOptionError, TimeoutError, TransportError, UsageError,
+    translate_os_errors,
 )
-from .services import Service, get_service
-from .services.framing import DEFAULT_MAX_LINE
+from .services import Service, Session, get_service
+from .services.framing import DEFAULT_MAX_LINE, Framing
 from .transports import (
     Address, ByteStream, Connection, DatagramEndpoint, Kind, Listeners, Listening, MessageChannel, Transport,
     parse_address, plain_socket, send_data, socket_of,
@@ -55,6 +56,13 @@ SERVER_RECEIVE_SIZE = 256 * 1024
 #: how long a datagram server waits to hand a reply to a peer that is not reading; a peer
 #: that made it wait that long in vain gets its further replies only if they go at once
 REPLY_TIMEOUT = 1.0
+#: seconds a request may wait unfinished (no newline yet) before the server logs, once for
+#: that connection, what the client should do
+HINT_AFTER = 1.0
+#: bytes of the unfinished request the hint shows
+HINT_SHOWS = 40
+#: hints logged per second at most (bursts of as many); the others go to the debug log
+HINTS_PER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -85,15 +93,37 @@ class Limits:
     allow_gids: frozenset[int] | None = None
     amplification: int = 64
 
-    def describe(self) -> str:
-        rate = "none" if self.rate_limit is None else f"{self.rate_limit:g}/s"
-        text = (f"max-connections={self.max_connections} idle-timeout={self.idle_timeout:g}s "
-                f"max-line={self.max_line} rate-limit={rate} grace={self.grace:g}s")
+    def applying_to(self, transport: Transport | None = None) -> dict[str, object]:
+        """The limits in force on `transport` (None: every limit), named as serve's options:
+        connection limits only where there are connections, the datagram rate only on
+        datagrams, peer credentials only when asked for."""
+        connected = transport is None or transport.connected
+        datagrams = transport is None or not transport.connected
+        limits: dict[str, object] = {}
+        if connected:
+            limits.update({"max-connections": self.max_connections, "idle-timeout": self.idle_timeout})
+        limits["max-line"] = self.max_line
+        if datagrams:
+            limits["rate-limit"] = self.rate_limit
+        limits["grace"] = self.grace
         if self.allow_uids is not None:
-            text += " allow-uid=" + ",".join(map(str, sorted(self.allow_uids)))
+            limits["allow-uid"] = sorted(self.allow_uids)
         if self.allow_gids is not None:
-            text += " allow-gid=" + ",".join(map(str, sorted(self.allow_gids)))
-        return text
+            limits["allow-gid"] = sorted(self.allow_gids)
+        return limits
+
+    def describe(self, transport: Transport | None = None) -> str:
+        """The limits in force on `transport` as serve's startup line shows them."""
+        units = {"idle-timeout": "s", "grace": "s", "rate-limit": "/s"}
+
+        def shown(name: str, value: object) -> str:
+            if value is None:
+                return "none"
+            if isinstance(value, list):
+                return ",".join(map(str, value))
+            return (f"{value:g}" if isinstance(value, float) else str(value)) + units.get(name, "")
+
+        return " ".join(f"{name}={shown(name, value)}" for name, value in self.applying_to(transport).items())
 
 
 @dataclass
@@ -110,6 +140,7 @@ class ServerStats:
     credentials_refused: int = 0  # unix peers whose uid/gid is not allowed
     rate_limited: int = 0  # datagram replies not sent: the peer was over rate_limit
     amplification_dropped: int = 0  # datagram replies not sent: too much larger than the request
+    hints: int = 0  # connections whose request waited unfinished for HINT_AFTER s (each got one hint)
     kernel_drops: int | None = None  # datagrams the kernel dropped on a full receive queue (SO_RXQ_OVFL)
 
 
@@ -136,6 +167,8 @@ class Server:
     #: out before the next await, and the server's tasks all run in one thread)
     _read_buffer: memoryview = field(default_factory=lambda: memoryview(bytearray(SERVER_RECEIVE_SIZE)),
                                      repr=False)
+    #: the budget of hint lines (HINTS_PER_S), so that many stuck clients cannot flood the log
+    _hint_budget: _RateLimiter = field(default_factory=lambda: _RateLimiter(HINTS_PER_S), repr=False)
 
     @property
     def address(self) -> Address:
@@ -185,6 +218,9 @@ async def serve(
         raise AddressError(f"allow-uid/allow-gid check peer credentials (SO_PEERCRED), which only unix stream "
                            f"and unix-seq sockets have; {address.scheme}: has none")
     service = _make_service(service, limits)
+    if transport.boundaries and service.framing not in (None, Framing()):
+        raise ServiceOptionError(f"framing {service.framing} is for byte streams (tcp, tcp6, unix, tls); "
+                                 f"on {address.scheme}: each message is one request already")
     listening = await transport.listen(address)
     server = Server(service, transport, address, listening.bound, limits, _listening=listening)
     try:
@@ -300,6 +336,80 @@ def _broken(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError
     return broken
 
 
+class _Unfinished:
+    """The clock a service does not have, for one connection's unfinished request.
+
+    Before each wait for data the handler asks `wake_at` when to stop waiting if nothing
+    comes: with quiet framing, ``framing.silence`` s from now (just after the last read);
+    with a framing only the client can end (line, eof), `HINT_AFTER` s after the request
+    began, once per connection; otherwise never (None). When that time came and a read
+    finds nothing, `expired` ends the request (quiet: `Session.flush`, whose reply goes
+    back) or logs the hint (`_hint`).
+    """
+
+    __slots__ = ("server", "conn", "session", "silence", "since", "hinted")
+
+    def __init__(self, server: Server, conn: Connection, session: Session, framing: Framing) -> None:
+        self.server, self.conn, self.session = server, conn, session
+        self.silence = framing.silence
+        self.since: float | None = None  # when the request began (its first unanswered byte was read)
+        self.hinted = framing.advice is None  # a framing that ends requests itself needs no hint
+
+    def wake_at(self) -> float | None:
+        if not self.session.pending():
+            self.since = None
+            return None
+        now = trio.current_time()
+        if self.silence is not None:
+            return now + self.silence
+        if self.since is None:  # (the handler resets it when a reply goes: a request ended)
+            self.since = now
+        return None if self.hinted else self.since + HINT_AFTER
+
+    def expired(self) -> bytes:
+        if self.silence is not None:
+            return self.session.flush()
+        self.hinted = True
+        _hint(self.server, self.conn, self.session)
+        return b""
+
+
+def _peer_name(server: Server, conn: Connection) -> str:
+    """The peer's address; for a unix peer, which is usually unnamed, its pid and uid."""
+    sock = socket_of(conn)
+    scheme = server.transport.scheme
+    try:
+        name = server.transport.format_peer(sock.getpeername())
+    except OSError:
+        name = f"a {scheme} client"
+    if sock.family == socket.AF_UNIX and (creds := _peer_credentials(sock)) is not None:
+        who = f"pid {creds[0]}, uid {creds[1]}"
+        name = f"{scheme} client ({who})" if name == "(unbound)" else f"{name} ({who})"
+    return name
+
+
+def _hint(server: Server, conn: Connection, session: Session) -> None:
+    """Log, within the hint budget, that `conn`'s request has waited `HINT_AFTER` s unfinished."""
+    framing = server.service.framing
+    assert framing is not None and framing.advice is not None  # _Unfinished hints only then
+    server.stats.hints += 1
+    head, size = session.head(HINT_SHOWS), session.pending()
+    shown = repr(head.decode("utf-8", "backslashreplace")) + ("..." if size > len(head) else "")
+    level = logging.WARNING if server._hint_budget.allow("hint", trio.current_time()) else logging.DEBUG
+    log.log(level, "%s began a request %g s ago and has not ended it: %d byte%s so far, %s. With framing=%s a "
+            "request ends at %s. To get a reply: %s",
+            _peer_name(server, conn), HINT_AFTER, size, "" if size == 1 else "s", shown, framing,
+            framing.end, framing.advice)
+
+
+async def _readable_by(fd: int, when: float) -> bool:
+    """Wait until `fd` is readable or it is `when`; False if the time came first."""
+    with trio.move_on_at(when):
+        await trio.lowlevel.wait_readable(fd)
+        return True
+    return False
+
+
 async def _handle_stream(server: Server, conn: Connection) -> None:
     """Feed a session every chunk the peer sends; write back what it returns.
 
@@ -311,18 +421,24 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
     calls do, and yields to the other tasks once per message: by waiting for the next one,
     or, when it was already there, at a checkpoint. OS errors become the
     ``BrokenResourceError`` / ``ClosedResourceError`` that ``SocketStream`` would raise.
+    While a request is unfinished, the wait has a deadline (`_Unfinished`); if it passes
+    and a read still finds nothing, the session is told (n = -1 below).
     """
     stream = cast(ByteStream, conn)  # the driver table sends only byte streams here
-    feed = server.service.new_session().receive_data
+    session = server.service.new_session()
+    feed = session.receive_data
+    framing = server.service.framing
+    unfinished = None if framing is None else _Unfinished(server, conn, session, framing)
     sock = plain_socket(stream)
     if sock is None:  # bytes that pass through a layer (TLS): the stream's own calls
-        await _handle_layered_stream(server, stream, feed)
+        await _handle_layered_stream(server, stream, feed, unfinished)
         return
     fd = sock.fileno()
     buffer = server._read_buffer
     wait_readable, checkpoint, readv, write = (trio.lowlevel.wait_readable, trio.lowlevel.checkpoint,
                                                os.readv, os.write)
     deadline = _Deadline(server.limits.idle_timeout)
+    silent = False  # the unfinished request's deadline passed while waiting
     with deadline.scope:
         while True:
             deadline.arm()
@@ -334,15 +450,29 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
                         n = readv(fd, (buffer,))
                         break
                     except BlockingIOError:
+                        if silent:
+                            n = -1
+                            break
                         if spin and readable_soon(fd, spin):
                             spin = 0.0
                             continue
-                        await wait_readable(fd)
+                        wake = None if unfinished is None else unfinished.wake_at()
+                        if wake is None:
+                            await wait_readable(fd)
+                        else:
+                            silent = not await _readable_by(fd, wake)
                         waited = True
             except OSError as exc:
                 raise _broken(exc)  # noqa: B904 - _broken sets the cause
-            reply = feed(bytes(buffer[:n]))  # a copy: the buffer is reused at the next read
+            if n < 0:
+                silent = False
+                assert unfinished is not None
+                reply = unfinished.expired()
+            else:
+                reply = feed(bytes(buffer[:n]))  # a copy: the buffer is reused at the next read
             if reply:
+                if unfinished is not None:  # a request ended: one still pending began in this read
+                    unfinished.since = None
                 try:
                     sent = write(fd, reply)
                 except BlockingIOError:
@@ -362,16 +492,34 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
     _timed_out(server, deadline)
 
 
-async def _handle_layered_stream(server: Server, stream: ByteStream, feed: Callable[[bytes], bytes]) -> None:
+async def _handle_layered_stream(server: Server, stream: ByteStream, feed: Callable[[bytes], bytes],
+                                 unfinished: _Unfinished | None) -> None:
     """`_handle_stream` for a stream whose bytes pass through a layer (TLS): the same
-    protocol, with the stream's own receive_some and send_all."""
+    protocol, with the stream's own receive_some and send_all. A receive cancelled for an
+    unfinished request's deadline loses nothing (trio's SSLStream keeps what it decrypted;
+    only a cancelled handshake breaks it, and a request has begun only after one)."""
     deadline = _Deadline(server.limits.idle_timeout)
     with deadline.scope:
         while True:
             deadline.arm()
-            data = await stream.receive_some(SERVER_RECEIVE_SIZE)
-            reply = feed(bytes(data))
+            wake = None if unfinished is None else unfinished.wake_at()
+            if wake is None:
+                data = await stream.receive_some(SERVER_RECEIVE_SIZE)
+                reply = feed(bytes(data))
+            else:
+                received: bytes | bytearray | None = None
+                with trio.move_on_at(wake):
+                    received = await stream.receive_some(SERVER_RECEIVE_SIZE)
+                if received is None:  # nothing came in time
+                    assert unfinished is not None
+                    data = b"-"  # (not the end of stream)
+                    reply = unfinished.expired()
+                else:
+                    data = received
+                    reply = feed(bytes(data))
             if reply:
+                if unfinished is not None:  # a request ended: one still pending began in this read
+                    unfinished.since = None
                 deadline.arm()
                 deadline.sending = True
                 await stream.send_all(reply)
@@ -550,20 +698,32 @@ class Client:
         self.address = address
         self.service = service
 
-    async def request(self, message: bytes, *, timeout: float | None = None) -> bytes:
+    async def request(self, message: bytes, *, timeout: float | None = None, newline: bool = True,
+                      half_close: bool = False) -> bytes:
         """Send one request; return its complete reply (for line services, with the line ending).
+
+        To behave like clients written without framing in mind: ``newline=False`` sends the
+        message as it is, without the line ending a line service wants on a stream;
+        ``half_close=True`` half-closes the stream after it (``shutdown(SHUT_WR)``), which
+        ends the request on a server with eof framing, and the connection's last line on
+        any line server. Then no further request can go on this client.
 
         Raises:
             TimeoutError: no complete reply within `timeout` seconds.
+            UsageError: `half_close` on a connection that is not a byte stream.
             ConnectionRefusedError, ConnectionResetError, MessageTooLargeError, TransportError
         """
         try:
             with trio.fail_after(timeout if timeout is not None else float("inf")):
-                return await self._request(message)
+                return await self._request(message, newline, half_close)
         except trio.TooSlowError:
-            raise TimeoutError(f"no reply from {self.address} within {timeout:g} s") from None
+            why = ""
+            if not newline and not half_close and self.service.encode_request(message, stream=True) != message:
+                why = (" (the request went without a line ending and the write side stayed open: a server "
+                       "that reads lines is still waiting for the end of it)")
+            raise TimeoutError(f"no reply from {self.address} within {timeout:g} s{why}") from None
 
-    async def _request(self, message: bytes) -> bytes:
+    async def _request(self, message: bytes, newline: bool = True, half_close: bool = False) -> bytes:
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -584,11 +744,14 @@ class StreamClient(Client):
         with translate_os_errors(self.address, "send to"):
             await self.stream.send_all(data)
 
-    async def _request(self, message: bytes) -> bytes:
-        wire = self.service.encode_request(message, stream=True)
+    async def _request(self, message: bytes, newline: bool = True, half_close: bool = False) -> bytes:
+        wire = self.service.encode_request(message, stream=True) if newline else message
         wanted = self._reader.expect(wire)
         self._ready.extend(self._reader.feed(b""))
         await self.send(wire)
+        if half_close:
+            with translate_os_errors(self.address, "half-close"):
+                await self.stream.send_eof()
         while len(self._ready) < wanted:
             with translate_os_errors(self.address, "receive from"):
                 data = await self.stream.receive_some(RECEIVE_SIZE)
@@ -611,7 +774,10 @@ class MessageClient(Client):
         self.channel = cast(MessageChannel, connection)  # the driver table sends only message channels here
         self.connection: Connection = connection
 
-    async def _request(self, message: bytes) -> bytes:
+    async def _request(self, message: bytes, newline: bool = True, half_close: bool = False) -> bytes:
+        if half_close:
+            raise UsageError(f"half-close ends a request on a byte stream; on {self.address.scheme}: each "
+                             f"message is a whole request already")
         await self.channel.send(self.service.encode_request(message, stream=False))
         if not self.service.replies:  # a sink (discard): nothing will come back
             return b""
@@ -659,6 +825,8 @@ async def run_chat(
     write: Callable[[bytes], None],
     *,
     timeout: float = 5.0,
+    newline: bool = True,
+    half_close: bool = True,
 ) -> None:
     """The lab's interactive client: send each line, hand whatever comes back to `write`.
 
@@ -668,6 +836,10 @@ async def run_chat(
     each reply is written as a line; after the last, it waits up to `timeout` s for the
     missing replies.
 
+    Like a client written without framing in mind: ``newline=False`` sends each line
+    without its line ending; ``half_close=False`` keeps the write side open after the last
+    line (so the client waits the whole `timeout` for replies). Both are for streams.
+
     Raises:
         TimeoutError: datagrams whose reply never came. ConnectionRefusedError, TransportError.
     """
@@ -675,11 +847,12 @@ async def run_chat(
     transport = address.transport
     connection = await transport.connect(address)
     async with connection:
-        await _DRIVERS[transport.kind].chat(address, connection, lines, write, timeout)
+        await _DRIVERS[transport.kind].chat(address, connection, lines, write, timeout, newline, half_close)
 
 
 async def _chat_stream(address: Address, connection: Connection, lines: AsyncIterator[bytes],
-                       write: Callable[[bytes], None], timeout: float) -> None:
+                       write: Callable[[bytes], None], timeout: float, newline: bool = True,
+                       half_close: bool = True) -> None:
     stream = cast(ByteStream, connection)  # the driver table sends only byte streams here
     async with trio.open_nursery() as nursery:
 
@@ -692,18 +865,23 @@ async def _chat_stream(address: Address, connection: Connection, lines: AsyncIte
         nursery.start_soon(receive)
         with translate_os_errors(address, "send to"):
             async for line in lines:
-                await stream.send_all(line if line.endswith(b"\n") else line + b"\n")
-            await stream.send_eof()
+                if not newline:
+                    await stream.send_all(line.rstrip(b"\r\n"))
+                else:
+                    await stream.send_all(line if line.endswith(b"\n") else line + b"\n")
+            if half_close:
+                await stream.send_eof()
         await trio.sleep(timeout)  # the server did not close after our EOF: stop waiting
         nursery.cancel_scope.cancel()
 
 
 async def _chat_messages(address: Address, connection: Connection, lines: AsyncIterator[bytes],
-                         write: Callable[[bytes], None], timeout: float) -> None:
+                         write: Callable[[bytes], None], timeout: float, newline: bool = True,
+                         half_close: bool = True) -> None:
     conn = cast(MessageChannel, connection)  # the driver table sends only message channels here
     # datagrams carry the line without its ending; a message on a channel with an end of
     # stream keeps it, since an empty message would read as end of stream
-    keep_ending = conn.has_eof
+    keep_ending = conn.has_eof and newline
     sent = received = 0
     done = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -735,7 +913,8 @@ async def _chat_messages(address: Address, connection: Connection, lines: AsyncI
 # -- one driver per connection shape ------------------------------------------------------
 
 Handler = Callable[[Server, Connection], Awaitable[None]]
-Chat = Callable[[Address, Connection, AsyncIterator[bytes], Callable[[bytes], None], float], Awaitable[None]]
+Chat = Callable[[Address, Connection, AsyncIterator[bytes], Callable[[bytes], None], float, bool, bool],
+               Awaitable[None]]
 
 
 @dataclass(frozen=True)

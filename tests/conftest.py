@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import signal
 import subprocess
@@ -51,6 +52,8 @@ from netlab.experiments.relay import Relay, run_relay
 from netlab.runner import Limits, Server
 from netlab.services import Service
 from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport, parse_address
+
+from helpers import LogWatch
 
 settings.register_profile("ci", max_examples=300, deadline=None)
 settings.register_profile("dev", max_examples=2_000, deadline=None)
@@ -147,6 +150,21 @@ async def echo_server(start_server: StartServer) -> Server:
 @pytest.fixture
 async def sum_server(start_server: StartServer) -> Server:
     return await start_server("sum")
+
+
+@pytest.fixture
+def server_log() -> Iterator[LogWatch]:
+    """Every record the servers log (``netlab.server``, debug level up), to wait on:
+    ``await server_log.wait_for("began a request")``."""
+    logger = logging.getLogger("netlab.server")
+    watch, level = LogWatch(), logger.level
+    logger.addHandler(watch)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield watch
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(level)
 
 
 StartRelay = Callable[..., Awaitable[Relay]]

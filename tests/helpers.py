@@ -5,6 +5,7 @@ Import them by name: ``from helpers import table_rows, within_binomial``.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import re
@@ -48,6 +49,46 @@ async def read_pieces(conn: Connection, timeout: float = 10) -> list[bytes]:
 async def read_to_end(conn: Connection, timeout: float = 10) -> bytes:
     """Everything until end of stream, joined."""
     return b"".join(await read_pieces(conn, timeout))
+
+
+async def read_line(conn: Connection, timeout: float = 10) -> bytes:
+    """Bytes until a newline (or end of stream), however the reads cut them: the careful
+    client's read."""
+    received = b""
+    with trio.fail_after(timeout):
+        while b"\n" not in received and (data := await receive_data(conn)) is not None:
+            received += data
+    return received
+
+
+class LogWatch(logging.Handler):
+    """Every record of a logger, kept, with a way to wait for one (the server's hints).
+    Records come from trio tasks in the test's own thread, so waking a trio.Event is safe."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._waiters: list[trio.Event] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        for event in self._waiters:
+            event.set()
+
+    def matching(self, text: str) -> list[logging.LogRecord]:
+        return [record for record in self.records if text in record.getMessage()]
+
+    async def wait_for(self, text: str, count: int = 1, timeout: float = 10) -> list[logging.LogRecord]:
+        """The first `count` records whose message holds `text`, once there are that many."""
+        with trio.fail_after(timeout):
+            while len(found := self.matching(text)) < count:
+                event = trio.Event()
+                self._waiters.append(event)
+                try:
+                    await event.wait()
+                finally:
+                    self._waiters.remove(event)
+        return found[:count]
 
 
 def message_channel(client: Client) -> MessageChannel:

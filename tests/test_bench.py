@@ -266,7 +266,7 @@ def test_cli_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
 def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     out, png = tmp_path / "b.json", tmp_path / "b.png"
     result = invoke(["bench", "pingpong", "--transports", "unix", "--baselines", "trio", "--duration", "0.1",
-                     "--warmup", "0", "--repeats", "1", "--json", str(out), "--plot", str(png)])
+                     "--warmup", "0", "--repeats", "1", "--json-file", str(out), "--plot", str(png)])
     assert result.exit_code == 0, result.output
     assert "netlab/trio" in result.output and "pin=same" in result.output
     data = json.loads(out.read_text())
@@ -278,9 +278,9 @@ def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
 
 
 def test_cli_unwritable_json_exits_1(tmp_path: Path) -> None:
-    result = invoke(["bench", "pingpong", "--json", str(tmp_path / "no" / "such" / "dir.json")])
+    result = invoke(["bench", "pingpong", "--json-file", str(tmp_path / "no" / "such" / "dir.json")])
     assert result.exit_code == 1
-    assert "is not a directory" in result.output
+    assert f"directory {tmp_path / 'no'} does not exist" in result.output
 
 
 def test_cli_a_failed_server_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

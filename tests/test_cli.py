@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import queue
 import re
@@ -25,6 +26,7 @@ from rich.console import Console
 
 import netlab.cli
 from netlab.runner import serve
+from netlab.services.sum import SumService
 from netlab.transports import COMPARE_SCHEMES, TRANSPORTS
 
 from helpers import INT_COLUMNS, assert_no_traceback, invoke, table_rows
@@ -41,6 +43,18 @@ def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
     its console width when imported, from the real stdout: under ``pytest -s`` in a narrow
     terminal that would squeeze (and ellipsize) the tables these tests read."""
     monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """`netlab serve` points the root logger at its stderr (basicConfig force=True); under
+    CliRunner that stderr is closed when the command returns, and a later log line from a
+    server thread (a hint) would fail on it. Put the root logger back after each test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def flat(text: str) -> str:
@@ -128,6 +142,18 @@ def test_no_arguments_shows_help_listing_every_command() -> None:
 # -- usage errors: exit 2, name the problem, no traceback -----------------------------
 
 USAGE_ERRORS = {
+    "framing for echo": (["serve", "-t", "tcp:127.0.0.1:0", "-s", "echo", "--framing", "quiet"],
+                         ["echo takes no --framing, only sum does"]),
+    "accept for echo": (["serve", "-t", "tcp:127.0.0.1:0", "--accept", "lenient"], ["echo takes no --accept"]),
+    "bad framing": (["serve", "-t", "tcp:127.0.0.1:0", "-s", "sum", "--framing", "quiet:x"],
+                    ["quiet:MS takes milliseconds"]),
+    "unknown framing": (["serve", "-t", "tcp:127.0.0.1:0", "-s", "sum", "--framing", "lines"],
+                        ["unknown framing 'lines'"]),
+    "bad accept": (["serve", "-t", "tcp:127.0.0.1:0", "-s", "sum", "--accept", "loose"], ["use strict or lenient"]),
+    "framing on datagrams": (["serve", "-t", "udp:127.0.0.1:0", "-s", "sum", "--framing", "quiet"],
+                             ["framing quiet:200 is for byte streams", "each message is one request already"]),
+    "half-close on datagrams": (["send", "-t", "udp:127.0.0.1:9", "--half-close", "2 3"],
+                                ["half-close ends a request on a byte stream"]),
     "unknown scheme": (["send", "-t", "foo:127.0.0.1:7000", "2 3"], ["unknown scheme 'foo'"]),
     "bad port": (["send", "-t", "tcp:127.0.0.1:99999", "2 3"], ["port 99999 is out of range"]),
     "port not a number": (["send", "-t", "tcp:127.0.0.1:http", "2 3"], ["port must be a number"]),
@@ -265,11 +291,25 @@ def test_send_sum(live) -> None:
     assert result.stdout == "5\n"
 
 
-def test_send_sum_refusal_is_printed_not_an_error(live) -> None:
+def test_send_sum_refusal_is_printed_and_exits_1(live) -> None:
+    """Issue 14: a script must tell bad input from success; the reply is still printed."""
     with live("sum") as address:
         result = invoke(["send", "-t", address, "two three"])
-    assert result.exit_code == 0, result.output
+        as_json = invoke(["send", "-t", address, "two three", "--json"])
+        echoed = invoke(["send", "-t", address, "2 3", "--json"])
+    assert result.exit_code == 1, result.output
     assert result.stdout.startswith("ERR ")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["error"] is True
+    document = json.loads(echoed.stdout)
+    assert echoed.exit_code == 0 and document["reply"].rstrip("\n") == "5" and document["error"] is False
+
+
+def test_send_echo_of_err_is_not_a_refusal(live) -> None:
+    """echo's replies are the requests: one that starts with ERR is no refusal."""
+    with live("echo") as address:
+        result = invoke(["send", "-t", address, "--service", "echo", "ERR not really"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "ERR not really\n"
 
 
 def test_send_echo_replies_the_message(live) -> None:
@@ -309,7 +349,7 @@ def test_send_abstract_unix_dgram() -> None:
 
 def test_compare_json_matches_table(netlab_dir: Path) -> None:
     json_file = netlab_dir / "compare.json"
-    result = invoke(["compare", "-n", "20", "--json", str(json_file)])
+    result = invoke(["compare", "-n", "20", "--json-file", str(json_file)])
     assert result.exit_code == 0, result.output
     assert_no_traceback(result)
     document = json.loads(json_file.read_text())
@@ -343,7 +383,83 @@ def test_compare_subset() -> None:
 
 def test_compare_unwritable_json_file_exits_1(netlab_dir: Path) -> None:
     result = invoke(["compare", "--transports", "tcp", "--services", "sum", "-n", "1",
-                     "--json", str(netlab_dir / "no-such-dir" / "c.json")])
+                     "--json-file", str(netlab_dir / "no-such-dir" / "c.json")])
     assert result.exit_code == 1, result.output
     assert "cannot write" in result.output
     assert_no_traceback(result)
+
+
+# -- behaving like students' clients, against the framings ----------------------------
+
+
+def test_send_without_newline_times_out_saying_why() -> None:
+    with server_thread("sum", "tcp:127.0.0.1:0") as address:
+        result = invoke(["send", "-t", address, "--no-newline", "--timeout", "1.5", "2 3"])
+    assert result.exit_code == 1, result.output
+    assert_no_traceback(result)
+    assert "no reply" in result.output and "without a line ending" in flat(result.output)
+
+
+def test_send_without_newline_half_closed_gets_its_reply() -> None:
+    with server_thread(SumService(framing="eof"), "tcp:127.0.0.1:0") as address:  # type: ignore[arg-type]
+        result = invoke(["send", "-t", address, "--no-newline", "--half-close", "2 3"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "5\n"
+
+
+def test_send_without_newline_to_quiet_framing() -> None:
+    with server_thread(SumService(framing="quiet", accept="lenient"), "tcp:127.0.0.1:0") as address:  # type: ignore[arg-type]
+        result = invoke(["send", "-t", address, "--no-newline", "2,3"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "5\n"
+
+
+def test_chat_without_newlines_merges_the_lines() -> None:
+    """Each line without its newline: the server reads one request, '1 23 4' (at end of stream)."""
+    with server_thread("sum", "tcp:127.0.0.1:0") as address:
+        result = invoke(["chat", "-t", address, "--no-newline", "--timeout", "3"], input="1 2\n3 4\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "ERR expected two numbers, got 3\n"
+
+
+def test_chat_without_half_close_waits_its_timeout() -> None:
+    with server_thread("sum", "tcp:127.0.0.1:0") as address:
+        result = invoke(["chat", "-t", address, "--no-half-close", "--timeout", "0.5"], input="1 2\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "3\n"
+
+
+def test_serve_states_the_framing_and_hints(netlab_process) -> None:
+    """The real process: the startup line names the framing; a plain socket client that
+    sends no newline waits, and the server's stderr says why."""
+    server = netlab_process("serve", "-t", "tcp:127.0.0.1:0", "-s", "sum")
+    assert "service=sum  framing=line accept=strict  requested=" in server.first_line
+    host, port = server.listening.removeprefix("tcp:").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"2 3")
+        line = read_stderr_line(server.proc, timeout=10)
+        assert f"tcp:127.0.0.1:{sock.getsockname()[1]} began a request" in line, line
+        assert "end the request with \\n, or serve with --framing quiet" in line
+        sock.sendall(b"\n")
+        sock.settimeout(10)
+        assert sock.recv(100) == b"5\n"
+    quiet = netlab_process("serve", "-t", "tcp:127.0.0.1:0", "-s", "sum", "--framing", "quiet:150",
+                           "--accept", "lenient")
+    assert "framing=quiet:150 accept=lenient" in quiet.first_line
+    host, port = quiet.listening.removeprefix("tcp:").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.settimeout(10)
+        sock.sendall(b'["2", "3"]')
+        assert sock.recv(100) == b"5\n"
+    udp = netlab_process("serve", "-t", "udp:127.0.0.1:0", "-s", "sum", "--accept", "lenient")
+    assert "service=sum  accept=lenient  requested=" in udp.first_line  # no framing on datagrams
+
+
+def read_stderr_line(proc, timeout: float) -> str:
+    """The next line the process writes to stderr, waiting at most `timeout` s."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        assert selector.select(timeout), f"nothing on stderr within {timeout} s"
+    return proc.stderr.readline()

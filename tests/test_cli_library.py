@@ -91,7 +91,7 @@ async def test_an_error_before_started_comes_out() -> None:
 
 def test_outputs_checks_directories_before_anything_runs(tmp_path: Path) -> None:
     Outputs(json=tmp_path / "a.json").check()
-    with pytest.raises(OutputError, match="is not a directory"):
+    with pytest.raises(OutputError, match=f"directory {tmp_path / 'missing'} does not exist$"):
         Outputs(plot=tmp_path / "missing" / "a.png").check()
 
 

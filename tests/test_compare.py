@@ -158,7 +158,7 @@ def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_compare_table_equals_json_and_states_the_expectation(tmp_path: Path, piped_console: None) -> None:
     json_file, png_file = tmp_path / "c.json", tmp_path / "c.png"
     result = invoke(["compare", "--transports", "udp,tcp", "--loss", "0.1/0", "--rate", "4000", "-n", "2000",
-                     "--seed", "3", "--json", str(json_file), "--plot", str(png_file)])
+                     "--seed", "3", "--json-file", str(json_file), "--plot", str(png_file)])
     assert result.exit_code == 0, result.output
     assert_no_traceback(result)
     document = json.loads(json_file.read_text())

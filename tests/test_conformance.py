@@ -21,7 +21,7 @@ from netlab.transports import (
 from netlab.transports.udp import UDP4_MAX, UDP6_MAX
 
 from conftest import StartServer
-from helpers import framed, message_channel, payload
+from helpers import LogWatch, framed, message_channel, payload, read_line, read_to_end
 from sum_cases import BAD, BAD_IDS, GOOD
 
 #: generous: only here so a lost UDP datagram fails the test instead of hanging it
@@ -178,6 +178,56 @@ async def test_stream_request_split_over_writes(transport: StreamTransport, sum_
             while chunk := await stream.receive_some():
                 received += chunk
     assert received == b"46\r\n11\n14\n"
+
+
+# -- framings (netlab as the reference server for students' clients) ------------------------------
+
+
+@pytest.mark.transports(kind="stream")
+async def test_framing_quiet_a_pause_ends_a_request(transport: StreamTransport, start_server: StartServer) -> None:
+    server = await start_server(SumService(framing="quiet:100", accept="lenient"))
+    assert server.stats.hints == 0
+    stream = await transport.connect(server.address)
+    async with stream:
+        for request, reply in ((b"2 3", b"5\n"), (b"[6, 7]", b"13\n"), (b"4 5\n", b"9\n"), (b"2,-3\r\n", b"-1\r\n")):
+            await stream.send_all(request)  # without a newline, the pause ends it
+            assert await read_line(stream) == reply
+        await stream.send_all(b"1 2\n3 4\n5")  # lines still end at their newline; the rest at the pause
+        received = b""
+        while received.count(b"\n") < 3:
+            received += await read_line(stream)
+        assert received == b"3\n7\nERR expected two numbers, found one: '5'\n"
+
+
+@pytest.mark.transports(kind="stream")
+async def test_framing_eof_the_half_close_ends_the_request(transport: StreamTransport,
+                                                           start_server: StartServer) -> None:
+    server = await start_server(SumService(framing="eof"))
+    for pieces, reply in (([b"2", b" 3"], b"5\n"), ([b"2 3\r\n"], b"5\r\n"), ([b"1 2\n", b"3 4\n"],
+                                                                                b"ERR expected two numbers, got 4\n")):
+        stream = await transport.connect(server.address)
+        async with stream:
+            for piece in pieces:
+                await stream.send_all(piece)
+                await trio.testing.wait_all_tasks_blocked()
+            await stream.send_eof()
+            assert await read_to_end(stream) == reply  # one reply, then the server closes
+
+
+@pytest.mark.transports(kind="stream")
+async def test_framing_line_hint_for_an_unfinished_request(transport: StreamTransport, start_server: StartServer,
+                                                           server_log: LogWatch) -> None:
+    server = await start_server("sum")
+    stream = await transport.connect(server.address)
+    async with stream:
+        await stream.send_all(b"2 3")
+        [hint] = await server_log.wait_for("began a request")
+        message = hint.getMessage()
+        assert message.startswith(transport.scheme) and "3 bytes so far, '2 3'" in message  # the peer, the bytes
+        assert "end the request with \\n, or serve with --framing quiet" in message
+        assert server.stats.hints == 1
+        await stream.send_all(b"\n")
+        assert await read_line(stream) == b"5\n"
 
 
 # -- many clients -------------------------------------------------------------------------------

@@ -303,3 +303,54 @@ def test_cli_overload_table_and_plot(tmp_path, wide_console: None) -> None:
     assert result.exit_code == 0, result.output
     assert "unix-dgram" in result.stdout and "SO_RXQ_OVFL" in result.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- framing -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def framing() -> ExperimentResult:
+    return run_experiment("framing")
+
+
+def _cell(result: ExperimentResult, client: str, framing: str, path: str = "direct") -> dict:
+    [cell] = [c for c in result.facts["cells"] if c["client"] == client and c["framing"] == framing
+              and c["path"] == path]
+    return cell
+
+
+def test_framing_every_client_meets_every_framing_on_every_path(framing: ExperimentResult) -> None:
+    assert len(framing.facts["cells"]) == 3 * 3 * 3
+    assert len(framing.tables[0].rows) == 3 * 3
+
+
+def test_framing_naive_clients_hang_under_line_framing(framing: ExperimentResult) -> None:
+    """Not timing: with line framing nothing but a newline ends the request."""
+    for client in ("naive", "two sends"):
+        cell = _cell(framing, client, "line")
+        assert cell["outcome"] == "no reply"
+        assert cell["elapsed_s"] >= framing.facts["wait_s"]
+    assert framing.facts["hints"] >= 12  # each of them, under line and eof framing, on every path
+    assert "framing=line" in framing.facts["hint"] and "end the request with \\n" in framing.facts["hint"]
+    assert any(f.startswith("line framing: naive and two sends got no reply") for f in framing.findings)
+
+
+def test_framing_quiet_answers_the_naive_client(framing: ExperimentResult) -> None:
+    assert _cell(framing, "naive", "quiet:200")["reply"] == "5"  # one send: one piece, then the pause
+
+
+def test_framing_eof_waits_for_the_half_close(framing: ExperimentResult) -> None:
+    assert _cell(framing, "naive", "eof")["outcome"] == "no reply"
+    assert all(_cell(framing, "careful", "eof", path)["correct"] for path in ("direct", "relay --slice 1:1"))
+
+
+def test_framing_careful_client_works_under_line_framing_however_the_bytes_are_cut(framing: ExperimentResult) -> None:
+    paths = {c["path"] for c in framing.facts["cells"]}
+    assert all(_cell(framing, "careful", "line", path)["correct"] for path in paths)
+
+
+def test_cli_framing_json() -> None:
+    result = invoke(["experiment", "run", "framing", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["name"] == "framing" and data["findings"] and data["facts"]["cells"]

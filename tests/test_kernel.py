@@ -292,7 +292,7 @@ async def test_loss_experiment_facts_support_its_findings() -> None:
 def test_compare_kernel_cli_json(tmp_path: Path) -> None:
     out = tmp_path / "k.json"
     result = invoke(["compare", "--kernel", "--loss", "0.1", "-n", "100", "--rate", "500", "--transports", "tcp,udp",
-                     "--service", "echo", "--json", str(out)])
+                     "--service", "echo", "--json-file", str(out)])
     assert result.exit_code == 0, result.output
     assert "what the kernel counted" in result.output and "netem" in result.output
     data = json.loads(out.read_text())

@@ -735,3 +735,19 @@ def test_relay_help_lists_impairments_with_forward_backward() -> None:
                    "--rate", "--queue", "--slice", "--reset-after", "--close-after", "--seed"):
         assert option in result.output, option
     assert "FORWARD/BACKWARD" in " ".join(result.output.split())
+
+
+async def test_a_client_reset_costs_its_connection_not_the_relay(nursery: trio.Nursery) -> None:
+    """A client that closes with replies unread sends RST; the relay's reader of it then fails
+    (from inside a nursery, as an exception group). Only that connection ends."""
+    server = await nursery.start(serve, "echo", "tcp:127.0.0.1:0")
+    relay = await nursery.start(partial(run_relay, "tcp:127.0.0.1:0", server.address))
+    sock = trio.socket.socket()
+    await sock.connect(("127.0.0.1", relay.address.port))
+    await sock.send(b"hello")
+    await trio.lowlevel.wait_readable(sock)  # the echo is here, and stays unread
+    sock.close()  # unread data: the kernel resets the connection
+    await trio.testing.wait_all_tasks_blocked()
+    async with open_client(relay.address, "echo") as client:
+        assert await client.request(b"again", timeout=10) == b"again"
+    assert relay.stats.connections == 2

@@ -12,6 +12,7 @@ from .overload import EXPERIMENT as OVERLOAD
 from .refused import EXPERIMENT as REFUSED
 from .size_limits import EXPERIMENT as SIZE_LIMITS
 from .loss import EXPERIMENT as LOSS
+from .framing import EXPERIMENT as FRAMING
 
 EXPERIMENTS: dict[str, Experiment] = {
     "boundaries": BOUNDARIES,
@@ -20,6 +21,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "refused": REFUSED,
     "size-limits": SIZE_LIMITS,
     "loss": LOSS,
+    "framing": FRAMING,
 }
 
 

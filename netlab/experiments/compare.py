@@ -55,7 +55,7 @@ from hdrh.histogram import HdrHistogram
 from ..errors import NetlabError
 from ..runner import serve
 from ..services import get_service
-from ..transports import COMPARE_SCHEMES, Address, Connection, parse_address, receive_message, send_data
+from ..transports import COMPARE_SCHEMES, Address, Connection, get_transport, parse_address, receive_message, send_data
 from .impair import REORDER_HOLD, Impairments
 from .measure import environment, latency_percentiles
 from .relay import run_relay
@@ -502,8 +502,32 @@ def plot(results: Sequence[TransportResult], path: str) -> None:
     plt.close(fig)
 
 
-__all__ = ["CompareSettings", "TransportResult", "compare_one", "conclusions", "expectations", "plot", "report",
-           "run_compare"]
+def _stream_kept(r: TransportResult, settings: CompareSettings) -> bool:
+    """A transport with no message boundaries that kept them all the same, because the run
+    was a closed loop: one message in flight per connection, so nothing to merge with."""
+    transport = get_transport(COMPARE_SCHEMES[r.transport].partition(":")[0])
+    return r.boundaries_kept and r.replies > 0 and not transport.boundaries and settings.rate is None
+
+
+def boundaries_cell(r: TransportResult, settings: CompareSettings) -> str:
+    """compare's boundaries cell: N replies arrived as M reads, kept or not, and on a stream
+    that kept them why: ``1000→1000 kept (1 in flight)``."""
+    text = f"{r.replies}→{r.reads} " + ("kept" if r.boundaries_kept else "not kept")
+    return text + (" (1 in flight)" if _stream_kept(r, settings) else "")
+
+
+def boundaries_note(settings: CompareSettings, results: Sequence[TransportResult]) -> str | None:
+    """The sentence under compare's delivery table when a stream kept its boundaries."""
+    streams = list(dict.fromkeys(r.transport for r in results if _stream_kept(r, settings)))
+    if not streams:
+        return None
+    return (f"(1 in flight): {', '.join(streams)} kept message boundaries here only because a closed loop has one "
+            f"message in flight per connection, so no two could merge; a stream keeps none (netlab transports): "
+            f"with --rate (open loop) several are in flight and may arrive as one read.")
+
+
+__all__ = ["CompareSettings", "TransportResult", "boundaries_cell", "boundaries_note", "compare_one", "conclusions",
+           "expectations", "plot", "report", "run_compare"]
 
 
 def expectations(settings: CompareSettings) -> dict[str, float]:

@@ -249,8 +249,9 @@ async def _relay_stream(listen: Address, to: Address, forward: Impairments, back
             async def guarded(src: Connection, dst: Connection, impairer: StreamImpairer) -> None:
                 try:
                     await _pump(src, dst, impairer, cut)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, TransportError):
-                    nursery.cancel_scope.cancel()  # one side broke: so does the relay of it
+                # except*: _pump's reader and writer raise from a nursery, as an exception group
+                except* (trio.BrokenResourceError, trio.ClosedResourceError, TransportError):
+                    nursery.cancel_scope.cancel()  # one side broke (a reset): so does the relay of it
 
             nursery.start_soon(guarded, client, upstream, fwd)
             nursery.start_soon(guarded, upstream, client, back)

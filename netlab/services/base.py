@@ -6,6 +6,11 @@ A service never touches a socket or trio. Adapters in `netlab.runner` drive it:
   `Service.new_session()`, feeds it every chunk it reads with `Session.receive_data`, and
   writes whatever that returns. ``receive_data(b"")`` means the peer closed its sending
   side (end of stream); the session returns its last words and is finished.
+  A service whose requests can be left half-sent says so: `Session.pending` counts the
+  bytes of a request that has begun and not ended, and `Service.framing` says what ends
+  one. Services have no clocks: with quiet framing the adapter calls `Session.flush` once
+  ``framing.silence`` seconds have passed with nothing read (as h11 leaves timeouts to
+  its caller), and it is the adapter that tells a waiting client what to do.
 * on a **datagram** transport, the adapter calls `Service.handle_datagram` once per
   datagram and sends back the returned datagram (``None`` means: no reply).
 
@@ -18,6 +23,8 @@ from __future__ import annotations
 import abc
 from collections import deque
 
+from .framing import Framing
+
 
 class Session(abc.ABC):
     """One stream connection's worth of protocol state."""
@@ -29,6 +36,19 @@ class Session(abc.ABC):
         ``data == b""`` signals end of stream. Must never raise on any input: bad input is
         answered in-band (for example ``ERR <reason>``).
         """
+
+    def pending(self) -> int:
+        """Bytes of a request that has begun and not ended yet (0: none, or no requests)."""
+        return 0
+
+    def head(self, limit: int) -> bytes:
+        """The first `limit` bytes of that request, for a log line."""
+        return b""
+
+    def flush(self) -> bytes:
+        """The adapter's word that ``framing.silence`` s passed with nothing read: end the
+        pending request now; return the reply (may be empty). Must never raise."""
+        return b""
 
 
 class ReplyReader(abc.ABC):
@@ -52,6 +72,20 @@ class Service(abc.ABC):
     example: tuple[str, str] = ("", "")
     #: False for a sink (discard): no request is ever answered, so clients must not wait
     replies: bool = True
+    #: where a request ends on a stream; None for a service without requests to frame (echo
+    #: answers every byte as it comes, discard none)
+    framing: Framing | None = None
+    #: the keyword options its constructor takes besides ``max_line`` (`get_service` checks)
+    options: tuple[str, ...] = ()
+
+    def __init__(self, max_line: int | None = None) -> None:
+        """`max_line`: bytes one request may have, for a service that buffers requests
+        (each subclass keeps what it needs)."""
+
+    def describe(self, *, stream: bool) -> str:
+        """The service's settings for a startup line (``framing=line accept=strict``), on a
+        stream or on messages; "" when it has none."""
+        return ""
 
     @abc.abstractmethod
     def new_session(self) -> Session:
@@ -68,6 +102,11 @@ class Service(abc.ABC):
     @abc.abstractmethod
     def new_reply_reader(self) -> ReplyReader:
         """Client-side framing for replies on a stream."""
+
+    def is_error(self, reply: bytes) -> bool:
+        """Whether `reply` is the service refusing a request in-band (``netlab send`` exits 1).
+        A service whose replies are the requests themselves (echo) never refuses."""
+        return False
 
 
 class LengthReplyReader(ReplyReader):

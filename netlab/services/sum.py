@@ -13,6 +13,15 @@ A request is two numbers separated by white space; the reply is their exact sum.
 On a stream, one request per line (``\\n`` or ``\\r\\n``), one reply line per request, with
 the same line ending, in order. On datagrams, one request per datagram; the reply ends with a
 line ending only if the request did.
+
+Two options, for testing clients written to other conventions (``netlab serve --framing
+... --accept ...``):
+
+* ``framing`` (streams): ``line`` as above; ``quiet[:MS]``, a request also ends after MS ms
+  in which nothing arrived (its reply ends with ``\\n``); ``eof``, everything the client
+  sends until it half-closes is one request. See `netlab.services.framing`.
+* ``accept``: ``strict`` as above; ``lenient``, any text holding exactly two numbers
+  (``2,3``, ``2/3``, ``["2", "3"]``, ``2 + 3``; see `netlab.services.lenient`).
 """
 
 from __future__ import annotations
@@ -21,8 +30,10 @@ import decimal
 import re
 import sys
 
+from ..errors import ServiceOptionError
 from .base import LineReplyReader, ReplyReader, Service, Session
-from .framing import DEFAULT_MAX_LINE, Line, LineSplitter, TooLong
+from .framing import DEFAULT_MAX_LINE, EofSplitter, Framing, Line, LineSplitter, TooLong
+from .lenient import NotTwoNumbers, two_numbers
 
 _INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
@@ -108,8 +119,10 @@ def add(text: str) -> str:
     return _format_decimal(total_decimal)
 
 
-def answer(body: bytes, max_line: int = DEFAULT_MAX_LINE) -> bytes:
-    """Reply text (without line ending) for one request body. Never raises."""
+def answer(body: bytes, max_line: int = DEFAULT_MAX_LINE, *, lenient: bool = False) -> bytes:
+    """Reply text (without line ending) for one request body. Never raises.
+
+    `lenient`: the two numbers may come in any text (`netlab.services.lenient`)."""
     if len(body) > max_line:
         return b"ERR request too long (limit %d bytes)" % max_line
     try:
@@ -117,25 +130,44 @@ def answer(body: bytes, max_line: int = DEFAULT_MAX_LINE) -> bytes:
     except UnicodeDecodeError:
         return b"ERR request is not valid UTF-8"
     try:
+        if lenient:
+            text = " ".join(two_numbers(text))
         return add(text).encode("ascii")
-    except SumError as exc:
+    except (SumError, NotTwoNumbers) as exc:
         return b"ERR " + str(exc).encode("ascii", "backslashreplace")
 
 
+ACCEPT = ("strict", "lenient")
+
+
 class _SumSession(Session):
-    def __init__(self, max_line: int) -> None:
-        self._splitter = LineSplitter(max_line)
+    def __init__(self, max_line: int, framing: Framing, lenient: bool) -> None:
+        self._splitter = EofSplitter(max_line) if framing.kind == "eof" else LineSplitter(max_line)
+        self._quiet = framing.silence is not None  # only a silence may end a request early
         self._max_line = max_line
+        self._lenient = lenient
 
     def receive_data(self, data: bytes) -> bytes:
+        return self._answer(self._splitter.feed(data))
+
+    def pending(self) -> int:
+        return self._splitter.pending
+
+    def head(self, limit: int) -> bytes:
+        return self._splitter.head(limit)
+
+    def flush(self) -> bytes:
+        return self._answer(self._splitter.flush()) if self._quiet else b""
+
+    def _answer(self, items: list[Line | TooLong]) -> bytes:
         out = []
-        for item in self._splitter.feed(data):
+        for item in items:
             if isinstance(item, TooLong):
                 out.append(b"ERR request too long (limit %d bytes)\n" % item.limit)
             else:
                 assert isinstance(item, Line)
                 ending = b"\r\n" if item.ending == b"\r\n" else b"\n"
-                out.append(answer(item.body, self._max_line) + ending)
+                out.append(answer(item.body, self._max_line, lenient=self._lenient) + ending)
         return b"".join(out)
 
 
@@ -143,12 +175,25 @@ class SumService(Service):
     name = "sum"
     summary = "adds two numbers exactly: '2 3' -> '5', '0.1 0.2' -> '0.3'; one request per line"
     example = ("2 3", "5")
+    options = ("framing", "accept")
 
-    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+    framing: Framing
+
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE, *, framing: Framing | str = "line",
+                 accept: str = "strict") -> None:
+        """Raises ServiceOptionError: a framing that does not parse, an unknown `accept`."""
         self.max_line = max_line
+        self.framing = framing if isinstance(framing, Framing) else Framing.parse(framing)
+        if accept not in ACCEPT:
+            raise ServiceOptionError(f"accept {accept!r}: use strict (two numbers separated by white space) "
+                                     f"or lenient (any text holding two numbers)")
+        self.accept = accept
+
+    def describe(self, *, stream: bool) -> str:
+        return (f"framing={self.framing} " if stream else "") + f"accept={self.accept}"
 
     def new_session(self) -> Session:
-        return _SumSession(self.max_line)
+        return _SumSession(self.max_line, self.framing, self.accept == "lenient")
 
     def handle_datagram(self, data: bytes) -> bytes | None:
         ending = b""
@@ -156,7 +201,7 @@ class SumService(Service):
             data, ending = data[:-2], b"\r\n"
         elif data.endswith(b"\n"):
             data, ending = data[:-1], b"\n"
-        return answer(data, self.max_line) + ending
+        return answer(data, self.max_line, lenient=self.accept == "lenient") + ending
 
     def encode_request(self, message: bytes, *, stream: bool) -> bytes:
         if stream and not message.endswith(b"\n"):
@@ -165,3 +210,7 @@ class SumService(Service):
 
     def new_reply_reader(self) -> ReplyReader:
         return LineReplyReader()
+
+    def is_error(self, reply: bytes) -> bool:
+        """``ERR <reason>``: bad input, a request over the limit, or a server at its limit (ERR busy)."""
+        return reply == b"ERR" or reply.startswith((b"ERR ", b"ERR\n", b"ERR\r"))

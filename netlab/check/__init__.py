@@ -1,0 +1,27 @@
+"""netlab check: test anyone's echo or sum server (and client), one report per case.
+
+Models: Autobahn|Testsuite (every case against any WebSocket server, stable case ids, a
+report per case) and h2spec. The checker is a client of code it does not trust: every
+case has a hard deadline, a program that died is restarted for the next case, and the
+whole process group is stopped at the end.
+
+    check_server(address, run=..., settings=CheckSettings(...))  -> CheckReport
+    grade("python3 {}", ["a/sum_server.py", ...], settings)       -> [(submission, CheckReport)]
+    check_client("python3 sum_client.py 2 3", "tcp:127.0.0.1:50000", settings) -> CheckReport
+    junit([report, ...])                                           -> JUnit XML text
+
+Modules: `cases` (the registry and the conversations), `judge` (pure judging), `run` (the
+runner), `program` (the program under test), `procnet` (where it listens, from /proc),
+`reach` (can another machine reach it?), `client` (checking a client), `report`.
+"""
+
+from __future__ import annotations
+
+from .cases import CASES, Case, CheckSettings, select_cases
+from .client import CLIENT_CASES, check_client
+from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES
+from .report import CaseResult, CheckReport, junit
+from .run import check_server, grade
+
+__all__ = ["AUTO_FORMATS", "CASES", "CLIENT_CASES", "DEFAULT_FORMAT", "PROFILES", "Case", "CaseResult", "CheckReport",
+           "CheckSettings", "check_client", "check_server", "grade", "junit", "select_cases"]

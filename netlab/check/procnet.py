@@ -1,0 +1,221 @@
+"""Where a program listens, read from the kernel: its sockets' inodes against ``/proc/net``.
+
+A process's open sockets show up as links ``/proc/PID/fd/N -> socket:[INODE]``; the kernel's
+socket tables (``/proc/PID/net/{tcp,tcp6,udp,udp6,unix}``, which show the network namespace
+that process is in) list every socket with its inode, bound address and state. Matching the
+two finds the listening sockets of a process group without asking the program anything, so a
+hard-coded port needs no flag.
+
+What counts as listening (`ListeningSocket`):
+
+* tcp/tcp6 in state LISTEN (``0A``);
+* udp/udp6 bound to a port and not connected (state ``07``);
+* unix stream and seqpacket sockets with ``__SO_ACCEPTCON`` (they called ``listen``);
+* unix datagram sockets bound to a name.
+
+Addresses in ``/proc/net/tcp`` are hexadecimal in the host's byte order, one 32-bit word at a
+time (four words for IPv6); ports are big-endian hexadecimal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..transports import Address, parse_address
+
+_TCP_LISTEN = "0A"
+_UDP_UNCONNECTED = "07"
+_SO_ACCEPTCON = 0x10000
+_UNIX_TYPES = {1: "unix", 2: "unix-dgram", 5: "unix-seq"}
+_UNCONNECTED = 1  # SS_UNCONNECTED in /proc/net/unix's St column
+#: the order a program's listening sockets are preferred in, when it has several
+_PREFERENCE = ("tcp4", "tcp6", "unix", "unix-seq", "udp4", "udp6", "unix-dgram")
+
+
+@dataclass(frozen=True)
+class ListeningSocket:
+    """One listening (or bound datagram) socket, as the kernel lists it."""
+
+    kind: str  # tcp4, tcp6, udp4, udp6, unix, unix-seq, unix-dgram
+    host: str | None  # inet: the bound IP as text ("0.0.0.0", "::", "127.0.0.1")
+    port: int | None
+    path: str | None  # unix: a path, or "@name" for an abstract name
+    inode: int
+    pid: int | None = None  # the process that holds it, when known
+
+    @property
+    def inet(self) -> bool:
+        return self.host is not None
+
+    @property
+    def bound_text(self) -> str:
+        """The bound address as a person reads it: ``0.0.0.0:50000``, ``[::1]:7``, a path."""
+        if self.host is None:
+            return str(self.path)
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def client_address(self) -> Address:
+        """Where a client on this machine connects to reach it: the wildcard becomes the
+        loopback address of its family; a specific address stays itself."""
+        if self.host is None:
+            scheme = self.kind
+            assert self.path is not None
+            return parse_address(f"{scheme}:{self.path}")
+        proto = "tcp" if self.kind.startswith("tcp") else "udp"
+        ip = ipaddress.ip_address(self.host)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.is_unspecified:
+            ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
+        if ip.version == 6:
+            return parse_address(f"{proto}6:[{ip}]:{self.port}")
+        return parse_address(f"{proto}4:{ip}:{self.port}")
+
+
+def _inet_host(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address)
+    # each 32-bit word is in host byte order
+    words = b"".join(raw[i:i + 4][::-1] if sys.byteorder == "little" else raw[i:i + 4]
+                     for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return f.read().splitlines()[1:]
+    except OSError:
+        return []
+
+
+def parse_inet_table(lines: Iterable[str], kind: str) -> list[ListeningSocket]:
+    """The listening sockets in the lines of ``/proc/net/tcp`` (udp, tcp6, udp6) after its header."""
+    wanted = _TCP_LISTEN if kind.startswith("tcp") else _UDP_UNCONNECTED
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != wanted:
+            continue
+        local_host, _, local_port = fields[1].partition(":")
+        port = int(local_port, 16)
+        if port == 0:
+            continue
+        found.append(ListeningSocket(kind, _inet_host(local_host), port, None, int(fields[9])))
+    return found
+
+
+def parse_unix_table(lines: Iterable[str]) -> list[ListeningSocket]:
+    """The listening (or bound, unconnected datagram) sockets in ``/proc/net/unix``'s lines."""
+    found = []
+    for line in lines:
+        fields = line.split(None, 7)
+        if len(fields) < 8:
+            continue  # no name: an unbound socket
+        flags, socktype, state, inode = int(fields[3], 16), int(fields[4], 16), int(fields[5], 16), int(fields[6])
+        kind = _UNIX_TYPES.get(socktype)
+        if kind is None:
+            continue
+        # a bound datagram socket is listed as connected (03) once a connected client has
+        # written to it; stream and seqpacket listeners are unconnected and accepting
+        if kind != "unix-dgram" and (state != _UNCONNECTED or not flags & _SO_ACCEPTCON):
+            continue
+        found.append(ListeningSocket(kind, None, None, fields[7], inode))
+    return found
+
+
+def listening_sockets(pid: int | str = "self") -> list[ListeningSocket]:
+    """Every listening socket in the network namespace of process `pid` (default: ours)."""
+    base = f"/proc/{pid}/net"
+    found: list[ListeningSocket] = []
+    for name, kind in (("tcp", "tcp4"), ("tcp6", "tcp6"), ("udp", "udp4"), ("udp6", "udp6")):
+        found += parse_inet_table(_read_lines(f"{base}/{name}"), kind)
+    found += parse_unix_table(_read_lines(f"{base}/unix"))
+    return found
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process `pid` holds open (empty if it is gone)."""
+    inodes: set[int] = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes in process group `pgid`."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _stat_fields(int(entry))
+        if stat is not None and int(stat[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name: state, ppid, pgrp, ... (None if gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User plus system CPU time the processes have used, every thread included."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def sockets_of(pids: Iterable[int]) -> list[ListeningSocket]:
+    """The listening sockets the processes hold, best first (tcp, then unix, then datagrams)."""
+    found: list[ListeningSocket] = []
+    seen: set[int] = set()
+    for pid in pids:
+        inodes = socket_inodes(pid)
+        if not inodes:
+            continue
+        for sock in listening_sockets(pid):
+            if sock.inode in inodes and sock.inode not in seen:
+                seen.add(sock.inode)
+                found.append(ListeningSocket(sock.kind, sock.host, sock.port, sock.path, sock.inode, pid))
+    return sorted(found, key=lambda s: _PREFERENCE.index(s.kind))
+
+
+def find_listener(address: Address, pid: int | str = "self") -> ListeningSocket | None:
+    """The listening socket that a client of `address` reaches, in `pid`'s namespace: the same
+    path (unix), or the same port and protocol (inet), of the address's family first (a
+    program may listen on both 0.0.0.0 and [::])."""
+    if address.is_unix:
+        name = f"@{address.abstract}" if address.is_abstract else address.path
+        return next((s for s in listening_sockets(pid) if s.path == name and s.kind == address.scheme), None)
+    proto = "tcp" if address.transport.kind == "stream" else "udp"
+    matches = [s for s in listening_sockets(pid) if s.port == address.port and s.kind.startswith(proto)]
+    six = address.host_family == socket.AF_INET6 or address.scheme.endswith("6")
+    matches.sort(key=lambda s: s.kind.endswith("6") != six)
+    return matches[0] if matches else None
+
+
+__all__ = ["ListeningSocket", "cpu_seconds", "find_listener", "group_members", "listening_sockets",
+           "parse_inet_table", "parse_unix_table", "socket_inodes", "sockets_of"]

@@ -1,0 +1,96 @@
+"""What `netlab check` found: one result per case, as JSON and as JUnit XML.
+
+The JSON document (``--json``)::
+
+    {"target": "...", "service": "sum", "profile": "assignment", "request": "'{a} {b}\\n'",
+     "cases": [{"id": "sum.small", "group": "sum", "outcome": "pass|fail|warn|skip",
+                "detail": "...", "seconds": 0.01}, ...],
+     "summary": {"pass": 14, "fail": 1, "warn": 1, "skip": 2}}
+
+JUnit XML (``--junit FILE``) is what CI systems and classroom autograders read: one
+``<testsuite>`` per checked server, one ``<testcase name=ID classname=netlab.check.GROUP>``
+per case, ``<failure message=...>`` for a failed case, ``<skipped message=...>`` for a skipped
+one; a warning passes, with its sentence in ``<system-out>``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .cases import Outcome
+
+OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "warn", "skip")
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    id: str
+    group: str
+    outcome: Outcome
+    detail: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "group": self.group, "outcome": self.outcome, "detail": self.detail,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class CheckReport:
+    """One checked server (or client): every case's result."""
+
+    target: str
+    service: str
+    profile: str
+    request: str | None = None  # the request format used (for sum): "'{a} {b}\\n'"
+    cases: list[CaseResult] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {outcome: sum(1 for c in self.cases if c.outcome == outcome) for outcome in OUTCOMES}
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.id for c in self.cases if c.outcome == "fail"]
+
+    @property
+    def warned(self) -> list[str]:
+        return [c.id for c in self.cases if c.outcome == "warn"]
+
+    @property
+    def seconds(self) -> float:
+        return sum(c.seconds for c in self.cases)
+
+    def outcome(self, case_id: str) -> Outcome | None:
+        return next((c.outcome for c in self.cases if c.id == case_id), None)
+
+    def as_json(self) -> dict[str, object]:
+        return {"target": self.target, "service": self.service, "profile": self.profile, "request": self.request,
+                "cases": [c.as_dict() for c in self.cases], "summary": self.summary}
+
+
+def junit(reports: Sequence[CheckReport]) -> str:
+    """JUnit XML for one or more reports: a testsuite each."""
+    suites = ET.Element("testsuites", name="netlab check", tests=str(sum(len(r.cases) for r in reports)),
+                        failures=str(sum(len(r.failed) for r in reports)))
+    for report in reports:
+        summary = report.summary
+        suite = ET.SubElement(suites, "testsuite", name=f"netlab check {report.service} {report.target}",
+                              tests=str(len(report.cases)), failures=str(summary["fail"]), errors="0",
+                              skipped=str(summary["skip"]), time=f"{report.seconds:.3f}")
+        for case in report.cases:
+            element = ET.SubElement(suite, "testcase", name=case.id, classname=f"netlab.check.{case.group}",
+                                    time=f"{case.seconds:.3f}")
+            if case.outcome == "fail":
+                ET.SubElement(element, "failure", message=case.detail).text = case.detail
+            elif case.outcome == "skip":
+                ET.SubElement(element, "skipped", message=case.detail)
+            elif case.outcome == "warn":
+                ET.SubElement(element, "system-out").text = f"warning: {case.detail}"
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+__all__ = ["OUTCOMES", "CaseResult", "CheckReport", "junit"]
