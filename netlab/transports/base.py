@@ -265,7 +265,6 @@ class _DatagramSocket:
         self._raw = raw
         self._hard_limit = transport.hard_limit(sock)  # fixed for the socket's life (its family)
         self._ancbufsize = 0
-        self._drained = False  # the last batch ended on an empty queue (EAGAIN)
         self._pending_error: OSError | None = None  # met after a batch had datagrams: raised next
         #: datagrams the kernel dropped because this socket's receive queue was full, as of the
         #: last datagram received (SO_RXQ_OVFL); None unless `count_drops` was called
@@ -319,10 +318,11 @@ class _DatagramSocket:
         the bound keeps one busy socket from starving the server's other tasks. It keeps
         trio's protocol for a socket call: a cancelled task receives nothing, and a batch that
         did not have to wait still yields once (shielded), so a loop around it is a fair
-        one. After a batch that emptied the queue, the next call waits for readability
-        before it tries, instead of trying first: the empty queue was just seen, and a
-        ping-pong peer pays no extra system call per message. An error after some datagrams
-        were taken is raised by the next call, so none of them is lost.
+        one. A batch is taken only when the first receive found the queue non-empty (the
+        server is behind: a flood); when it had to wait, the queue was empty a moment
+        before, so the one datagram that woke it is returned at once, with no further try:
+        a ping-pong peer gets its reply as soon as before, for the same system calls. An
+        error after some datagrams were taken is raised by the next call, so none is lost.
         """
         raw = self._raw
         if raw is None or limit <= 1:
@@ -336,15 +336,11 @@ class _DatagramSocket:
         waited = False
         recvmsg_into, buffers, ancbufsize = raw.recvmsg_into, [self._buffer], self._ancbufsize
         spin = SPIN
-        if self._drained and not (spin and readable_soon(raw.fileno(), spin)):
-            await trio.lowlevel.wait_readable(raw)
-            waited = True
         while True:
             try:
                 nbytes, ancdata, flags, peer = recvmsg_into(buffers, ancbufsize)
             except BlockingIOError:
                 if batch:
-                    self._drained = True
                     break
                 if spin and not waited and readable_soon(raw.fileno(), spin):
                     spin = 0.0
@@ -354,14 +350,12 @@ class _DatagramSocket:
                 continue
             except OSError as exc:
                 if not batch:
-                    self._drained = False
                     with translate_os_errors(where, "receive from"):
                         raise
                 self._pending_error = exc
                 break
             batch.append(self._message(nbytes, ancdata, flags, peer))
-            if len(batch) >= limit:
-                self._drained = False
+            if waited or len(batch) >= limit:
                 break
         if not waited:
             await trio.lowlevel.cancel_shielded_checkpoint()
@@ -563,7 +557,6 @@ class MessageStream(MessageChannel):
             self._view = memoryview(bytearray(buffer_size))
         self.buffer_size = len(self._view)
         self._raw = raw
-        self._drained = False  # the last batch ended on an empty queue (EAGAIN)
         self._pending_error: OSError | None = None  # met after a batch had messages: raised next
 
     @property
@@ -626,9 +619,9 @@ class MessageStream(MessageChannel):
 
     async def receive_batch(self, limit: int = BATCH) -> list[Message | None]:
         """`receive`, for every message already queued (up to `limit`): one trip through
-        the scheduler for the lot. After a batch that emptied the queue, the next call waits
-        before it tries (as `DatagramEndpoint.receive_batch` does); an error after some
-        messages were taken is raised by the next call."""
+        the scheduler for the lot, when the first one was there without waiting (as
+        `DatagramEndpoint.receive_batch` does); an error after some messages were taken is
+        raised by the next call."""
         raw = self._raw
         if raw is None or limit <= 1:
             return [await self.receive()]
@@ -642,15 +635,11 @@ class MessageStream(MessageChannel):
         view = self._view
         recvmsg_into, buffers = raw.recvmsg_into, [view]
         spin = SPIN
-        if self._drained and not (spin and readable_soon(raw.fileno(), spin)):
-            await trio.lowlevel.wait_readable(raw)
-            waited = True
         while True:
             try:
                 nbytes, _anc, flags, _peer = recvmsg_into(buffers)
             except BlockingIOError:
                 if batch:
-                    self._drained = True
                     break
                 if spin and not waited and readable_soon(raw.fileno(), spin):
                     spin = 0.0
@@ -660,18 +649,15 @@ class MessageStream(MessageChannel):
                 continue
             except OSError as exc:
                 if not batch:
-                    self._drained = False
                     with translate_os_errors(self.remote, "receive from"):
                         raise
                 self._pending_error = exc
                 break
             if nbytes == 0 and not flags & socket.MSG_TRUNC:
                 batch.append(None)  # end of stream: nothing can follow it
-                self._drained = False
                 break
             batch.append(Message(bytes(view[:nbytes]), None, bool(flags & socket.MSG_TRUNC)))
-            if len(batch) >= limit:
-                self._drained = False
+            if waited or len(batch) >= limit:
                 break
         if not waited:
             await trio.lowlevel.cancel_shielded_checkpoint()
