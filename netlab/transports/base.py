@@ -47,7 +47,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeAlias, cast
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar, cast
 
 import trio
 
@@ -99,6 +99,58 @@ def readable_soon(fd: int, budget: float) -> bool:
             return True
         if time.perf_counter() >= end:
             return False
+
+
+_M = TypeVar("_M")
+
+
+async def receive_queued(raw: socket.socket, take: Callable[[], tuple[_M, bool]], limit: int,
+                         pending: list[OSError], where: object) -> list[_M]:
+    """Every message already queued on `raw`, up to `limit`, waiting only for the first: one
+    trip through trio's scheduler for the lot, instead of one per message. `take` makes one
+    non-blocking receive: (the message, whether it is the last: end of stream).
+
+    Non-blocking receives until the kernel has no more (EAGAIN) or `limit` is reached: the
+    bound keeps one busy socket from starving the other tasks. It keeps trio's protocol for
+    a socket call: a cancelled task receives nothing, and a batch that did not have to wait
+    still yields once (shielded), so a loop around it is a fair one. A batch is taken only
+    when the first receive found the queue non-empty (the reader is behind: a flood); when
+    it had to wait, the queue was empty a moment before, so the one message that woke it is
+    returned at once, with no further try: a ping-pong peer gets its reply as soon as
+    before, for the same system calls. An error met after some messages were taken is kept
+    in `pending` and raised by the next call, so none of them is lost.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    if pending:
+        with translate_os_errors(where, "receive from"):
+            raise pending.pop()
+    batch: list[_M] = []
+    waited = False
+    spin = SPIN
+    while True:
+        try:
+            item, last = take()
+        except BlockingIOError:
+            if batch:
+                break
+            if spin and not waited and readable_soon(raw.fileno(), spin):
+                spin = 0.0
+                continue
+            await trio.lowlevel.wait_readable(raw)
+            waited = True
+            continue
+        except OSError as exc:
+            if not batch:
+                with translate_os_errors(where, "receive from"):
+                    raise
+            pending.append(exc)
+            break
+        batch.append(item)
+        if last or waited or len(batch) >= limit:
+            break
+    if not waited:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+    return batch
 
 
 def server_receive_buffer() -> int:
@@ -265,7 +317,7 @@ class _DatagramSocket:
         self._raw = raw
         self._hard_limit = transport.hard_limit(sock)  # fixed for the socket's life (its family)
         self._ancbufsize = 0
-        self._pending_error: OSError | None = None  # met after a batch had datagrams: raised next
+        self._pending: list[OSError] = []  # met after a batch had datagrams: raised by the next
         #: datagrams the kernel dropped because this socket's receive queue was full, as of the
         #: last datagram received (SO_RXQ_OVFL); None unless `count_drops` was called
         self.kernel_drops: int | None = None
@@ -311,55 +363,17 @@ class _DatagramSocket:
         return Message(bytes(self._view[:nbytes]), sender, bool(flags & socket.MSG_TRUNC))
 
     async def _receive_batch(self, where: object, limit: int) -> list[Message]:
-        """Every datagram already queued, up to `limit`, waiting only for the first; one trip
-        through trio's scheduler for the lot, instead of one per datagram.
-
-        Non-blocking receives until the kernel has no more (EAGAIN) or `limit` is reached:
-        the bound keeps one busy socket from starving the server's other tasks. It keeps
-        trio's protocol for a socket call: a cancelled task receives nothing, and a batch that
-        did not have to wait still yields once (shielded), so a loop around it is a fair
-        one. A batch is taken only when the first receive found the queue non-empty (the
-        server is behind: a flood); when it had to wait, the queue was empty a moment
-        before, so the one datagram that woke it is returned at once, with no further try:
-        a ping-pong peer gets its reply as soon as before, for the same system calls. An
-        error after some datagrams were taken is raised by the next call, so none is lost.
-        """
+        """Every datagram already queued, up to `limit`: see `receive_queued`."""
         raw = self._raw
         if raw is None or limit <= 1:
             return [await self._receive(where)]
-        await trio.lowlevel.checkpoint_if_cancelled()
-        pending, self._pending_error = self._pending_error, None
-        if pending is not None:
-            with translate_os_errors(where, "receive from"):
-                raise pending
-        batch: list[Message] = []
-        waited = False
-        recvmsg_into, buffers, ancbufsize = raw.recvmsg_into, [self._buffer], self._ancbufsize
-        spin = SPIN
-        while True:
-            try:
-                nbytes, ancdata, flags, peer = recvmsg_into(buffers, ancbufsize)
-            except BlockingIOError:
-                if batch:
-                    break
-                if spin and not waited and readable_soon(raw.fileno(), spin):
-                    spin = 0.0
-                    continue
-                await trio.lowlevel.wait_readable(raw)
-                waited = True
-                continue
-            except OSError as exc:
-                if not batch:
-                    with translate_os_errors(where, "receive from"):
-                        raise
-                self._pending_error = exc
-                break
-            batch.append(self._message(nbytes, ancdata, flags, peer))
-            if waited or len(batch) >= limit:
-                break
-        if not waited:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        return batch
+        recvmsg_into, buffers, ancbufsize, message = raw.recvmsg_into, [self._buffer], self._ancbufsize, self._message
+
+        def take() -> tuple[Message, bool]:
+            nbytes, ancdata, flags, peer = recvmsg_into(buffers, ancbufsize)
+            return message(nbytes, ancdata, flags, peer), False
+
+        return await receive_queued(raw, take, limit, self._pending, where)
 
     @contextlib.contextmanager
     def _translate(self, where: object, op: str) -> Iterator[None]:
@@ -557,7 +571,7 @@ class MessageStream(MessageChannel):
             self._view = memoryview(bytearray(buffer_size))
         self.buffer_size = len(self._view)
         self._raw = raw
-        self._pending_error: OSError | None = None  # met after a batch had messages: raised next
+        self._pending: list[OSError] = []  # met after a batch had messages: raised by the next
 
     @property
     def max_message(self) -> int:
@@ -618,50 +632,21 @@ class MessageStream(MessageChannel):
         return message
 
     async def receive_batch(self, limit: int = BATCH) -> list[Message | None]:
-        """`receive`, for every message already queued (up to `limit`): one trip through
-        the scheduler for the lot, when the first one was there without waiting (as
-        `DatagramEndpoint.receive_batch` does); an error after some messages were taken is
-        raised by the next call."""
+        """`receive`, for every message already queued (up to `limit`), in one trip through
+        the scheduler: see `receive_queued`. None, last, at end of stream."""
         raw = self._raw
         if raw is None or limit <= 1:
             return [await self.receive()]
-        await trio.lowlevel.checkpoint_if_cancelled()
-        pending, self._pending_error = self._pending_error, None
-        if pending is not None:
-            with translate_os_errors(self.remote, "receive from"):
-                raise pending
-        batch: list[Message | None] = []
-        waited = False
         view = self._view
         recvmsg_into, buffers = raw.recvmsg_into, [view]
-        spin = SPIN
-        while True:
-            try:
-                nbytes, _anc, flags, _peer = recvmsg_into(buffers)
-            except BlockingIOError:
-                if batch:
-                    break
-                if spin and not waited and readable_soon(raw.fileno(), spin):
-                    spin = 0.0
-                    continue
-                await trio.lowlevel.wait_readable(raw)
-                waited = True
-                continue
-            except OSError as exc:
-                if not batch:
-                    with translate_os_errors(self.remote, "receive from"):
-                        raise
-                self._pending_error = exc
-                break
+
+        def take() -> tuple[Message | None, bool]:
+            nbytes, _anc, flags, _peer = recvmsg_into(buffers)
             if nbytes == 0 and not flags & socket.MSG_TRUNC:
-                batch.append(None)  # end of stream: nothing can follow it
-                break
-            batch.append(Message(bytes(view[:nbytes]), None, bool(flags & socket.MSG_TRUNC)))
-            if waited or len(batch) >= limit:
-                break
-        if not waited:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        return batch
+                return None, True  # end of stream: nothing can follow it
+            return Message(bytes(view[:nbytes]), None, bool(flags & socket.MSG_TRUNC)), False
+
+        return await receive_queued(raw, take, limit, self._pending, self.remote)
 
     async def send_eof(self) -> None:
         with translate_os_errors(self.remote, "shut down"):
