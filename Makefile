@@ -4,12 +4,14 @@
 #   make soak   the same set-up, then the long soak: 200 clients x 1,000 messages over every
 #               transport, a tenth of them killed mid-stream; prints what was lost and leaked
 #   make bench  the same set-up, then benchmarks/run.py (writes benchmarks/RESULTS.md)
+#   make bench-quick  a few minutes: the target table of the datagram path, the relay and
+#               the cross-core runs, beside main's server (benchmarks/results/targets.md)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test typecheck soak bench install clean kernel-tools
+.PHONY: demo test typecheck soak bench bench-quick install clean kernel-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +54,13 @@ soak: $(STAMP)
 # about 45 minutes: every bench mode on every transport, written to benchmarks/RESULTS.md
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# a few minutes: the rows of the second performance round's target table only (datagram
+# intake, the relay, ping-pong on one and on two cores, idle CPU), beside main's server
+# (BEFORE=REV to compare with another revision); writes benchmarks/results/targets.md
+BEFORE ?= main
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --targets --before $(BEFORE) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -35,7 +35,7 @@ from rich.progress import Progress
 from typer.core import TyperGroup
 
 from . import __version__, render
-from .bench.core import BASELINES, MODES, PINS
+from .bench.core import BASELINES, MODES, PINS, RELAY_BASELINES
 from .errors import AddressError, ServiceOptionError, UsageError, exit_code, netlab_error
 from .lifecycle import run_until_signalled
 from .output import Outputs
@@ -584,10 +584,10 @@ def _bench_baselines(value: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     if names == ["none"]:
         return []
-    unknown = [n for n in names if n not in BASELINES]
+    unknown = [n for n in names if n not in BASELINES and n not in RELAY_BASELINES]
     if unknown or not names:
         raise typer.BadParameter(f"unknown baseline {(unknown or [value])[0]!r} (known: {', '.join(BASELINES)}, "
-                                 f"or none)")
+                                 f"or none; for relay: {', '.join(RELAY_BASELINES)})")
     return list(dict.fromkeys(names))
 
 
@@ -620,7 +620,8 @@ def bench(
         help=f"comma-separated subset of: {', '.join(COMPARE_SCHEMES)}")] = None,
     baselines: Annotated[str, typer.Option("--baselines", callback=_bench_baselines, metavar="LIST",
                                            help=f"baseline servers beside netlab's: {', '.join(BASELINES)} "
-                                                "(or none)")] = ",".join(BASELINES),
+                                                f"(or none); for relay, baseline relays: "
+                                                f"{', '.join(RELAY_BASELINES)}")] = ",".join(BASELINES),
     duration: Annotated[float, typer.Option(min=0.05, help="seconds measured per run")] = 2.0,
     warmup: Annotated[float, typer.Option(min=0.0, help="seconds of warm-up before each run, discarded")] = 0.5,
     repeats: Annotated[int, typer.Option(min=1, help="runs per server; figures are medians")] = 3,
@@ -631,8 +632,10 @@ def bench(
                                       help="message (or datagram) size in bytes")] = 64,
     connections: Annotated[int, typer.Option(min=1, rich_help_panel=_BENCH,
                                              help="pingpong and rate: connections (datagram sockets)")] = 1,
-    rate: Annotated[float, typer.Option(min=0.001, rich_help_panel=_BENCH, metavar="MSGS_PER_S",
-                                        help="rate: messages per second, in all")] = 5000.0,
+    rate: Annotated[Optional[float], typer.Option(min=0.001, rich_help_panel=_BENCH, metavar="MSGS_PER_S",
+                                                  help="rate: messages per second, in all (default 5000); "
+                                                       "relay: datagrams offered per second (default 20000)")]
+    = None,
     levels: Annotated[str, typer.Option(rich_help_panel=_BENCH, metavar="LIST",
                                         help="concurrency: connection counts")] = "1,10,100,1000",
     hold: Annotated[int, typer.Option(min=0, rich_help_panel=_BENCH,

@@ -46,7 +46,7 @@ from .transports import (
     Address, ByteStream, Connection, DatagramEndpoint, Kind, Listeners, Listening, MessageChannel, Transport,
     parse_address, peer_identity, plain_socket, send_data, socket_of,
 )
-from .transports.base import Peer
+from .transports.base import SPIN, Message, Peer, readable_soon
 
 log = summarised(logging.getLogger("netlab.server"))
 
@@ -512,6 +512,7 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
         while True:
             deadline.arm()
             waited = False
+            spin = SPIN
             try:
                 while True:
                     try:
@@ -521,6 +522,9 @@ async def _handle_stream(server: Server, conn: Connection) -> None:
                         if silent:
                             n = -1
                             break
+                        if spin and readable_soon(fd, spin):
+                            spin = 0.0
+                            continue
                         wake = None if unfinished is None else unfinished.wake_at()
                         if wake is None:
                             await wait_readable(fd)
@@ -616,10 +620,14 @@ async def _handle_messages(server: Server, connection: Connection) -> None:
     conn = cast(MessageChannel, connection)  # the driver table sends only message channels here
     stats, handle = server.stats, server.service.handle_datagram
     deadline = _Deadline(server.limits.idle_timeout)
+    queued: list[Message | None] = []  # the rest of the last batch, last first
     with deadline.scope:
         while True:
-            deadline.arm()
-            message = await conn.receive()
+            if not queued:
+                deadline.arm()
+                queued = list(await conn.receive_batch())  # what is queued, one trip through the scheduler
+                queued.reverse()
+            message = queued.pop()
             if message is None:  # end of stream
                 return
             stats.datagrams += 1
@@ -771,14 +779,18 @@ async def _datagram_loop(server: Server, sock: DatagramEndpoint, pending: _Pendi
     stats, limits = server.stats, server.limits
     limiter = _RateLimiter(limits.rate_limit) if limits.rate_limit else None
     counting = sock.count_drops()
+    queued: list[Message] = []  # the rest of the last batch, last first
     while True:
-        try:
-            datagram = await sock.receive()
-        except TransportError as exc:
-            log.warning("receive failed: %s", exc)
-            continue
-        if counting:
-            stats.kernel_drops = sock.kernel_drops
+        if not queued:
+            try:  # what is queued, in one trip through the scheduler (at most BATCH: fair to the rest)
+                queued = await sock.receive_batch()
+            except TransportError as exc:
+                log.warning("receive failed: %s", exc)
+                continue
+            queued.reverse()
+            if counting:
+                stats.kernel_drops = sock.kernel_drops
+        datagram = queued.pop()
         stats.datagrams += 1
         if datagram.truncated:
             stats.truncated += 1

@@ -130,6 +130,35 @@ def test_datagrams_sent_are_taken_or_dropped() -> None:
             assert d["dropped"] == 0  # unix senders wait instead
 
 
+def test_relay_datagrams_and_streams_through_each_relay() -> None:
+    result = quick("relay", ("udp", "unix-dgram", "unix", "unix-seq", "tls"), baselines=("select",), rate=2000.0)
+    assert result.settings.servers == ("netlab", "select")
+    for row in rows(result, "relay-datagrams"):
+        d = row.details
+        assert row.count + d["lost"] == d["sent"] > 0  # every datagram came back or is counted lost
+        assert d["drops_counted"] == (row.transport == "udp")
+    for row in rows(result, "relay-stream"):
+        assert row.details["bytes"] > 0 and row.median is not None
+    assert {r.transport for r in result.rows} == {"udp", "unix-dgram", "unix", "unix-seq"}
+    assert any(s["transport"] == "tls" for s in result.skipped)
+    assert {t["transport"] for t in result.targets if t["target"] == "relay_select"} == {"udp", "unix-dgram"}
+
+
+def test_relay_socat_runs_where_it_can_and_says_why_not_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = BenchSettings("relay", ("udp", "unix-dgram"), **{**QUICK, "baselines": ("socat",)})  # type: ignore[arg-type]
+    result = run_bench(settings)
+    by = {(r.transport, r.server): r for r in result.rows}
+    if core.socat_path() is None:
+        assert "socat is not installed" in (by["udp", "socat"].error or "")
+    else:
+        assert by["udp", "socat"].count > 0
+        assert by["udp", "socat"].details["server_cpu_us_per_msg"] is None  # its CPU is its children's
+    assert "no fork mode" in (by["unix-dgram", "socat"].error or "")
+    monkeypatch.setattr(core, "socat_path", lambda: None)
+    result = run_bench(BenchSettings("relay", ("tcp",), **{**QUICK, "baselines": ("socat",)}))  # type: ignore[arg-type]
+    assert "socat is not installed" in (next(r for r in result.rows if r.server == "socat").error or "")
+
+
 def test_connect_counts_match_histograms() -> None:
     result = quick("connect", ("tcp", "unix-seq"), repeats=2)
     check_latency_rows(result, "connect")

@@ -72,6 +72,8 @@ MODES: dict[str, str] = {
     "datagrams": "datagrams a discard server takes per second, flat out, and where the rest went",
     "connect": "connections per second: connect, a 1-byte echo, close (connection transports)",
     "concurrency": "ping-pong at 1, 10, 100, 1000 connections, and how many idle connections one server holds",
+    "relay": "through a relay to a plain peer, no impairment: datagrams passed at --rate (default 20,000/s) "
+             "and MB/s on connections; netlab relay against a minimal select relay and socat",
 }
 
 #: the baseline servers, each a script in benchmarks/baselines/
@@ -80,6 +82,16 @@ BASELINES: dict[str, str] = {
     "asyncio": "asyncio_echo.py",
     "threads": "threads_echo.py",
 }
+#: the baseline relays of ``relay`` mode: a script in benchmarks/baselines/, or a program
+RELAY_BASELINES: dict[str, str] = {
+    "select": "select_relay.py",
+    "socat": "socat",
+}
+#: ``relay`` mode: the peer behind every relay (a baseline server: not netlab's)
+RELAY_PEER = "threads"
+#: the offered rate of ``relay`` mode on datagrams when --rate is not given
+RELAY_RATE = 20_000.0
+DEFAULT_RATE = 5000.0
 BASELINE_TEXT = {
     "netlab": "netlab serve (the server under test)",
     "trio": "minimal trio server: serve_listeners + async for / send_all (the cost floor for trio)",
@@ -87,6 +99,8 @@ BASELINE_TEXT = {
     "threads": "blocking sockets, one thread per connection (standard library)",
     "iperf3": "iperf3 -s / -c (its own client; stream mode, TCP only)",
     "before": "netlab serve from another source tree (--before): the same command, older code",
+    "select": "a minimal select() relay (benchmarks/baselines/select_relay.py): the floor for a relay in Python",
+    "socat": "socat LISTEN,fork (Debian's package), one process per client",
 }
 PINS = ("same", "split", "none")
 #: the kinds of transport each mode can run on
@@ -97,6 +111,7 @@ _MODE_KINDS = {
     "datagrams": {"datagram", "seqpacket"},
     "connect": {"stream", "seqpacket"},
     "concurrency": {"stream", "datagram", "seqpacket"},
+    "relay": {"stream", "datagram", "seqpacket"},
 }
 _NOT_APPLICABLE = {
     "stream": "no connection to stream over: see the datagrams mode",
@@ -112,6 +127,8 @@ _METRIC = {
     "datagrams": ("datagrams taken/s", "dgram/s", True),
     "connect": ("connections/s", "conn/s", True),
     "hold": ("server memory per connection held", "KiB", False),
+    "relay-datagrams": ("datagrams passed/s", "dgram/s", True),
+    "relay-stream": ("throughput through the relay", "MB/s", True),
 }
 
 
@@ -125,7 +142,7 @@ class BenchSettings:
     repeats: int = 3
     size: int = 64  # message (or datagram) bytes
     connections: int = 1  # pingpong, rate
-    rate: float = 5000.0  # rate: messages per second, in all
+    rate: float | None = None  # rate: messages per second, in all (None: 5,000; relay mode 20,000)
     levels: tuple[int, ...] = (1, 10, 100, 1000)  # concurrency
     hold: int = 10_000  # concurrency: idle connections to hold (0: skip)
     chunk: int = 128 * 1024  # stream: bytes per write (iperf3's default for TCP)
@@ -138,12 +155,17 @@ class BenchSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r} (known: {', '.join(MODES)})")
+        if self.rate is None:
+            object.__setattr__(self, "rate", RELAY_RATE if self.mode == "relay" else DEFAULT_RATE)
+        known = RELAY_BASELINES if self.mode == "relay" else BASELINES
+        if self.mode == "relay" and self.baselines == tuple(BASELINES):  # the servers' default: the relays'
+            object.__setattr__(self, "baselines", tuple(RELAY_BASELINES))
         unknown = [t for t in self.transports if t not in COMPARE_SCHEMES]
         if unknown or not self.transports:
             raise ValueError(f"unknown transport {(unknown or [''])[0]!r} (known: {', '.join(COMPARE_SCHEMES)})")
-        unknown = [b for b in self.baselines if b not in BASELINES]
+        unknown = [b for b in self.baselines if b not in known]
         if unknown:
-            raise ValueError(f"unknown baseline {unknown[0]!r} (known: {', '.join(BASELINES)})")
+            raise ValueError(f"unknown baseline {unknown[0]!r} for {self.mode} (known: {', '.join(known)})")
         if self.pin not in PINS:
             raise ValueError(f"--pin must be one of {', '.join(PINS)}, not {self.pin!r}")
         if self.duration <= 0 or self.warmup < 0 or self.timeout <= 0:
@@ -154,7 +176,7 @@ class BenchSettings:
             raise ValueError("size must be at least 8 bytes (a message carries its sequence number)")
         if self.size > 65000 and self.mode in ("pingpong", "rate", "datagrams", "concurrency"):
             raise ValueError("size must be at most 65000 bytes (it must fit one UDP datagram)")
-        if self.rate <= 0:
+        if self.rate is None or self.rate <= 0:
             raise ValueError("rate must be positive")
         if not self.levels or min(self.levels) < 1:
             raise ValueError("concurrency levels must be at least 1")
@@ -195,12 +217,12 @@ class Run:
         r = self.result
         if self.error or not r:
             return None
-        if self.mode in ("pingpong", "concurrency", "connect", "datagrams"):
+        if self.mode in ("pingpong", "concurrency", "connect", "datagrams", "relay-datagrams"):
             return r["count"] / r["elapsed"] if r.get("elapsed") else None
         if self.mode == "rate":
             h = decode(r.get("histogram"))
             return None if h is None else h.get_value_at_percentile(99) / 1e3
-        if self.mode == "stream":
+        if self.mode in ("stream", "relay-stream"):
             return r["bytes"] / r["elapsed"] / 1e6 if r.get("elapsed") else None
         if self.mode == "hold":
             per = r.get("rss_per_connection")
@@ -433,14 +455,29 @@ def certificate_options(directory: Path) -> str:
 
 
 def spawn_server(name: str, template: str, service: str, settings: BenchSettings, workdir: Path,
-                 *, max_connections: int) -> Callable[[], ServerProcess]:
+                 *, max_connections: int, to: str | None = None) -> Callable[[], ServerProcess]:
     """Start one server process on a fresh address (pinned before it runs a line of Python);
-    returns the function that waits for the address it prints (so servers start together)."""
+    returns the function that waits for the address it prints (so servers start together).
+    With `to`, the "server" is a relay to that address (``relay`` mode): netlab's, or a
+    baseline relay."""
     directory = workdir / name
     directory.mkdir(exist_ok=True)
     address = template.format(dir=directory)
     env = None
-    if name in ("netlab", "before"):
+    if to is not None:
+        if name == "socat":
+            return _spawn_socat(address, to, settings, directory)
+        if name in ("netlab", "before"):
+            argv = [sys.executable, "-m", "netlab", "relay", "--listen", address, "--to", to]
+            if name == "before":  # the same command, importing netlab from the other tree
+                env = {**os.environ, "PYTHONPATH": str(Path(settings.before or "").resolve()), "PYTHONSAFEPATH": "1"}
+        else:
+            script = baselines_dir(settings) / RELAY_BASELINES[name]
+            if not script.is_file():
+                raise BenchError(f"baseline relay {script} not found (it lives in the source tree's benchmarks/ "
+                                 f"folder; run from a checkout)")
+            argv = [sys.executable, str(script), address, to]
+    elif name in ("netlab", "before"):
         argv = [sys.executable, "-m", "netlab", "serve", "--transport", address, "--service", service,
                 "--max-connections", str(max_connections), "--grace", "0"]
         if name == "before":  # the same command, importing netlab from the other tree
@@ -458,6 +495,11 @@ def spawn_server(name: str, template: str, service: str, settings: BenchSettings
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
                                 preexec_fn=_pinned(server_cpus), cwd=str(directory), env=env)
 
+    return _ready_when_printed(name, address, proc, log)
+
+
+def _ready_when_printed(name: str, address: str, proc: subprocess.Popen[bytes],
+                        log: Path) -> Callable[[], ServerProcess]:
     def ready() -> ServerProcess:
         assert proc.stdout is not None
         line = b""
@@ -473,6 +515,80 @@ def spawn_server(name: str, template: str, service: str, settings: BenchSettings
         return ServerProcess(name, proc, bound, loadgen_target(bound), log)
 
     return ready
+
+
+def socat_path() -> str | None:
+    return shutil.which("socat")
+
+
+#: socat's address types per netlab scheme: (listening, connecting); None: socat cannot relay it
+_SOCAT = {
+    "tcp": ("TCP4-LISTEN", "TCP4"), "tcp4": ("TCP4-LISTEN", "TCP4"), "tcp6": ("TCP6-LISTEN", "TCP6"),
+    "udp": ("UDP4-LISTEN", "UDP4"), "udp4": ("UDP4-LISTEN", "UDP4"), "udp6": ("UDP6-LISTEN", "UDP6"),
+    "unix": ("UNIX-LISTEN", "UNIX-CONNECT"), "unix-seq": ("UNIX-LISTEN", "UNIX-CONNECT"),
+}
+
+
+def _spawn_socat(address_text: str, to_text: str, settings: BenchSettings,
+                 directory: Path) -> Callable[[], ServerProcess]:
+    """socat as a relay (``LISTEN,fork``: a process per client). It prints no address, so the
+    port is chosen here (bound and released: a race no other user of this machine's
+    loopback is likely to win), and it is ready once it accepts (or, UDP, once bound)."""
+    path = socat_path()
+    if path is None:
+        raise BenchError("socat is not installed (apt-get install socat): no socat figure")
+    address, to = parse_address(address_text), parse_address(to_text)
+    kinds = _SOCAT.get(address.scheme)
+    if kinds is None or to.scheme != address.scheme:
+        raise BenchError(f"socat has no fork mode that passes replies back on {address.scheme}: not run")
+    listen_type, connect_type = kinds
+    if address.is_unix:
+        assert address.path is not None and to.path is not None
+        extra = ",type=5" if address.scheme == "unix-seq" else ""
+        listen, connect = f"{listen_type}:{address.path},fork{extra}", f"{connect_type}:{to.path}{extra}"
+        bound = address_text
+    else:
+        family = socket.AF_INET6 if address.scheme == "udp6" or address.scheme == "tcp6" else socket.AF_INET
+        kind = socket.SOCK_DGRAM if address.transport.kind == "datagram" else socket.SOCK_STREAM
+        with socket.socket(family, kind) as probe:
+            probe.bind((address.host, 0))
+            port = probe.getsockname()[1]
+        host = f"[{address.host}]" if family == socket.AF_INET6 else address.host
+        listen = f"{listen_type}:{port},bind={host},reuseaddr,fork"
+        connect = f"{connect_type}:{host}:{to.port}"
+        bound = f"{address.scheme}:{host}:{port}"
+    log = directory / "stderr.log"
+    server_cpus, _ = pin_sets(settings.pin)
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([path, listen, connect], stdout=subprocess.DEVNULL, stderr=err,
+                                stdin=subprocess.DEVNULL, preexec_fn=_pinned(server_cpus), cwd=str(directory))
+    target = loadgen_target(bound)
+
+    def ready() -> ServerProcess:
+        give_up = time.monotonic() + 20
+        while time.monotonic() < give_up and proc.poll() is None:
+            if _socat_listening(target):
+                return ServerProcess("socat", proc, bound, target, log)
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+        raise BenchError(f"socat did not start on {bound}: {_tail(log)}")
+
+    return ready
+
+
+def _socat_listening(target: dict[str, Any]) -> bool:
+    sockaddr = tuple(target["address"]) if isinstance(target["address"], list) else target["address"]
+    if target["type"] == socket.SOCK_DGRAM:
+        from .loadgen import udp_socket_state
+
+        return udp_socket_state(target["family"], sockaddr) is not None
+    with socket.socket(target["family"], target["type"]) as probe:
+        try:
+            probe.connect(sockaddr)
+        except OSError:
+            return False
+    return True
 
 
 def run_loadgen(spec: dict[str, Any], settings: BenchSettings, *, timeout: float) -> dict[str, Any]:
@@ -558,6 +674,12 @@ def _transport(name: str) -> Transport:
 def _spec(settings: BenchSettings, mode: str, server: ServerProcess, level: int | None) -> dict[str, Any]:
     spec: dict[str, Any] = {**server.target, "mode": mode, "server_pid": server.pid, "size": settings.size,
                             "warmup": settings.warmup, "duration": settings.duration, "timeout": settings.timeout}
+    if server.name == "socat":  # a process per client: its own CPU time is not the relay's
+        spec["server_pid"] = None
+    if mode == "relay-datagrams":
+        spec["mode"], spec["connections"], spec["rate"], spec["count_drops"] = "rate", 1, settings.rate, True
+    if mode == "relay-stream":
+        spec["mode"], spec["chunk"] = "stream", settings.chunk
     if mode in ("pingpong", "rate"):
         spec["connections"] = settings.connections
     if mode == "concurrency":
@@ -578,7 +700,7 @@ def planned_runs(settings: BenchSettings) -> int:
     total = 0
     for name in settings.transports:
         transport = _transport(name)
-        if transport.kind not in _MODE_KINDS[settings.mode]:
+        if transport.kind not in _MODE_KINDS[settings.mode] or (settings.mode == "relay" and transport.encrypted):
             continue
         total += servers * levels * settings.repeats
         if settings.mode == "concurrency" and settings.hold and transport.connected:
@@ -600,7 +722,6 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
     runs: list[Run] = []
     skipped: list[dict[str, str]] = []
     workdir = Path(tempfile.mkdtemp(prefix="nlb-", dir="/tmp"))
-    service = "discard" if settings.mode in ("stream", "datagrams") else "echo"
     max_connections = max(1024, 2 * settings.hold, 2 * max(settings.levels), 2 * settings.connections)
     try:
         for name in settings.transports:
@@ -608,11 +729,18 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
             if transport.kind not in _MODE_KINDS[settings.mode]:
                 skipped.append({"transport": name, "reason": _NOT_APPLICABLE[settings.mode]})
                 continue
+            if settings.mode == "relay" and transport.encrypted:
+                skipped.append({"transport": name, "reason": "a relay of TLS is two TLS sessions (it decrypts "
+                                "and encrypts again): not measured"})
+                continue
             levels: Sequence[int | None] = settings.levels if settings.mode == "concurrency" else (None,)
             template = COMPARE_SCHEMES[name]
             if transport.encrypted:
                 template += certificate_options(workdir / "certificate")
-            with _servers(settings, template, service, workdir / name, max_connections) as servers:
+            run_mode = _run_mode(settings.mode, transport)
+            service = "discard" if run_mode in ("stream", "datagrams", "relay-stream") else "echo"
+            with _relay_peer(settings, template, service, workdir / name) as to, \
+                    _servers(settings, template, service, workdir / name, max_connections, to=to) as servers:
                 contenders: list[str] = list(servers)
                 host = None
                 if settings.mode == "stream" and settings.iperf3 and name in ("tcp", "tcp6"):
@@ -626,13 +754,13 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
                     for repeat in range(settings.repeats):
                         shift = repeat % len(contenders)
                         for who in contenders[shift:] + contenders[:shift]:
-                            run = Run(settings.mode, name, who, repeat, level)
+                            run = Run(run_mode, name, who, repeat, level)
                             try:
                                 if who == "iperf3":
                                     assert host is not None
                                     run.result = run_iperf3(settings, host)
                                 else:
-                                    spec = _spec(settings, settings.mode, _started(servers[who]), level)
+                                    spec = _spec(settings, run_mode, _started(servers[who]), level)
                                     run.result = run_loadgen(spec, settings, timeout=_timeout(settings, level))
                             except BenchError as exc:
                                 run.error = str(exc)
@@ -657,13 +785,36 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
     return BenchResult(settings, env, runs, rows, skipped, evaluate_targets(rows, settings.pin))
 
 
+def _run_mode(mode: str, transport: Transport) -> str:
+    """What a run of `mode` on `transport` measures: ``relay`` is datagrams passed on a
+    datagram kind, and a bulk transfer on a connection kind."""
+    if mode != "relay":
+        return mode
+    return "relay-datagrams" if transport.kind == "datagram" else "relay-stream"
+
+
+@contextlib.contextmanager
+def _relay_peer(settings: BenchSettings, template: str, service: str, workdir: Path) -> Iterator[str | None]:
+    """``relay`` mode: the peer every relay passes to (a baseline echo or discard server, not
+    netlab's), its address; for the other modes, None."""
+    if settings.mode != "relay":
+        yield None
+        return
+    (workdir / "peer").mkdir(parents=True, exist_ok=True)
+    started = spawn_server(RELAY_PEER, template, service, settings, workdir / "peer", max_connections=0)()
+    try:
+        yield started.address
+    finally:
+        started.stop()
+
+
 def _timeout(settings: BenchSettings, level: int | None) -> float:
     return settings.warmup + settings.duration + 30 + (level or 0) / 50
 
 
 @contextlib.contextmanager
 def _servers(settings: BenchSettings, template: str, service: str, workdir: Path, max_connections: int,
-             only: str | None = None) -> Iterator[dict[str, ServerProcess | BenchError]]:
+             only: str | None = None, to: str | None = None) -> Iterator[dict[str, ServerProcess | BenchError]]:
     """Start the servers on `template` (an address, ``{dir}`` for a directory of its own);
     a server that cannot start is there as its BenchError."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -674,7 +825,7 @@ def _servers(settings: BenchSettings, template: str, service: str, workdir: Path
             if only is None or who == only:
                 try:
                     waiting[who] = spawn_server(who, template, service, settings, workdir,
-                                                max_connections=max_connections)
+                                                max_connections=max_connections, to=to)
                 except BenchError as exc:
                     started[who] = exc
         for who, ready in waiting.items():
@@ -765,20 +916,24 @@ def summarize(settings: BenchSettings, runs: list[Run]) -> list[Row]:
                                          if r.get("elapsed") and r.get("client_cpu") is not None else None)
         d["server_cpu_pct"] = _median_of(group, lambda r: 100 * r["server_cpu"] / r["elapsed"]
                                          if r.get("elapsed") and r.get("server_cpu") is not None else None)
-        if mode in ("pingpong", "concurrency", "rate", "datagrams", "connect"):
+        if mode in ("pingpong", "concurrency", "rate", "datagrams", "connect", "relay-datagrams"):
             d["server_cpu_us_per_msg"] = _median_of(group, _per_message("server_cpu"))
             d["client_cpu_us_per_msg"] = _median_of(group, _per_message("client_cpu"))
-        if mode in ("pingpong", "concurrency", "rate"):
+        if mode in ("pingpong", "concurrency", "rate", "relay-datagrams"):
             d["lost"] = sum(r.result.get("lost", 0) for r in ok)
             d["mismatched"] = sum(r.result.get("mismatched", 0) for r in ok)
             d["client"] = ok[0].result.get("client") if ok else None
-        if mode == "rate":
+        if mode in ("rate", "relay-datagrams"):
             d["sent"] = sum(r.result.get("sent", 0) for r in ok)
             d["answered"] = row.count
             d["loss_pct"] = 100 * d["lost"] / d["sent"] if d["sent"] else None
             d["achieved_rate"] = _median_of(group, lambda r: r["sent"] / r["elapsed"] if r.get("elapsed") else None)
             d["send_lag_p99_us"] = _median_of(group, lambda r: r.get("send_lag_p99_us"))
-        if mode == "stream":
+        if mode == "relay-datagrams":
+            d["kernel_drops"] = sum(r.result.get("front_drops") or 0 for r in ok)
+            d["rcvbuf_errors"] = sum(r.result.get("rcvbuf_errors") or 0 for r in ok)
+            d["drops_counted"] = any(r.result.get("front_drops") is not None for r in ok)
+        if mode in ("stream", "relay-stream"):
             d["gbit_s"] = row.median * 8 / 1000 if row.median is not None else None
             d["bytes"] = sum(r.result.get("bytes", 0) for r in ok)
         if mode == "datagrams":
@@ -802,7 +957,7 @@ def summarize(settings: BenchSettings, runs: list[Run]) -> list[Row]:
         rows.append(row)
     _ratios(rows, runs)
     order = {name: i for i, name in enumerate((*COMPARE_SCHEMES, "iperf3"))}
-    servers = {name: i for i, name in enumerate(("netlab", *BASELINES, "before", "iperf3"))}
+    servers = {name: i for i, name in enumerate(("netlab", *BASELINES, *RELAY_BASELINES, "before", "iperf3"))}
     rows.sort(key=lambda r: (r.mode != settings.mode, order.get(r.transport, 99), r.level or 0,
                              servers.get(r.server, 99)))
     return rows
@@ -819,14 +974,15 @@ def _ratios(rows: list[Row], runs: list[Run]) -> None:
         if value is not None:
             by_key.setdefault(key, {})[run.repeat] = value
         r = run.result
-        if not run.error and r.get("server_cpu") and r.get("count") and run.mode not in ("hold", "stream"):
+        if not run.error and r.get("server_cpu") and r.get("count") and run.mode not in ("hold", "stream",
+                                                                                            "relay-stream"):
             cost.setdefault(key, {})[run.repeat] = r["server_cpu"] / r["count"]
     for row in rows:
         if row.server != "netlab":
             continue
         for table, target, higher in ((by_key, row.ratios, row.higher_is_better), (cost, row.cost_ratios, False)):
             mine = table.get((row.mode, row.transport, row.level, "netlab"), {})
-            for other in ("trio", "asyncio", "threads", "iperf3", "before"):
+            for other in ("trio", "asyncio", "threads", "iperf3", "before", *RELAY_BASELINES):
                 theirs = table.get((row.mode, row.transport, row.level, other), {})
                 pairs = [(mine[k], theirs[k]) for k in mine.keys() & theirs.keys()]
                 ratios = [(a / b if higher else b / a) for a, b in pairs if a > 0 and b > 0]
@@ -842,6 +998,8 @@ TARGETS = {
     "iperf3": "stream on TCP reaches at least 25 % of iperf3's loopback figure",
     "unix_beats_tcp": "unix stream ping-pong beats TCP loopback ping-pong",
     "hold_10k": "10,000 concurrent TCP connections held by one netlab server, each answering",
+    "relay_select": "netlab relay passes at least as many datagrams as the minimal select relay, with no "
+                    "kernel drops (ratio >= 1.0)",
 }
 
 
@@ -860,6 +1018,13 @@ def evaluate_targets(rows: list[Row], pin: str = "same") -> list[dict[str, Any]]
             out.append({"target": "iperf3", "text": TARGETS["iperf3"], "transport": "tcp", "mode": "stream",
                         "value": ratio["median"], "spread": [ratio["min"], ratio["max"]],
                         "met": ratio["median"] >= 0.25})
+        if r.mode == "relay-datagrams" and "select" in r.ratios:
+            ratio = r.ratios["select"]
+            drops = r.details.get("kernel_drops", 0) if r.details.get("drops_counted") else 0
+            out.append({"target": "relay_select", "text": TARGETS["relay_select"], "transport": r.transport,
+                        "mode": "relay", "value": ratio["median"], "spread": [ratio["min"], ratio["max"]],
+                        "cost_ratio": (r.cost_ratios.get("select") or {}).get("median"),
+                        "met": ratio["median"] >= 1.0 and drops == 0 and r.details.get("lost", 0) == 0})
         if r.mode == "hold" and r.transport == "tcp":
             d = r.details
             out.append({"target": "hold_10k", "text": TARGETS["hold_10k"], "transport": "tcp", "mode": "concurrency",
@@ -1009,6 +1174,22 @@ def _details(mode: str, rows: list[Row]) -> ResultTable:
             cells += [_fmt(d.get("server_cpu_us_per_msg"), 1), _fmt(d.get("client_cpu_pct"))]
             body.append(cells)
         return ResultTable(f"{mode}: latency (all repeats) and CPU (medians)", columns, body)
+    if mode == "relay-datagrams":
+        body = []
+        for r in rows:
+            d = r.details
+            drops = f"{d.get('kernel_drops', 0):,}" if d.get("drops_counted") else "-"
+            body.append([r.transport, r.server, _fmt(d.get("achieved_rate")), f"{d.get('sent', 0):,}",
+                         f"{r.count:,}", str(d.get("lost", 0)), drops, f"{d.get('rcvbuf_errors', 0):,}",
+                         _fmt(d.get("p99_us"), 1), _fmt(d.get("server_cpu_us_per_msg"), 1)])
+        return ResultTable("relay, datagrams: where they went (kernel drops: the relay's listening socket, "
+                           "/proc/net/udp; RcvbufErrors: machine-wide, every socket on the way)",
+                           ["transport", "relay", "offered/s", "sent", "came back", "lost", "kernel drops",
+                            "RcvbufErrors", "p99 µs", "relay CPU µs/dgram"], body)
+    if mode == "relay-stream":
+        return ResultTable("relay, streams: details", ["transport", "relay", "Gb/s", "relay CPU %", "client CPU %"], [
+            [r.transport, r.server, _fmt(r.details.get("gbit_s"), 2), _fmt(r.details.get("server_cpu_pct")),
+             _fmt(r.details.get("client_cpu_pct"))] for r in rows])
     if mode == "stream":
         return ResultTable("stream: details", ["transport", "server", "Gb/s", "server CPU %", "client CPU %"], [
             [r.transport, r.server, _fmt(r.details.get("gbit_s"), 2), _fmt(r.details.get("server_cpu_pct")),

@@ -543,6 +543,11 @@ def rate(spec: dict[str, Any]) -> dict[str, Any]:
     for s in socks:
         s.setblocking(False)
     interval = 1e9 / per_second
+    # relay mode: what the kernel dropped on the way (the listening socket we send to, and
+    # every UDP socket on the machine), read at the edges of the run
+    udp = target.inet and target.datagram and spec.get("count_drops")
+    front0 = udp_socket_state(target.family, target.sockaddr) if udp else None
+    snmp0 = snmp("Udp") if udp else {}
     timer = _Timer()
     poller = select.epoll()
     poller.register(timer.fd, select.EPOLLIN)
@@ -693,9 +698,12 @@ def rate(spec: dict[str, Any]) -> dict[str, Any]:
         poller.close()
         for s in socks:
             target.close(s)
+    front1 = udp_socket_state(target.family, target.sockaddr) if udp else None
+    drops = {"front_drops": front1[1] - front0[1] if front0 and front1 else None,
+             "rcvbuf_errors": snmp("Udp").get("RcvbufErrors", 0) - snmp0.get("RcvbufErrors", 0) if udp else None}
     lags.append(0)
     lags_sorted = sorted(lags)
-    return {**window.result(), "rate": per_second, "sent": measured_sent, "count": measured_answered,
+    return {**window.result(), **drops, "rate": per_second, "sent": measured_sent, "count": measured_answered,
             "lost": measured_sent - measured_answered, "stale": stale, "mismatched": mismatched,
             "histogram": encode_latencies(latencies), "connections": n_conn,
             "send_lag_p99_us": lags_sorted[int(0.99 * (len(lags_sorted) - 1))] / 1e3,

@@ -151,10 +151,18 @@ class DatagramImpairer:
     _link_free_at: float = 0.0
     _queued: list[tuple[float, int]] = field(default_factory=list)  # (leave time, size)
 
+    def __post_init__(self) -> None:
+        #: no setting is active: every datagram passes at once, unchanged
+        self.transparent = not self.settings.active
+
     def decide(self, data: bytes, now: float) -> list[tuple[float, bytes]]:
         """Return ``[(when, payload), ...]``: nothing for a drop, two for a duplicate."""
         s, rng = self.settings, self.rng
         self.stats.received += 1
+        if self.transparent:  # nothing to decide, so no draw (the RNG serves this direction only)
+            self.stats.passed += 1
+            self.stats.bytes += len(data)
+            return [(now, data)]
         # every draw happens for every packet, so decisions depend only on the seed and count
         lost_draw, burst_draw, corrupt_draw, dup_draw, reorder_draw = (rng.random() for _ in range(5))
         jitter_draws = (rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0))
@@ -216,6 +224,21 @@ class StreamImpairer:
     _last_at: float = 0.0
     _link_free_at: float = 0.0
     _bytes: int = 0  # passed on this connection, for reset_after / close_after
+
+    @property
+    def transparent(self) -> bool:
+        """Nothing to impair: every chunk passes whole and at once, and no draw is made."""
+        return not self.settings.active
+
+    def passed_whole(self, size: int) -> None:
+        """Count a `size`-byte chunk passed on whole and at once, as `decide` does when the
+        impairer is `transparent` (which then needs neither the bytes nor the time)."""
+        assert self.transparent
+        self.stats.received += 1
+        if size:
+            self.stats.passed += 1
+            self.stats.bytes += size
+            self._bytes += size
 
     def decide(self, data: bytes, now: float) -> tuple[list[tuple[float, bytes]], str | None]:
         """Return the writes ``[(when, chunk)]`` for `data`, and ``"reset"``/``"close"``

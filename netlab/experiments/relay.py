@@ -41,16 +41,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import cast
 
 import trio
 
-from ..errors import AddressError, NetlabError, TransportError
+from ..errors import AddressError, NetlabError, TransportError, translate_os_errors
 from ..logs import summarise_accept_errors, summarised
 from ..transports import (
-    Address, Connection, MessageChannel, connect_channel, listen_connections, listen_datagrams, parse_address, receive_data,
-    send_data, send_eof, socket_of,
+    Address, ByteStream, Connection, MessageChannel, connect_channel, listen_connections, listen_datagrams, parse_address,
+    plain_socket, receive_data, send_data, send_eof, socket_of,
 )
-from ..transports.base import Peer
+from ..transports.base import BATCH, Message, Peer
 from .impair import DatagramImpairer, ImpairmentError, Impairments, ImpairStats, StreamImpairer
 
 log = summarised(logging.getLogger("netlab.relay"))
@@ -66,6 +67,9 @@ STREAM_QUEUE = 64
 STREAM_BUFFER = 256 * 1024
 #: datagrams waiting in one client's scheduler, per direction; more are dropped and counted
 PEER_QUEUE = 256
+#: a stream direction with nothing to impair reads this much at a time, into one buffer
+#: per direction (a bulk transfer through the relay then costs few system calls per MB)
+PASS_BUFFER = 256 * 1024
 #: how long a datagram send may block (a unix-dgram peer that is not reading) before the
 #: datagram is given up and counted in `RelayStats.send_failures` (as the server's REPLY_TIMEOUT)
 SEND_TIMEOUT = 1.0
@@ -214,6 +218,10 @@ class _InFlight:
 
 async def _pump(src: Connection, dst: Connection, impairer: StreamImpairer,
                 cut_connection: Callable[[str], None]) -> None:
+    sock = plain_socket(src)
+    if impairer.transparent and sock is not None and plain_socket(dst) is not None:
+        await _pass_through(sock, src, cast(ByteStream, dst), impairer)  # plain sockets: byte streams
+        return
     send_channel, receive_channel = trio.open_memory_channel[tuple[float, bytes | str]](STREAM_QUEUE)
     in_flight = _InFlight()
 
@@ -249,6 +257,25 @@ async def _pump(src: Connection, dst: Connection, impairer: StreamImpairer,
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reader)
         nursery.start_soon(writer)
+
+
+async def _pass_through(sock: trio.socket.SocketType, src: Connection, dst: ByteStream,
+                        impairer: StreamImpairer) -> None:
+    """`_pump` for a direction with nothing to impair, on a plain socket: each read, into one
+    large buffer reused for the connection's life, is written on before the next (the
+    receiver's pace holds the sender back, as the kernel's would), with no queue and no
+    second task between them."""
+    buffer = bytearray(PASS_BUFFER)
+    view = memoryview(buffer)
+    where = getattr(src, "remote", None) or "the relayed connection"
+    while True:
+        with translate_os_errors(where, "receive from"):
+            n = await sock.recv_into(buffer)
+        if not n:
+            await dst.send_eof()
+            return
+        impairer.passed_whole(n)
+        await dst.send_all(view[:n])
 
 
 async def _relay_stream(listen: Address, to: Address, make_relay: Callable[..., Relay],
@@ -328,26 +355,49 @@ async def _relay_stream(listen: Address, to: Address, make_relay: Callable[..., 
 
 
 class _Scheduler:
-    """Runs send jobs at their time; jobs due at the same time keep their order. Holds at
-    most PEER_QUEUE jobs (more are dropped and counted in `queue_full`); a job that waits
-    SEND_TIMEOUT in vain (its receiver is not reading) is given up with those that were
-    due behind it, which would wait as long."""
+    """Sends one flow's datagrams (one peer, one direction) at their time; datagrams due at
+    the same time keep their order. Holds at most PEER_QUEUE of them (more are dropped and
+    counted in `queue_full`); one that waits SEND_TIMEOUT in vain (its receiver is not
+    reading) is given up with those that were due behind it, which would wait as long.
 
-    def __init__(self, stats: RelayStats) -> None:
+    A datagram due now, with nothing queued or in flight ahead of it, goes out at once if
+    the kernel takes it (`try_send`): no heap, no trip through the scheduler, which is what
+    keeps a relay with no delay as fast as a plain one. Anything else waits in the heap for
+    `run`, which also tries at once first, and only for a send that would block waits (up to
+    SEND_TIMEOUT) with `send`.
+    """
+
+    def __init__(self, stats: RelayStats, try_send: Callable[[bytes], bool],
+                 send: Callable[[bytes], Awaitable[None]]) -> None:
         self._stats = stats
-        self._heap: list[tuple[float, int, Callable[[], Awaitable[None]]]] = []
+        self._try_send = try_send
+        self._send = send
+        self._heap: list[tuple[float, int, bytes]] = []
         self._counter = itertools.count()
         self._wakeup = trio.Event()
+        self._busy = False  # `run` is waiting on a send: nothing may overtake it
 
-    def at(self, when: float, job: Callable[[], Awaitable[None]]) -> None:
+    def at(self, when: float, data: bytes) -> None:
+        if not self._heap and not self._busy and when <= trio.current_time() and self._sent_at_once(data):
+            return
         if len(self._heap) >= PEER_QUEUE:
             self._stats.queue_full += 1
             log.warning("relay dropped a datagram: %d are queued for one client already", PEER_QUEUE)
             return
-        heapq.heappush(self._heap, (when, next(self._counter), job))
+        heapq.heappush(self._heap, (when, next(self._counter), data))
         self._wakeup.set()
 
+    def _sent_at_once(self, data: bytes) -> bool:
+        """Send now if the kernel takes it; True if it is done with (sent, or failed and counted)."""
+        try:
+            return self._try_send(data)
+        except TransportError as exc:
+            self._stats.send_failures += 1
+            log.info("relay send failed: %s", exc)
+            return True
+
     async def run(self) -> None:
+        sent = 0
         while True:
             if not self._heap:
                 self._wakeup = trio.Event()
@@ -359,13 +409,22 @@ class _Scheduler:
                 with trio.move_on_at(when):
                     await self._wakeup.wait()
                 continue
-            _, _, job = heapq.heappop(self._heap)
-            with trio.move_on_after(SEND_TIMEOUT) as scope:
-                try:
-                    await job()
-                except TransportError as exc:
-                    self._stats.send_failures += 1
-                    log.info("relay send failed: %s", exc)
+            _, _, data = heapq.heappop(self._heap)
+            if self._sent_at_once(data):
+                sent += 1
+                if sent % BATCH == 0:  # many due at once: let the other tasks run now and then
+                    await trio.lowlevel.checkpoint()
+                continue
+            self._busy = True
+            try:
+                with trio.move_on_after(SEND_TIMEOUT) as scope:
+                    try:
+                        await self._send(data)
+                    except TransportError as exc:
+                        self._stats.send_failures += 1
+                        log.info("relay send failed: %s", exc)
+            finally:
+                self._busy = False
             if scope.cancelled_caught:
                 now = trio.current_time()
                 given_up = 1
@@ -402,32 +461,38 @@ async def _relay_datagram(listen: Address, to: Address, make_relay: Callable[...
                         ) -> None:
         """One client's flow: its upstream socket, the replies coming back on it, and a
         scheduler per direction, so a peer that is not reading delays only its own datagrams."""
-        there, back_again = _Scheduler(stats), _Scheduler(stats)
+        there = _Scheduler(stats, upstream.try_send, upstream.send)
+        back_again = _Scheduler(stats, partial(front.try_send_to, peer=peer), partial(front.send_to, peer=peer))
         with trio.CancelScope() as scope:
             async with upstream, trio.open_nursery() as flow:
                 flow.start_soon(there.run)
                 flow.start_soon(back_again.run)
                 task_status.started((scope, there))
                 while True:
-                    try:
-                        reply = await upstream.receive()
+                    try:  # what is queued, in one trip through the scheduler
+                        replies = await upstream.receive_batch()
                     except TransportError as exc:
                         stats.upstream_failures += 1
                         log.info("upstream for %s: %s", listen_transport.format_peer(peer), exc)
                         continue
-                    if reply is None:  # a datagram channel never ends; nothing more can come
-                        return
                     if upstream.kernel_drops:
                         count_backward_drops()
-                    for when, data in back.decide(reply.data, trio.current_time()):
-                        back_again.at(when, partial(front.send_to, data, peer))
+                    for reply in replies:
+                        if reply is None:  # a datagram channel never ends; nothing more can come
+                            return
+                        for when, data in back.decide(reply.data, trio.current_time()):
+                            back_again.at(when, data)
 
     async with front, trio.open_nursery() as nursery:
         task_status.started(relay)
+        queued: list[Message] = []  # the rest of the last batch, last first
         while True:
-            datagram = await front.receive()
-            if front.kernel_drops is not None:
-                stats.kernel_dropped_forward = front.kernel_drops
+            if not queued:  # what is queued, in one trip through the scheduler
+                queued = await front.receive_batch()
+                queued.reverse()
+                if front.kernel_drops is not None:
+                    stats.kernel_dropped_forward = front.kernel_drops
+            datagram = queued.pop()
             if datagram.peer is None:
                 stats.unanswerable += 1
                 continue
@@ -453,4 +518,4 @@ async def _relay_datagram(listen: Address, to: Address, make_relay: Callable[...
             upstreams.move_to_end(datagram.peer)
             upstream, _, there = entry
             for when, data in fwd.decide(datagram.data, trio.current_time()):
-                there.at(when, partial(upstream.send, data))
+                there.at(when, data)
