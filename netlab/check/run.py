@@ -113,13 +113,14 @@ class _Run:
             return f"the program {program.death_note()} before listening{_startup_hint(program.stderr_tail())}"
         return None
 
-    def address(self) -> Address:
+    def address(self) -> Address | None:
+        """Where to connect: the address given, or where the program listens now (None: it
+        does not, any more)."""
         if self.given is not None:
             return self.given
         assert self.program is not None
         found = self.program.listening()
-        assert found, "asked for the address of a program that does not listen"
-        return found[0].client_address()
+        return found[0].client_address() if found else None
 
     async def ensure_up(self) -> str | None:
         """Restart the program if it died or stopped listening; why it could not be, or None."""
@@ -135,8 +136,21 @@ class _Run:
         await program.stop(grace=0.5)
         return await self.start()
 
-    def context(self) -> CaseContext:
-        address = self.address()
+    async def ready(self) -> CaseContext | str:
+        """The program up (restarted if it died or stopped listening) and the context to talk
+        to it with; or why it could not be brought up. The program runs on its own, so it may
+        stop listening between the check and the look that follows (a server that closes its
+        listener after a client, seen late on a loaded machine): then it is restarted again."""
+        for _ in range(3):
+            problem = await self.ensure_up()
+            if problem is not None:
+                return problem
+            address = self.address()
+            if address is not None:
+                return self._context(address)
+        return "it stopped listening each time it was started"
+
+    def _context(self, address: Address) -> CaseContext:
         if self.ctx is None:
             self.ctx = CaseContext(address, self.settings, self.fmt, self.program)
         self.ctx.address = address
@@ -147,9 +161,10 @@ class _Run:
         """Try each common request format on a fresh connection; keep the first one the
         server answers rightly. Returns a sentence saying which."""
         for template in AUTO_FORMATS:
-            if await self.ensure_up() is not None:
+            ready = await self.ready()
+            if isinstance(ready, str):
                 break
-            ctx = self.context()
+            ctx = ready
             ctx.fmt = RequestFormat(template)
             ctx.deadline = trio.current_time() + self.settings.timeout / 2
             verdict, _ = await sum_exchange(ctx, "12", "30")
@@ -164,11 +179,11 @@ class _Run:
 
     async def run_case(self, case: Case) -> CaseResult:
         started = trio.current_time()
-        failed_start = await self.ensure_up()
-        if failed_start is not None:
-            return CaseResult(case.id, case.group, "fail", f"could not restart it: {failed_start}",
+        ready = await self.ready()
+        if isinstance(ready, str):
+            return CaseResult(case.id, case.group, "fail", f"could not restart it: {ready}",
                               trio.current_time() - started)
-        ctx = self.context()
+        ctx = ready
         own = self.settings.timeout + case.extra(self.settings)
         ctx.deadline = trio.current_time() + own
         outcome: Outcome = "fail"
