@@ -12,6 +12,7 @@ A test narrows the set with a marker instead of a second parameter list::
     @pytest.mark.transports(kind="seqpacket")       # unix-seq
     @pytest.mark.transports(boundaries=True)        # every message transport: datagrams and unix-seq
     @pytest.mark.transports(target="unix")          # unix, unix-dgram, unix-seq
+    @pytest.mark.transports(encrypted=False)        # every transport a plain socket client can talk to
     @pytest.mark.transports(kind="datagram", target="inet")
     @pytest.mark.transports(kind=("stream", "seqpacket"))  # every connection transport
 
@@ -94,12 +95,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         kind = marker.kwargs.get("kind")
         target = marker.kwargs.get("target")
         boundaries = marker.kwargs.get("boundaries")
+        encrypted = marker.kwargs.get("encrypted")  # False: the test talks plain sockets to the server
         kinds = (kind,) if isinstance(kind, str) else kind
         names = [
             n for n in names
             if (kinds is None or transport_of(n).kind in kinds)
             and (target is None or transport_of(n).target == target)
             and (boundaries is None or transport_of(n).boundaries == boundaries)
+            and (encrypted is None or transport_of(n).encrypted == encrypted)
         ]
         assert names, f"no transport matches {marker}"
     metafunc.parametrize("transport_name", names)
