@@ -364,6 +364,19 @@ def program_state(ctx: CaseContext) -> str | None:
     return None
 
 
+async def settled_state(ctx: CaseContext, within: float = 1.0) -> str | None:
+    """`program_state`, once a program that stopped listening has had `within` seconds to
+    finish exiting: a program dying of an exception closes its sockets a moment before the
+    kernel reports it gone, and "it exited with status 1 (ValueError…)" is the true story,
+    not "it closed its listening socket"."""
+    program = ctx.program
+    if program is not None and program.running and not program.listening():
+        with trio.move_on_at(min(trio.current_time() + within, ctx.deadline)):
+            while program.running:
+                await trio.sleep(0.02)
+    return program_state(ctx)
+
+
 def _fix(ctx: CaseContext, *, left: bool = False) -> str:
     """The likely fix, once the program died or stopped listening."""
     program = ctx.program
@@ -570,7 +583,7 @@ async def case_survives_bad_input(ctx: CaseContext) -> Verdict:
     await converse(ctx, [bad], lambda got: got.endswith(b"\n") and ctx.settings.service != "echo",
                    eof=ctx.settings.service != "echo",
                    deadline=min(ctx.deadline, trio.current_time() + min(1.0, ctx.timeout / 3)))
-    state = program_state(ctx)
+    state = await settled_state(ctx)
     if state:
         return "fail", f"after the bad input {shown(bad)}, {state}{_fix(ctx)}"
     verdict, conv = await _two_clients(ctx)
@@ -585,7 +598,7 @@ async def case_survives_disconnect(ctx: CaseContext) -> Verdict:
     for abrupt in (False, True):
         opened = await open_connection(ctx)
         if isinstance(opened, str):
-            state = program_state(ctx)
+            state = await settled_state(ctx)
             return "fail", f"could not connect: {opened}" + (
                 f"; after a client left, {state}{_fix(ctx, left=True)}" if state else "")
         if abrupt:
@@ -598,7 +611,7 @@ async def case_survives_disconnect(ctx: CaseContext) -> Verdict:
         else:
             await opened.aclose()
     await trio.sleep(min(0.1, ctx.timeout / 10))
-    state = program_state(ctx)
+    state = await settled_state(ctx)
     if state:
         return "fail", (f"clients that left (one closed at once, one reset mid-request) took the server down: "
                         f"{state}{_fix(ctx, left=True)}")
