@@ -144,10 +144,24 @@ def test_relay_datagrams_and_streams_through_each_relay() -> None:
     assert {t["transport"] for t in result.targets if t["target"] == "relay_select"} == {"udp", "unix-dgram"}
 
 
+def _socat_relays() -> int:
+    """socat processes relaying with fork, on this machine (their children included)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        count += bool(cmdline and cmdline[0].endswith(b"socat") and any(b",fork" in part for part in cmdline))
+    return count
+
+
 def test_relay_socat_runs_where_it_can_and_says_why_not_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    socat_before = _socat_relays()
     settings = BenchSettings("relay", ("udp", "unix-dgram"), **{**QUICK, "baselines": ("socat",)})  # type: ignore[arg-type]
     result = run_bench(settings)
     by = {(r.transport, r.server): r for r in result.rows}
+    assert _socat_relays() <= socat_before, "socat's per-client children outlived the run"
     if core.socat_path() is None:
         assert "socat is not installed" in (by["udp", "socat"].error or "")
     else:

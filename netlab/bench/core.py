@@ -384,6 +384,8 @@ class ServerProcess:
     address: str  # as the server printed it
     target: dict[str, Any]  # what the load generator connects to
     log: Path
+    #: the server forks a process per client (socat): they are stopped with it, as a group
+    group: bool = False
 
     @property
     def pid(self) -> int:
@@ -401,6 +403,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.group:  # its children outlive it otherwise (a UDP one never sees an end)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
@@ -561,14 +566,15 @@ def _spawn_socat(address_text: str, to_text: str, settings: BenchSettings,
     server_cpus, _ = pin_sets(settings.pin)
     with open(log, "wb") as err:
         proc = subprocess.Popen([path, listen, connect], stdout=subprocess.DEVNULL, stderr=err,
-                                stdin=subprocess.DEVNULL, preexec_fn=_pinned(server_cpus), cwd=str(directory))
+                                stdin=subprocess.DEVNULL, preexec_fn=_pinned(server_cpus), cwd=str(directory),
+                                start_new_session=True)  # a group of its own: its children stop with it
     target = loadgen_target(bound)
 
     def ready() -> ServerProcess:
         give_up = time.monotonic() + 20
         while time.monotonic() < give_up and proc.poll() is None:
             if _socat_listening(target):
-                return ServerProcess("socat", proc, bound, target, log)
+                return ServerProcess("socat", proc, bound, target, log, group=True)
             time.sleep(0.02)
         proc.kill()
         proc.wait()
