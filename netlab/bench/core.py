@@ -210,6 +210,7 @@ class Run:
     level: int | None = None
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    started_at: float = field(default_factory=time.time)  # made as the run starts
 
     @property
     def value(self) -> float | None:
@@ -1053,15 +1054,15 @@ def evaluate_targets(rows: list[Row], pin: str = "same") -> list[dict[str, Any]]
 
 
 def report(result: BenchResult, error: str | None = None) -> dict[str, Any]:
-    """The results in the shape of iperf3's ``-J``: start, intervals (every run), end, error."""
-    return {
-        "start": {"environment": result.environment, "settings": result.settings.as_dict(),
-                  "servers": {name: BASELINE_TEXT[name] for name in (*result.settings.servers, "iperf3")}},
-        "intervals": [run.as_dict() for run in result.runs],
-        "end": {"results": [asdict(row) for row in result.rows], "skipped": result.skipped,
-                "targets": result.targets},
-        "error": error,
-    }
+    """The results in iperf3's ``-J`` shape all the way down (`netlab.experiments.iperf3json`):
+    one interval per run; netlab's own figures under ``start``'s and ``end``'s netlab keys."""
+    from ..experiments.iperf3json import bench_document
+
+    return bench_document(result, {"environment": result.environment, "settings": result.settings.as_dict(),
+                                   "servers": {name: BASELINE_TEXT[name]
+                                               for name in (*result.settings.servers, "iperf3")}},
+                          {"results": [asdict(row) for row in result.rows], "skipped": result.skipped,
+                           "targets": result.targets, "runs": [run.as_dict() for run in result.runs]}, error)
 
 
 def _fmt(value: float | None, digits: int | None = None) -> str:

@@ -94,6 +94,12 @@ def raise_nofile() -> tuple[int, int]:
 
 def process_cpu(pid: int | None) -> float | None:
     """utime + stime of a process (all its threads, living and dead), in seconds."""
+    parts = process_cpu_parts(pid)
+    return None if parts is None else parts[0] + parts[1]
+
+
+def process_cpu_parts(pid: int | None) -> tuple[float, float] | None:
+    """(utime, stime) of a process (all its threads, living and dead), in seconds."""
     if not pid:
         return None
     try:
@@ -101,7 +107,8 @@ def process_cpu(pid: int | None) -> float | None:
             fields = f.read().rpartition(")")[2].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def process_rss(pid: int | None) -> int | None:
@@ -119,8 +126,12 @@ def process_rss(pid: int | None) -> int | None:
 
 
 def own_cpu() -> float:
+    return sum(own_cpu_parts())
+
+
+def own_cpu_parts() -> tuple[float, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 def snmp(protocol: str) -> dict[str, int]:
@@ -244,22 +255,32 @@ class Window:
         self.start_ns = self.end_ns = 0
         self.client_cpu = 0.0
         self.server_cpu: float | None = 0.0
-        self._server0: float | None = None
+        self._server0: tuple[float, float] | None = None
+        self._client0 = (0.0, 0.0)
+        self.client_parts: tuple[float, float] | None = None
+        self.server_parts: tuple[float, float] | None = None
 
     def open(self) -> None:
-        self._client0 = own_cpu()
-        self._server0 = process_cpu(self.server_pid)
+        self._client0 = own_cpu_parts()
+        self._server0 = process_cpu_parts(self.server_pid)
         self.start_ns = _now()
 
     def close(self, end_ns: int | None = None) -> None:
         self.end_ns = end_ns or _now()
-        self.client_cpu = own_cpu() - self._client0
-        server1 = process_cpu(self.server_pid)
-        self.server_cpu = None if server1 is None or self._server0 is None else server1 - self._server0
+        client1 = own_cpu_parts()
+        self.client_parts = (client1[0] - self._client0[0], client1[1] - self._client0[1])
+        self.client_cpu = sum(self.client_parts)
+        server1 = process_cpu_parts(self.server_pid)
+        self.server_parts = None if server1 is None or self._server0 is None else (
+            server1[0] - self._server0[0], server1[1] - self._server0[1])
+        self.server_cpu = None if self.server_parts is None else sum(self.server_parts)
 
     def result(self) -> dict[str, Any]:
         elapsed = (self.end_ns - self.start_ns) / 1e9
-        return {"elapsed": elapsed, "client_cpu": self.client_cpu, "server_cpu": self.server_cpu}
+        client, server = self.client_parts, self.server_parts
+        return {"elapsed": elapsed, "client_cpu": self.client_cpu, "server_cpu": self.server_cpu,
+                "client_cpu_user": client[0] if client else None, "client_cpu_system": client[1] if client else None,
+                "server_cpu_user": server[0] if server else None, "server_cpu_system": server[1] if server else None}
 
 
 def encode_latencies(latencies: array.array[int]) -> str | None:

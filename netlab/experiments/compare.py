@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
 import tempfile
 import time
@@ -142,6 +143,10 @@ class TransportResult:
     max_us: float | None = None
     goodput_bps: float = 0.0
     elapsed_s: float = 0.0
+    sent_bytes: int = 0  # request bytes handed to the socket (framing included)
+    started_at: float = 0.0  # when the workload began (seconds since the epoch)
+    cpu_user_s: float = 0.0  # this process's CPU time during the run (client and server both)
+    cpu_system_s: float = 0.0
     not_applied: list[str] = field(default_factory=list)
     relay: dict[str, object] | None = None
     kernel: dict[str, object] | None = None  # kernel mode: loss rule and /proc/net/snmp figures
@@ -212,12 +217,16 @@ class _Tally:
         self.buckets: dict[int, list[float]] = {}
 
     def _bucket(self, now: float) -> list[float]:
-        return self.buckets.setdefault(int(now - self.start), [0, 0, 0])
+        return self.buckets.setdefault(int(now - self.start), [0, 0, 0, 0])
 
     def sent(self, seq: int, now: float) -> None:
         self.sent_at[seq] = now
         self.result.sent += 1
         self._bucket(now)[0] += 1
+
+    def wrote(self, now: float, size: int) -> None:
+        self.result.sent_bytes += size
+        self._bucket(now)[3] += size
 
     def received(self, flow: _Flow, reply: bytes, now: float) -> None:
         r = self.result
@@ -277,11 +286,13 @@ class _Conn:
         self.conn, self.framed = conn, framed
         self.reader = self.service.new_reply_reader()
 
-    async def send(self, request: bytes) -> None:
+    async def send(self, request: bytes) -> int:
+        """Send one request; the bytes it took on the wire (framing included)."""
         wire = self.service.encode_request(request, stream=self.framed)
         if self.framed:
             self.reader.expect(wire)
         await send_data(self.conn, wire)
+        return len(wire)
 
     async def receive(self) -> tuple[list[bytes], bool]:
         """(replies completed by one read, whether the kernel truncated it)."""
@@ -319,8 +330,9 @@ async def _run_flow(flow: _Flow, conn: _Conn, tally: _Tally, requests: dict[int,
             if per_flow_rate:
                 await trio.sleep_until(trio.current_time() + max(0.0, start + index / per_flow_rate - time.perf_counter()))
             flow.waiting, flow.arrived = seq, trio.Event()
-            tally.sent(seq, time.perf_counter())
-            await conn.send(requests[seq])
+            now = time.perf_counter()
+            tally.sent(seq, now)
+            tally.wrote(now, await conn.send(requests[seq]))
             tick()
             if not per_flow_rate:
                 with trio.move_on_after(settings.reply_timeout):
@@ -346,7 +358,9 @@ def _drain_time(settings: CompareSettings) -> float:
     return min(settings.reply_timeout, 0.05 + 2 * max(_slowest_way(settings.forward), _slowest_way(settings.backward)))
 
 
-def _finish(result: TransportResult, tally: _Tally, elapsed: float) -> None:
+def _finish(result: TransportResult, tally: _Tally, elapsed: float, cpu: tuple[float, float]) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result.cpu_user_s, result.cpu_system_s = usage.ru_utime - cpu[0], usage.ru_stime - cpu[1]
     result.lost = max(result.planned - len(tally.answered) - tally.unattributed, 0)
     result.elapsed_s = elapsed
     summary = latency_percentiles(tally.histogram)
@@ -356,7 +370,8 @@ def _finish(result: TransportResult, tally: _Tally, elapsed: float) -> None:
     verified_bytes = sum(b[2] for b in tally.buckets.values())
     result.goodput_bps = verified_bytes * 8 / elapsed if elapsed > 0 else 0.0
     result.intervals = [
-        {"start": float(second), "end": float(second + 1), "sent": b[0], "delivered": b[1], "bytes": b[2]}
+        {"start": float(second), "end": min(float(second + 1), elapsed), "sent": b[0], "delivered": b[1],
+         "bytes": b[2], "sent_bytes": b[3]}
         for second, b in sorted(tally.buckets.items())
     ]
 
@@ -392,7 +407,9 @@ async def compare_one(name: str, service: str, settings: CompareSettings,
             rng = random.Random(settings.seed)
             probes = {seq: make_probe(service, seq, settings.size, rng) for seq in range(settings.messages)}
             requests = {seq: req for seq, (req, _) in probes.items()}
-            start = time.perf_counter()
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = (usage.ru_utime, usage.ru_stime)
+            result.started_at, start = time.time(), time.perf_counter()
             tally = _Tally(result, service, {seq: exp for seq, (_, exp) in probes.items()}, start)
             share = -(-settings.messages // settings.concurrency)
             flows = [_Flow(range(i, min(i + share, settings.messages))) for i in range(0, settings.messages, share)]
@@ -410,7 +427,7 @@ async def compare_one(name: str, service: str, settings: CompareSettings,
                             await conn.aclose()
             except* (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError) as group:
                 result.error = _describe(group.exceptions[0])
-            _finish(result, tally, time.perf_counter() - start)
+            _finish(result, tally, time.perf_counter() - start, cpu)
             if relay is not None:
                 result.relay = relay.stats.as_dict()
             nursery.cancel_scope.cancel()
@@ -456,16 +473,13 @@ async def for_each_pair(settings: CompareSettings,
 
 
 def report(settings: CompareSettings, results: Sequence[TransportResult], error: str | None = None) -> dict[str, Any]:
-    """The results in the shape of iperf3's ``-J``: start, intervals, end, error."""
-    return {
-        "start": {"environment": environment(), "settings": settings.as_dict()},
-        "intervals": [
-            {"transport": r.transport, "service": r.service, **interval}
-            for r in results for interval in r.intervals
-        ],
-        "end": {"results": [r.summary() for r in results]},
-        "error": error,
-    }
+    """The results in iperf3's ``-J`` shape all the way down (`netlab.experiments.iperf3json`):
+    one stream per (transport, service); netlab's own figures in ``start.settings``,
+    ``start.environment`` and ``end.results``."""
+    from .iperf3json import compare_document
+
+    return compare_document(settings, results, {"environment": environment(), "settings": settings.as_dict()},
+                            error)
 
 
 def plot(results: Sequence[TransportResult], path: str) -> None:
