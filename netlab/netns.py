@@ -189,6 +189,16 @@ def loopback_up() -> None:
         fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
 
 
+_SIOCSIFMTU = 0x8922
+
+
+def set_mtu(interface: str, mtu: int) -> None:
+    """Set an interface's MTU in this (private) namespace, e.g. ``lo`` to 1500 so that a large
+    datagram leaves as IP fragments, as on a real link. Needs CAP_NET_ADMIN in the namespace."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock.fileno(), _SIOCSIFMTU, struct.pack("16si12x", interface.encode(), mtu))
+
+
 def write_sysctl(path: str, value: int) -> str | None:
     """Write a per-namespace sysctl; None if it worked, else why not."""
     try:
@@ -263,5 +273,5 @@ def python_command(code: str) -> list[str]:
 
 __all__ = ["CAP_NET_ADMIN", "CAP_SYS_ADMIN", "TW_BUCKETS", "Isolation", "command_line", "current_netns",
            "effective_capabilities", "exit_with_parent", "has_capability", "isolation", "loopback_up",
-           "other_processes", "python_command", "read_sysctl", "refuse_host", "require", "tool", "unshare_command",
-           "write_sysctl"]
+           "other_processes", "python_command", "read_sysctl", "refuse_host", "require", "set_mtu", "tool",
+           "unshare_command", "write_sysctl"]
