@@ -688,8 +688,9 @@ _TRACE = "Capture"
              epilog="Example: netlab trace --serve tcp:127.0.0.1:7000 --pcap t.pcap -- "
                     "netlab send --transport tcp:127.0.0.1:7000 '2 3'")
 def trace(
-    command: Annotated[list[str], typer.Argument(metavar="-- CMD...", help="the command to trace (after --); "
-                                                 "a netlab command may leave out `netlab`")],
+    command: Annotated[Optional[list[str]], typer.Argument(metavar="-- CMD...", help="the command to trace, "
+                                                           "after -- ; a netlab command may leave out `netlab`")]
+    = None,
     serve_at: Annotated[Optional[list[str]], typer.Option(
         "--serve", metavar="ADDR", callback=lambda v: [str(_address(a)) for a in v or []],
         help="start netlab's server on ADDR inside the trace first (repeatable)")] = None,

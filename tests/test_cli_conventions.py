@@ -246,7 +246,18 @@ JSON_CASES: dict[str, Callable[[Any], list[Any]]] = {
     "constants": lambda p: _once(["constants", "SOCK_", "--json"]),
     "addr explain": lambda p: _once(["addr", "explain", "unix-dgram:@netlab-json-conventions", "--json"]),
     "check": lambda p: _once(["check", _server(p), "--case", "sum.small", "--json"]),
+    "trace": lambda p: _traced(["trace", "--json", "--serve", "udp:127.0.0.1:7000", "--", "send", "-t",
+                                "udp:127.0.0.1:7000", "2 3"]),
 }
+
+
+def _traced(args: list[str]) -> list[Any]:
+    from netlab.netns import isolation
+
+    if isolation().mode is None:
+        pytest.skip(f"netlab trace needs a private network namespace ({isolation().detail}): run as root, or allow "
+                    f"unprivileged user namespaces")
+    return _once(args)
 
 
 @pytest.mark.parametrize("path", command_paths())

@@ -16,9 +16,13 @@ Packets are sorted into **conversations** (`Conversation`):
 What was lost. A capture sees every packet *sent*: one dropped on the way in (as kernel
 mode's nftables rule does, at the input hook) is still in the capture. TCP says what did
 not arrive by sending it again: a segment whose sequence numbers were sent before is a
-**retransmission**, and the first copy is marked **lost** where it was sent; unless the
-receiver had acknowledged it before the retransmission, in which case it was that
-acknowledgement that was lost, and it is marked instead.
+**retransmission**. Where packets can be dropped (``drops=True``: a loss rule is in
+place), the first copy is marked **lost** where it was sent; unless the receiver had
+acknowledged it before the retransmission, in which case it was that acknowledgement that
+was lost, and it is marked instead. Where nothing drops packets (loopback without a rule),
+a retransmission means only that the acknowledgement was late (a tail loss probe fires
+after a few milliseconds on loopback, a timeout after 200 ms): the first copy is marked
+"not acknowledged in time", never lost.
 
 The layout (`Ladder.lines`): one line per packet, ``#``, milliseconds since the first
 packet, the conversation, an arrow between the two rails carrying the flags (TCP), UDP or
@@ -33,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .packets import Packet, preview
+from .packets import Packet, preview, tls_record
 
 Endpoint = tuple[str, "int | None"]
 #: the time between two packets that makes a new burst (a blank line in the ladder)
@@ -149,7 +153,8 @@ class Row:
             f = p.fragment
             parts.append(f"frag id {f['id']} off {f['offset']}" + (" +" if f["more"] else ""))
         if p.payload_len and p.payload:
-            parts.append(preview(p.payload))
+            record = tls_record(p.payload) if p.proto == "tcp" else None
+            parts.append(record or preview(p.payload))
         if self.note:
             parts.append(self.note)
         return " ".join(parts)
@@ -166,7 +171,8 @@ class Row:
 class Ladder:
     """Packets sorted into conversations, numbered, with what was lost marked."""
 
-    def __init__(self, packets: Sequence[Packet]) -> None:
+    def __init__(self, packets: Sequence[Packet], *, drops: bool = False) -> None:
+        self.drops = drops  # whether something (a loss rule) may have dropped packets
         self.packets = sorted(packets, key=lambda p: p.time)
         self.start = self.packets[0].time if self.packets else 0.0
         self.conversations: list[Conversation] = []
@@ -256,6 +262,9 @@ class Ladder:
     def _blame(self, conversation: Conversation, original: Row, again: Row, length: int) -> None:
         """Mark what was lost: the first copy, or the acknowledgement of it that came back."""
         assert original.rel_seq is not None
+        if not self.drops:
+            original.note = "not acknowledged in time"
+            return
         covered = original.rel_seq + length
         acks = [r for r in conversation.rows
                 if original.n < r.n < again.n and r.source != original.source and r.rel_ack is not None
@@ -277,7 +286,7 @@ class Ladder:
     def lines(self, width: int = 80) -> list[str]:
         """The ladder, each line at most `width` columns."""
         arrow = ARROW if width >= 70 else max(12, width - 44)
-        out = [" " * 19 + "initiator".ljust(arrow + 2) + "responder"]
+        out = [f"{'#':>4} {'ms':>9}     " + "initiator".ljust(arrow + 2) + "responder"]
         previous = None
         for row in self.rows:
             if previous is not None and row.packet.time - previous > SPACING:

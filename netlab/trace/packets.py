@@ -148,8 +148,20 @@ def decode(frame: bytes, when: float, interface: str = "lo") -> Packet:
     return packet
 
 
+TLS_RECORDS = {20: "change cipher spec", 21: "alert", 22: "handshake", 23: "application data"}
+
+
+def tls_record(data: bytes) -> str | None:
+    """``TLS handshake`` when `data` starts with a TLS record header (type, version 3.x), else None."""
+    if len(data) >= 5 and data[0] in TLS_RECORDS and data[1] == 3 and data[2] <= 4:
+        return f"TLS {TLS_RECORDS[data[0]]}"
+    return None
+
+
 def preview(data: bytes, limit: int = 12) -> str:
     """The first bytes of a payload as a quoted, escaped string: ``"2 3\\n"``."""
+    if data and sum(32 <= b < 127 or b in (9, 10, 13) for b in data[:limit]) < len(data[:limit]) / 2:
+        return " ".join(f"{b:02x}" for b in data[: limit // 2]) + ("…" if len(data) > limit // 2 else "")
     shown = []
     for byte in data[:limit]:
         char = chr(byte)
@@ -158,4 +170,4 @@ def preview(data: bytes, limit: int = 12) -> str:
     return '"' + "".join(shown) + ('…"' if len(data) > limit else '"')
 
 
-__all__ = ["Packet", "decode", "preview"]
+__all__ = ["Packet", "decode", "preview", "tls_record"]
