@@ -13,6 +13,7 @@ from .refused import EXPERIMENT as REFUSED
 from .size_limits import EXPERIMENT as SIZE_LIMITS
 from .loss import EXPERIMENT as LOSS
 from .framing import EXPERIMENT as FRAMING
+from .close import EXPERIMENT as CLOSE
 
 EXPERIMENTS: dict[str, Experiment] = {
     "boundaries": BOUNDARIES,
@@ -22,6 +23,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "size-limits": SIZE_LIMITS,
     "loss": LOSS,
     "framing": FRAMING,
+    "close": CLOSE,
 }
 
 
