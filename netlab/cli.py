@@ -775,6 +775,10 @@ def experiment_run(
                                                       help="draw the result to FILE where the experiment has a plot "
                                                            "(.png, .svg, .pdf, ...; no extension: .png is added)")]
     = None,
+    trace: Annotated[bool, typer.Option("--trace", help="capture its packets (in a private network namespace) and "
+                                                        "show the ones its findings rest on")] = False,
+    pcap: Annotated[Optional[Path], typer.Option("--pcap", metavar="FILE",
+                                                 help="with --trace: also write the packets to FILE (pcap)")] = None,
 ) -> None:
     """Run one named experiment: a table of what was measured, then what the figures show."""
     from .experiments import EXPERIMENTS, ExperimentOptions
@@ -786,11 +790,22 @@ def experiment_run(
     draw = experiment.plot
     if plot_file is not None and draw is None:
         raise typer.BadParameter(f"the {name} experiment has no plot", param_hint="--plot")
+    if pcap is not None and not trace:
+        raise UsageError("--pcap goes with --trace")
     options = ExperimentOptions(messages=messages, size=size, loss=loss, rcvbuf=rcvbuf, kernel=kernel, seed=seed,
                                 timeout=timeout)
     outputs = Outputs(json=json_file, plot=plot_file)
     outputs.check()
-    result = trio.run(experiment.run, options)
+    if pcap is not None:
+        Outputs(json=pcap).check()
+    traced = None
+    if trace:
+        from .trace.lessons import trace_experiment
+
+        traced = trio.run(trace_experiment, name, options)
+        result = traced.result
+    else:
+        result = trio.run(experiment.run, options)
 
     def tables() -> None:
         out.print(f"[bold]{experiment.name}[/bold]: {experiment.question}  ({result.mode})")
@@ -798,8 +813,18 @@ def experiment_run(
             out.print(render.result_table(table_data))
         for finding in result.findings:
             out.print(f"- {finding}", highlight=False)
+        if traced is not None:
+            from .trace.view import show_lessons
 
-    _emit(as_json, result.as_json, tables, outputs, None if draw is None else partial(draw, result))
+            show_lessons(out, traced)
+
+    _emit(as_json, result.as_json if traced is None else traced.as_json, tables, outputs,
+          None if draw is None else partial(draw, result))
+    if traced is not None and pcap is not None:
+        from .trace import write_pcap
+
+        write_pcap(pcap, sorted((f for frames in traced.frames.values() for f in frames), key=lambda f: f.time))
+        _wrote(pcap)
 
 
 # -- the lecture's exploration: host, resolve, constants, raw, addr explain -------------

@@ -108,7 +108,7 @@ def test_a_retransmission_marks_the_first_copy_lost_where_packets_can_be_dropped
     first, again = ladder.rows[3], ladder.rows[4]
     assert again.retransmission_of == first.n and first.lost and not again.lost
     assert "LOST" in first.detail() and f"again (#{first.n})" in again.detail()
-    assert "✗" in ladder.lines()[first.n]  # drawn where it would have arrived
+    assert "✗" in ladder.line(first.n) and "✗" not in ladder.line(again.n)  # drawn where it would have arrived
 
 
 def test_without_a_loss_rule_a_retransmission_is_not_called_a_loss() -> None:

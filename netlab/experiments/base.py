@@ -25,6 +25,7 @@ class ExperimentOptions:
     kernel: bool = False
     seed: int = 1
     timeout: float = 1.0
+    trace: bool = False  # keep the packets, where the experiment captures them itself (loss --kernel)
 
 
 @dataclass
@@ -43,9 +44,13 @@ class ExperimentResult:
     findings: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    #: with ExperimentOptions.trace: the frames captured, per run ([time, interface, base64]; not in the JSON)
+    frames: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["frames"]
+        return data
 
 
 @dataclass(frozen=True)

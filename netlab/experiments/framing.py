@@ -84,6 +84,7 @@ class Cell:
     reply: str | None
     correct: bool
     elapsed_s: float
+    address: str = ""  # where the client connected (the server, or the relay in front of it)
 
 
 def _shown(reply: bytes) -> str:
@@ -214,7 +215,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
                             outcome, reply, elapsed = await _try(client, address, wait)
                             cells.append(Cell(name, path, framing_text, outcome, reply,
                                               outcome == "reply" and reply is not None and reply.encode() == RIGHT,
-                                              round(elapsed, 3)))
+                                              round(elapsed, 3), address))
 
                         clients.start_soon(one)
             nursery.cancel_scope.cancel()

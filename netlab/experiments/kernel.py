@@ -48,6 +48,7 @@ the programs unshare (util-linux), nft (nftables), ip and tc (iproute2).
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -389,8 +390,10 @@ def reply_timeout(settings: Any, kimp: KernelImpairments, name: str) -> float:
     return max(STREAM_TIMEOUT, link + 1.0) if connected else DATAGRAM_TIMEOUT + link
 
 
-def _job(name: str, service: str, settings: Any, kimp: KernelImpairments, tools: dict[str, str]) -> dict[str, Any]:
+def _job(name: str, service: str, settings: Any, kimp: KernelImpairments, tools: dict[str, str],
+         trace: bool = False) -> dict[str, Any]:
     return {
+        "trace": trace,
         "transport": name, "service": service,
         "settings": {"messages": settings.messages, "size": settings.size, "rate": settings.rate,
                      "concurrency": settings.concurrency, "timeout": reply_timeout(settings, kimp, name),
@@ -407,14 +410,15 @@ def child_command(tools: dict[str, str]) -> list[str]:
 
 async def run_in_namespace(name: str, service: str, settings: Any, kimp: KernelImpairments,
                            tick: Callable[[], None] = lambda: None,
-                           tools: dict[str, str] | None = None) -> TransportResult:
+                           tools: dict[str, str] | None = None, trace: bool = False) -> TransportResult:
     """Run one (transport, service) workload in a private network namespace; a TransportResult
-    with ``kernel`` filled in (counters, rules, attribution). Raises KernelModeError when the
-    namespace or its rules cannot be made."""
+    with ``kernel`` filled in (counters, rules, attribution). With `trace`, the namespace's
+    frames too (``kernel["frames"]``: `netlab.trace.capture`, as [time, interface, base64]).
+    Raises KernelModeError when the namespace or its rules cannot be made."""
     from .compare import TransportResult
 
     tools = tools or check_kernel_mode()
-    job = json.dumps(_job(name, service, settings, kimp, tools)).encode()
+    job = json.dumps(_job(name, service, settings, kimp, tools, trace)).encode()
     final: dict[str, Any] = {}
     errors: list[bytes] = []
 
@@ -578,7 +582,14 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
             _emit({"event": "progress", "ticks": count["sent"] - count["reported"]})
             count["reported"] = count["sent"]
 
-    result = await compare_one(job["transport"], job["service"], settings, tick, on_server=on_server)
+    if job.get("trace"):
+        from ..trace.capture import capture
+
+        with capture(refuse=job["parent"]["netns"]) as frames:
+            result = await compare_one(job["transport"], job["service"], settings, tick, on_server=on_server)
+            await trio.sleep(0.05)  # the closing segments
+    else:
+        result = await compare_one(job["transport"], job["service"], settings, tick, on_server=on_server)
     after = read_snmp()
     before = state.get("before", {key: 0 for key in SNMP_KEYS})
     listing = _run(tools["nft"], "-j", "list", "ruleset", what="reading the rule counters").stdout
@@ -596,6 +607,9 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
         "qdisc_drops": parse_qdisc_drops(qdiscs),
         "ruleset": state.get("ruleset"),
     }
+    if job.get("trace"):
+        result.kernel["frames"] = [[f.time, f.interface, base64.b64encode(f.data).decode()] for f in frames.frames]
+        result.kernel["capture"] = frames.summary()
     return asdict(result)
 
 

@@ -55,7 +55,8 @@ async def _run_all(options: ExperimentOptions) -> list[TransportResult]:
 
     async def one(name: str) -> None:
         if tools is not None:
-            results[name] = await run_in_namespace(name, "echo", _settings(name, options, False), kimp, tools=tools)
+            results[name] = await run_in_namespace(name, "echo", _settings(name, options, False), kimp, tools=tools,
+                                                   trace=options.trace)
         else:
             results[name] = await compare_one(name, "echo", _settings(name, options, True))
 
@@ -186,6 +187,10 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
                     if options.kernel else {})},
     )
     results = await _run_all(options)
+    for r in results:
+        frames = (r.kernel or {}).pop("frames", None)
+        if isinstance(frames, list):
+            result.frames[r.transport] = frames
     transports = {r.transport: _facts(r, options.kernel) for r in results}
     result.facts = {"mode": mode, "loss": options.loss, "expected_round_trip_loss": 1 - (1 - options.loss) ** 2,
                     "transports": transports}

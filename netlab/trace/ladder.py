@@ -178,7 +178,7 @@ class Ladder:
         self.conversations: list[Conversation] = []
         self.rows: list[Row] = []
         self._open: dict[tuple[str, frozenset[Endpoint]], Conversation] = {}
-        self._fragments: dict[tuple[str, str, int | None], Conversation] = {}
+        self._fragments: dict[tuple[str, str, int | None], tuple[Conversation, Endpoint]] = {}
         self._counts = {"tcp": 0, "udp": 0, "icmp": 0}
         for n, packet in enumerate(self.packets, 1):
             self.rows.append(self._place(n, packet))
@@ -201,9 +201,9 @@ class Ladder:
             if found is None or (p.proto == "tcp" and found.ended and p.flags == ["SYN"]):
                 found = self._new(p.proto, src, dst)
             if p.fragment is not None:
-                self._fragments[(p.src, p.dst, p.ip_id)] = found
-        elif p.proto == "fragment":
-            found = self._fragments.get((p.src, p.dst, p.ip_id))
+                self._fragments[(p.src, p.dst, p.ip_id)] = (found, src)
+        elif p.proto == "fragment":  # no ports: it goes the way its first fragment went
+            found, src = self._fragments.get((p.src, p.dst, p.ip_id), (None, src))
         elif p.proto.startswith("icmp"):
             q = p.quoted
             found = None
@@ -284,19 +284,29 @@ class Ladder:
         return [c.describe() for c in self.conversations]
 
     def lines(self, width: int = 80) -> list[str]:
-        """The ladder, each line at most `width` columns."""
-        arrow = ARROW if width >= 70 else max(12, width - 44)
+        """The ladder, each line at most `width` columns: a header, then a line per packet (and
+        a dotted gap where more than `SPACING` s passed between two packets)."""
+        arrow = _arrow_width(width)
         out = [f"{'#':>4} {'ms':>9}     " + "initiator".ljust(arrow + 2) + "responder"]
         previous = None
         for row in self.rows:
             if previous is not None and row.packet.time - previous > SPACING:
                 out.append(" " * 19 + "┆" + " " * arrow + "┆")
             previous = row.packet.time
-            ms = (row.packet.time - self.start) * 1e3
-            head = f"{row.n:>4} {ms:>9.3f} {row.tag:<3} "
-            line = head + "│" + _arrow(row.label(), arrow, row.rightward, row.lost) + "│ " + row.detail()
-            out.append(_fit(line, width))
+            out.append(self.line(row.n, width))
         return out
+
+    def line(self, n: int, width: int = 80) -> str:
+        """Packet number `n`'s line of the ladder."""
+        row = self.rows[n - 1]
+        ms = (row.packet.time - self.start) * 1e3
+        head = f"{row.n:>4} {ms:>9.3f} {row.tag:<3} "
+        line = head + "│" + _arrow(row.label(), _arrow_width(width), row.rightward, row.lost) + "│ " + row.detail()
+        return _fit(line, width)
+
+
+def _arrow_width(width: int) -> int:
+    return ARROW if width >= 70 else max(12, width - 44)
 
 
 def _arrow(label: str, width: int, rightward: bool, lost: bool) -> str:

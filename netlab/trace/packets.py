@@ -103,7 +103,7 @@ def decode(frame: bytes, when: float, interface: str = "lo") -> Packet:
     ip = ether.data
     if isinstance(ip, dpkt.ip.IP):
         packet.family, packet.ip_id = 4, ip.id
-        more, offset = bool(ip.mf), ip.offset
+        more, offset = bool(ip.mf), ip.offset * 8  # the header counts in 8-byte units
     elif isinstance(ip, dpkt.ip6.IP6):
         packet.family = 6
         fragment = ip.extension_hdrs.get(44) if hasattr(ip, "extension_hdrs") else None

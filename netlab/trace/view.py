@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from .ladder import Ladder
+from .lessons import TracedExperiment
 from .run import TraceResult
 
 WIDTH = 80
@@ -58,4 +59,18 @@ def show(console: Console, result: TraceResult) -> None:
     console.print(f"Captured in {result.isolation}.", markup=False, highlight=False)
 
 
-__all__ = ["ladder_lines", "show", "unix_lines"]
+def show_lessons(console: Console, traced: TracedExperiment) -> None:
+    """Under an experiment's findings: the findings drawn from its packets, each with the
+    ladder lines of the packets it cites."""
+    width = min(console.width, WIDTH)
+    console.print()
+    console.print("What the packets show:", markup=False, highlight=False)
+    for lesson in traced.lessons:
+        console.print(f"- {lesson.text}", markup=False, highlight=False)
+        for line in traced.excerpt(lesson, width - 2):
+            console.print("  " + line, markup=False, highlight=False, soft_wrap=True)
+    for note in traced.notes:
+        console.print(f"({note})", markup=False, highlight=False)
+
+
+__all__ = ["ladder_lines", "show", "show_lessons", "unix_lines"]
