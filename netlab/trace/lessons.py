@@ -285,6 +285,11 @@ def framing(result: dict[str, Any], ladder: Ladder) -> list[Lesson]:
                      f"{_ms(request, closed) / 1e3:.1f} s later: the server waits for the \\n that would end the "
                      f"request, the client for a reply")
             cited.append(closed.n)
+            after = [r for r in _data(stuck, False) if r.n > closed.n]
+            if after:
+                text += (f". Only then did the server answer, #{after[0].n}: {preview(after[0].packet.payload, 24)}: "
+                         f"the end of stream ended the request, for a client no longer waiting")
+                cited.append(after[0].n)
         lessons.append(Lesson(text + ".", cited))
     else:
         lessons.append(Lesson("no connection to a server in the trace carried the naive client's '2 3' without an "
