@@ -209,7 +209,33 @@ def _compare_services(value: str) -> list[str]:
     return names
 
 
-TransportOpt = Annotated[Address, typer.Option("--transport", "-t", parser=_address, metavar="ADDR",
+def _completes(names: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
+    """Shell completion of one value among `names()` (called only when completing)."""
+    return lambda incomplete: [name for name in names() if name.startswith(incomplete)]
+
+
+def _completes_list(names: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
+    """Shell completion of a comma-separated list: the last item, after what is typed."""
+    def complete(incomplete: str) -> list[str]:
+        done, _, last = incomplete.rpartition(",")
+        head = done + "," if done else ""
+        taken = set(done.split(","))
+        return [head + name for name in names() if name.startswith(last) and name not in taken]
+    return complete
+
+
+def _experiment_names() -> list[str]:
+    from .experiments import EXPERIMENTS
+
+    return list(EXPERIMENTS)
+
+
+_SCHEMES = _completes(lambda: [f"{scheme}:" for scheme in TRANSPORTS])
+_SERVICES = _completes(lambda: list(SERVICES))
+_TRANSPORT_LIST = _completes_list(lambda: list(COMPARE_SCHEMES))
+
+
+TransportOpt = Annotated[Address, typer.Option("--transport", "-t", parser=_address, metavar="ADDR", autocompletion=_SCHEMES,
                                                help="where: tcp:HOST:PORT, udp:…, tcp6:[::1]:PORT, unix:PATH, "
                                                     "unix-dgram:@NAME (see `netlab transports`)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON on stdout instead of tables")]
@@ -257,7 +283,7 @@ _CLIENTS = "Testing your own client (see the README)"
 @app.command(epilog="Example: netlab serve --transport unix:/tmp/sum.sock --service sum")
 def serve_cmd(
     transport: TransportOpt,
-    service: Annotated[str, typer.Option("--service", "-s", callback=_service,
+    service: Annotated[str, typer.Option("--service", "-s", callback=_service, autocompletion=_SERVICES,
                                          help=f"what to serve: {', '.join(SERVICES)}")] = "echo",
     max_connections: Annotated[int, typer.Option(min=1, rich_help_panel=_LIMITS,
                                                  help="open connections at once; more get ERR busy")] = 1024,
@@ -323,7 +349,7 @@ def send(
     transport: TransportOpt,
     message: Annotated[str, typer.Argument(help="the request; for sum, two numbers: \"2 3\"")],
     service: Annotated[Optional[str], typer.Option(
-        "--service", "-s", callback=_service,
+        "--service", "-s", callback=_service, autocompletion=_SERVICES,
         help="reply framing: sum (default) reads one line per request line; "
              "echo reads as many bytes as were sent")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the reply", min=0.001, metavar="SECONDS")]
@@ -485,9 +511,10 @@ def compare(
     messages: Annotated[int, typer.Option("--messages", "--requests", "-n", min=1,
                                           help="messages per transport and service")] = 1000,
     transports_opt: Annotated[Optional[str], typer.Option(
-        "--transports", callback=_transport_names,
+        "--transports", callback=_transport_names, autocompletion=_TRANSPORT_LIST,
         help=f"comma-separated subset of: {', '.join(COMPARE_SCHEMES)}")] = None,
     services: Annotated[str, typer.Option("--service", "--services", callback=_compare_services, metavar="LIST",
+                                          autocompletion=_completes_list(lambda: ["echo", "sum"]),
                                           help="workloads: echo, sum, or echo,sum")] = "echo,sum",
     size: Annotated[int, typer.Option(min=48, max=65000, help="echo message size in bytes")] = 64,
     rate: Annotated[Optional[float], typer.Option("--rate", min=0.001, metavar="MSGS_PER_S",
@@ -613,19 +640,20 @@ _BENCH = "Load"
 @app.command(epilog="Example: netlab bench pingpong --transports tcp,unix --pin same --json-file bench.json "
                     "--plot bench.png")
 def bench(
-    mode: Annotated[str, typer.Argument(callback=_bench_mode, metavar="MODE",
+    mode: Annotated[str, typer.Argument(callback=_bench_mode, metavar="MODE", autocompletion=_completes(lambda: list(MODES)),
                                         help=_one_of(list(MODES)))],
     transports_opt: Annotated[Optional[str], typer.Option(
-        "--transports", callback=_transport_names,
+        "--transports", callback=_transport_names, autocompletion=_TRANSPORT_LIST,
         help=f"comma-separated subset of: {', '.join(COMPARE_SCHEMES)}")] = None,
     baselines: Annotated[str, typer.Option("--baselines", callback=_bench_baselines, metavar="LIST",
+                                           autocompletion=_completes_list(lambda: [*BASELINES, *RELAY_BASELINES, "none"]),
                                            help=f"baseline servers beside netlab's: {', '.join(BASELINES)} "
                                                 f"(or none); for relay, baseline relays: "
                                                 f"{', '.join(RELAY_BASELINES)}")] = ",".join(BASELINES),
     duration: Annotated[float, typer.Option(min=0.05, help="seconds measured per run")] = 2.0,
     warmup: Annotated[float, typer.Option(min=0.0, help="seconds of warm-up before each run, discarded")] = 0.5,
     repeats: Annotated[int, typer.Option(min=1, help="runs per server; figures are medians")] = 3,
-    pin: Annotated[str, typer.Option(callback=_bench_pin, metavar="|".join(PINS),
+    pin: Annotated[str, typer.Option(callback=_bench_pin, metavar="|".join(PINS), autocompletion=_completes(lambda: list(PINS)),
                                      help="server and load generator on the same core, on different "
                                           "cores, or left to the scheduler")] = "same",
     size: Annotated[int, typer.Option(min=8, max=65000, rich_help_panel=_BENCH,
@@ -650,6 +678,8 @@ def bench(
     before: Annotated[Optional[Path], typer.Option(
         "--before", metavar="DIR", help="also run the netlab server from another source tree (an older "
                                         "commit), for before/after ratios")] = None,
+    details: Annotated[bool, typer.Option("--details", help="also show netlab's development targets and the raw "
+                                                            "/proc/loadavg fields")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print every run and the summary as JSON (iperf3 -J "
                                                          "shape) instead of tables")] = False,
     json_file: JsonFileOpt = None,
@@ -672,7 +702,8 @@ def bench(
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task(f"bench {mode}", total=planned_runs(settings))
         result = run_bench(settings, progress=lambda label: progress.update(task, advance=1, description=label))
-    _emit(as_json, partial(report, result), partial(render.bench, out, result), outputs, partial(plot, result))
+    _emit(as_json, partial(report, result), partial(render.bench, out, result, details), outputs,
+          partial(plot, result))
     for failure in result.failed:
         _say(failure)
     if result.failed:
@@ -694,7 +725,7 @@ def trace(
     serve_at: Annotated[Optional[list[str]], typer.Option(
         "--serve", metavar="ADDR", callback=lambda v: [str(_address(a)) for a in v or []],
         help="start netlab's server on ADDR inside the trace first (repeatable)")] = None,
-    service: Annotated[str, typer.Option("--service", "-s", callback=_service,
+    service: Annotated[str, typer.Option("--service", "-s", callback=_service, autocompletion=_SERVICES,
                                          help=f"with --serve: {', '.join(SERVICES)}")] = "sum",
     pcap: Annotated[Optional[Path], typer.Option("--pcap", metavar="FILE",
                                                  help="also write the packets to FILE (pcap: Wireshark, "
@@ -759,7 +790,8 @@ def experiment_list(as_json: JsonOpt = False) -> None:
 
 @experiment_app.command("run", epilog="Example: netlab experiment run boundaries --json")
 def experiment_run(
-    name: Annotated[str, typer.Argument(help="an experiment from `netlab experiment list`")],
+    name: Annotated[str, typer.Argument(help="an experiment from `netlab experiment list`",
+                                        autocompletion=_completes(_experiment_names))],
     messages: Annotated[int, typer.Option("--messages", "-n", min=1, help="messages to send")] = 1000,
     size: Annotated[Optional[int], typer.Option(min=1, help="message size in bytes")] = None,
     loss: Annotated[float, typer.Option(min=0.0, max=1.0, help="loss probability, where an experiment adds loss")]
@@ -1009,7 +1041,8 @@ def check(
         metavar="[ADDR | SUBMISSION...]",
         help="the server's address; or, with --run 'CMD {}', the files to check one after another")] = None,
     service: Annotated[str, typer.Option("--service", "-s", help="sum or echo")] = "sum",
-    profile: Annotated[str, typer.Option(help="assignment: what the course asks, judged leniently; "
+    profile: Annotated[str, typer.Option(autocompletion=_completes(lambda: ["assignment", "netlab"]),
+                                         help="assignment: what the course asks, judged leniently; "
                                               "netlab: netlab's line protocol exactly")] = "assignment",
     request: Annotated[Optional[str], typer.Option(
         metavar="FORMAT", help="sum: how a request is written, {a} and {b} for the numbers (default '{a} {b}\\n'; "

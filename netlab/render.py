@@ -329,9 +329,10 @@ def compare(console: Console, settings: CompareSettings, results: Sequence[Trans
         for r in results), title="round trip in µs, goodput" + (", and what the relay did (→ requests, ← replies)"
                                                                   if relayed else "")))
     via = any(r.via for r in results)
+    # no padding at the table's edges: a tls address with its ?ca= path then fits whole in 80 columns
     console.print(table(keys + [Column("server")] + ([Column("through the relay at")] if via else []), (
         [r.transport, r.service, r.address] + ([r.via or "-"] if via else []) for r in results),
-        title="where the servers were"))
+        title="where the servers were", pad_edge=False))
     for line in conclusions:
         console.print(line, highlight=False)
 
@@ -354,18 +355,30 @@ def kernel_compare(console: Console, results: Sequence[TransportResult], conclus
 # -- netlab bench ---------------------------------------------------------------------------
 
 
-def bench(console: Console, result: BenchResult) -> None:
+def bench(console: Console, result: BenchResult, details: bool = False) -> None:
+    """bench's tables and the line on the machine. The development targets' table and the raw
+    /proc/loadavg fields only with `details` (``bench --details``); otherwise the one-minute
+    load, which is what says whether the machine was busy."""
     from .bench.core import tables
 
     for data in tables(result):
+        if data.title == "targets" and not details:
+            continue
         console.print(result_table(data, left=("server", "why", "target", "where"), first_left=True,
                                    keys=("transport", "conns", "server", "target")))
     env = result.environment
     pinned = env.get("pin", {})
+    if details:
+        load = f"load average {env['loadavg']} -> {env['loadavg_end']}"
+    else:
+        def one_minute(text: str | None) -> str:
+            return (text or "?").split()[0]
+
+        load = f"load {one_minute(env.get('loadavg'))} before, {one_minute(env.get('loadavg_end'))} after (1-minute)"
     console.print(f"pin={result.settings.pin} (server cores {pinned.get('server_cpus') or 'any'}, load generator "
                   f"cores {pinned.get('client_cpus') or 'any'}); {env['cores']} cores, Linux {env['kernel']}, "
-                  f"Python {env['python']}, trio {env['trio']}, loopback MTU {env['loopback_mtu']}; load average "
-                  f"{env['loadavg']} -> {env['loadavg_end']}", highlight=False)
+                  f"Python {env['python']}, trio {env['trio']}, loopback MTU {env['loopback_mtu']}; {load}",
+                  highlight=False)
 
 
 # -- the lecture's exploration ---------------------------------------------------------------

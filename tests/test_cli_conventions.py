@@ -479,9 +479,33 @@ def test_shell_completion_is_installable_and_completes() -> None:
     shown = invoke(["--show-completion", "bash"])
     assert shown.exit_code == 0 and "_NETLAB_COMPLETE" in shown.stdout, shown.output
     assert "--install-completion" in invoke(["--help"]).stdout
-    env = dict(os.environ, _NETLAB_COMPLETE="complete_bash", COMP_WORDS="netlab se", COMP_CWORD="1")
-    done = subprocess.run([sys.executable, "-m", "netlab"], capture_output=True, text=True, env=env, timeout=60)
-    assert set(done.stdout.split()) >= {"serve", "send"}, done
+    assert complete("netlab se") == {"serve", "send"}
+
+
+def complete(words: str) -> set[str]:
+    """What bash completion offers after `words` (the installed `netlab` script: its name is the
+    completion variable's; under ``python -m netlab`` it would print the help instead)."""
+    script = Path(sys.executable).with_name("netlab")
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    env = dict(os.environ, _NETLAB_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(cword))
+    done = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0 and "Usage" not in done.stdout, done
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize(("words", "offered"), [
+    ("netlab experiment run ", {"boundaries", "overload", "addressing", "refused", "size-limits", "loss", "framing",
+                                "close"}),
+    ("netlab experiment run f", {"framing"}),
+    ("netlab bench ", {"pingpong", "rate", "stream", "datagrams", "connect", "concurrency", "relay"}),
+    ("netlab bench pingpong --pin s", {"same", "split"}),
+    ("netlab serve --service ", {"echo", "sum", "discard"}),
+    ("netlab compare --service e", {"echo"}),
+    ("netlab compare --transports tcp,unix-", {"tcp,unix-dgram", "tcp,unix-seq"}),
+    ("netlab send -t tc", {"tcp:", "tcp4:", "tcp6:"}),
+])
+def test_completion_offers_values(words: str, offered: set[str]) -> None:
+    assert complete(words) == offered
 
 
 # -- 8. the limits that apply; why a stream kept boundaries -----------------------------------------

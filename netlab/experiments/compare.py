@@ -482,35 +482,59 @@ def report(settings: CompareSettings, results: Sequence[TransportResult], error:
                             error)
 
 
+#: compare's plot: one colour per transport (tab10 has ten; there are eight), one line style per service
+SERVICE_STYLES = {"echo": "-", "sum": "--"}
+
+
+def series_style(transport: str, service: str) -> tuple[str, str]:
+    """(colour, line style) of a (transport, service) series in compare's plot: the colour
+    says the transport, the style the service, so 16 series are 16 distinct lines."""
+    names = list(COMPARE_SCHEMES)
+    colour = f"C{names.index(transport) % 10}" if transport in names else "C9"
+    return colour, SERVICE_STYLES.get(service, ":")
+
+
 def plot(results: Sequence[TransportResult], path: str) -> None:
-    """Latency distribution per transport, and lost/duplicated/reordered bars, as a PNG."""
+    """Latency distribution per transport and service (colour: transport; line: service), and
+    lost/duplicated/reordered bars, one row per run, as a PNG (or any format matplotlib writes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    height = max(5.0, 0.32 * len(results) + 1.8)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [3, 2]})
     for r in results:
         if r.latencies_us:
             values = sorted(r.latencies_us)
             n = len(values)
-            left.plot(values, [(i + 1) / n for i in range(n)], label=f"{r.transport}/{r.service}")
+            colour, style = series_style(r.transport, r.service)
+            left.plot(values, [(i + 1) / n for i in range(n)], color=colour, linestyle=style, linewidth=1.6,
+                      label=f"{r.transport} {r.service}")
     left.set_xscale("log")
     left.set_xlabel("round trip (µs, log scale)")
     left.set_ylabel("fraction of replies")
-    left.set_title("latency distribution (CDF)")
+    left.set_title("latency distribution (CDF): colour = transport, line = service")
     left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize="small")
-    labels = [f"{r.transport}\n{r.service}" for r in results]
-    xs = range(len(results))
-    width = 0.27
-    for offset, (what, colour) in zip((-width, 0, width), (("lost", "tab:red"), ("duplicated", "tab:orange"),
-                                                             ("reordered", "tab:blue"))):
-        right.bar([x + offset for x in xs], [getattr(r, what) for r in results], width, label=what, color=colour)
-    right.set_xticks(list(xs), labels, fontsize="small", rotation=45, ha="right")
-    right.set_ylabel("messages")
+    if any(r.latencies_us for r in results):
+        left.legend(fontsize="small", ncol=2 if len(results) > 8 else 1)
+    labels = [f"{r.transport} {r.service}" for r in results]
+    ys = range(len(results))
+    bar = 0.27
+    for offset, (what, colour) in zip((-bar, 0, bar), (("lost", "tab:red"), ("duplicated", "tab:orange"),
+                                                       ("reordered", "tab:purple"))):
+        right.barh([y + offset for y in ys], [getattr(r, what) for r in results], bar, label=what, color=colour)
+    right.set_yticks(list(ys), labels, fontsize="small")
+    right.invert_yaxis()  # the first run on top, as in the tables
+    right.set_xlabel("messages")
+    if any(r.lost or r.duplicated or r.reordered for r in results):
+        right.set_xlim(left=0)
+    else:
+        right.set_xlim(0, 1)
+        right.text(0.5, 0.5, "nothing lost, duplicated or reordered", ha="center", va="center",
+                   transform=right.transAxes)
     right.set_title("what the network did")
-    right.legend()
+    right.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -541,7 +565,7 @@ def boundaries_note(settings: CompareSettings, results: Sequence[TransportResult
 
 
 __all__ = ["CompareSettings", "TransportResult", "boundaries_cell", "boundaries_note", "compare_one", "conclusions",
-           "expectations", "plot", "report", "run_compare"]
+           "expectations", "plot", "report", "run_compare", "series_style"]
 
 
 def expectations(settings: CompareSettings) -> dict[str, float]:

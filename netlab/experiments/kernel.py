@@ -585,7 +585,7 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("trace"):
         from ..trace.capture import capture
 
-        with capture(refuse=job["parent"]["netns"]) as frames:
+        with capture(refuse=job["parent"]["netns"], linger=0) as frames:
             result = await compare_one(job["transport"], job["service"], settings, tick, on_server=on_server)
             await trio.sleep(0.05)  # the closing segments
     else:

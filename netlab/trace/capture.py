@@ -162,11 +162,13 @@ class Capture:
 
 
 @contextlib.contextmanager
-def capture(limits: Limits = Limits(), *, refuse: str | None = None) -> Iterator[Frames]:
+def capture(limits: Limits = Limits(), *, refuse: str | None = None, linger: float = 0.05) -> Iterator[Frames]:
     """Capture the frames of this network namespace while the block runs; `Frames` after it.
 
     `refuse`: a network namespace (``net:[INODE]``, as `netns.current_netns` gives) this must
     not be: normally the parent's, so that nothing of the host's own traffic is captured.
+    `linger`: seconds to keep reading after the block (the last segments of a close); it
+    blocks, so under trio pass 0 and ``await trio.sleep(...)`` at the end of the block.
     Raises PrivilegeError without CAP_NET_RAW, or in the namespace refused."""
     if refuse is not None:
         refuse_host(refuse)
@@ -174,7 +176,7 @@ def capture(limits: Limits = Limits(), *, refuse: str | None = None) -> Iterator
     try:
         yield running.result
     finally:
-        running.stop()
+        running.stop(linger)
 
 
 __all__ = ["Capture", "Frame", "Frames", "Limits", "capture", "current_netns"]
