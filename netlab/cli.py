@@ -720,7 +720,8 @@ _TRACE = "Capture"
                     "netlab send --transport tcp:127.0.0.1:7000 '2 3'")
 def trace(
     command: Annotated[Optional[list[str]], typer.Argument(metavar="-- CMD...", help="the command to trace, "
-                                                           "after -- ; a netlab command may leave out `netlab`")]
+                                                           "after -- ; a netlab command may leave out `netlab` (a "
+                                                           "program named like one: give its path)")]
     = None,
     serve_at: Annotated[Optional[list[str]], typer.Option(
         "--serve", metavar="ADDR", callback=lambda v: [str(_address(a)) for a in v or []],

@@ -50,7 +50,7 @@ CHILD_CODE = "import sys; from netlab.trace.run import child_main; sys.exit(chil
 SERVER_START = 15.0
 #: how long servers may take to drain after SIGTERM before they are killed
 SERVER_STOP = 3.0
-UNIX_SAMPLE = 0.002
+UNIX_SAMPLE = 0.0005
 #: at most this many unix socket events are kept
 UNIX_EVENTS = 2000
 _UNIX_STATES = {"01": "unconnected", "02": "connecting", "03": "connected", "04": "disconnecting"}
@@ -86,12 +86,16 @@ class TraceResult:
         """Plain sentences on what the trace could not show, and why."""
         said = []
         if not self.frames and self.unix:
-            said.append("unix sockets never reach the network stack: there are no packets to show. Below, what "
-                        "the kernel listed of their life (/proc/net/unix, sampled every "
-                        f"{UNIX_SAMPLE * 1e3:g} ms: a socket that lived less than that may be missing).")
+            said.append("unix sockets never reach the network stack: there are no packets to show. Above, what "
+                        "the kernel listed of the named ones' lives (/proc/net/unix, sampled every "
+                        f"{UNIX_SAMPLE * 1e3:g} ms: a socket that lived less than that may be missing; --json has "
+                        "the unnamed ones too).")
         elif not self.frames:
             said.append("no packets: the command sent nothing over IP inside the trace's namespace (unix sockets "
                         "never reach the network stack; an address outside the namespace cannot be reached).")
+        if "--kernel" in self.settings.command:
+            said.append("the command made network namespaces of its own (--kernel): their packets are not in this "
+                        "trace (`netlab experiment run loss --kernel --trace` captures inside them).")
         stopped = self.capture.get("stopped_by")
         if stopped:
             limit = {"packets": f"{self.settings.limits.packets:,} packets",

@@ -25,11 +25,22 @@ def ladder_lines(ladder: Ladder, width: int = WIDTH) -> list[str]:
     return ladder.legend() + [""] + ladder.lines(width)
 
 
+#: what a named unix socket's state means, said as its life
+_UNIX_LIFE = {"unconnected": "bound", "listening": "listening", "connected": "a connection accepted",
+              "connecting": "connecting", "disconnecting": "disconnecting", "closed": "closed"}
+
+
 def unix_lines(events: Sequence[dict[str, Any]], start: float, width: int = WIDTH) -> list[str]:
+    """The named unix sockets' lives: bound, listening, each connection accepted (it carries the
+    listener's name), closed. Unnamed ones (clients, each process's internal socket pairs) are
+    left to --json."""
     out = []
     for e in events:
+        if not e["path"]:
+            continue
         ms = (e["time"] - start) * 1e3
-        line = f"{ms:>10.3f} ms  unix {e['type']:<9} {e['state']:<12} {e['path'] or '(unnamed)'}  inode {e['inode']}"
+        life = _UNIX_LIFE.get(e["state"], e["state"])
+        line = f"{ms:>10.3f} ms  unix {e['type']:<9} {e['path']}: {life}"
         out.append(line if len(line) <= width else line[: width - 1] + "…")
     return out
 
