@@ -397,7 +397,10 @@ def loss(result: dict[str, Any], ladders: dict[str, Ladder]) -> list[Lesson]:
         unanswered = [r for r in requests if r.packet.payload[:16] not in replies]
         lessons.append(Lesson(
             f"udp: {len(unanswered)} of {len(requests)} requests have no reply in the trace ({n_list(unanswered)}): "
-            f"the rule dropped them on the way in, and nothing ever sends them again; the other "
+            f"they were dropped on the way in (by the rule"
+            + (f", or the server's full receive buffer: {f['rcvbuf_errors']} RcvbufErrors" if f.get("rcvbuf_errors")
+               else "") +
+            f"), and nothing ever sends them again; the other "
             f"{max(0, f.get('lost', 0) - len(unanswered))} lost were replies, which the trace does show (a capture "
             f"sees a packet before the input hook drops it).", [r.n for r in unanswered[:EXCERPT]], "udp"))
     silent = [name for name in ("unix-dgram", "unix-seq") if name in ladders and not ladders[name].rows]
