@@ -944,7 +944,12 @@ def check(
         "--listen", parser=_address, metavar="ADDR", help="with --client: where the reference server listens")]
     = None,
     stdin: Annotated[Optional[bytes], typer.Option(
-        "--stdin", parser=_escaped, metavar="TEXT", help="with --client: what the client reads on stdin")] = None,
+        "--stdin", parser=_escaped, metavar="TEXT", help="what the program (--run or --client) reads on stdin "
+                                                       "(escapes \\n \\t; e.g. a host it asks for: '127.0.0.1\\n')")]
+    = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, metavar="N", help="with --run 'CMD {}': check N submissions at once, each in "
+                                                  "namespaces of its own (default: one per core)")] = None,
     case: Annotated[Optional[list[str]], typer.Option(
         "--case", metavar="ID", help="run only this case or group (repeatable): sum.small, framing, ...")] = None,
     timeout: Annotated[float, typer.Option(min=0.05, rich_help_panel=_CHECK,
@@ -955,8 +960,9 @@ def check(
     idle_window: Annotated[float, typer.Option(min=0.05, rich_help_panel=_CHECK,
                                                help="resources.idle_cpu: seconds of CPU time measured")] = 1.0,
     namespaces: Annotated[bool, typer.Option("--namespaces/--no-namespaces", rich_help_panel=_CHECK,
-                                             help="reach.interfaces: as root, test from a second network "
-                                                  "namespace")] = True,
+                                             help="run each program in network and PID namespaces of its own "
+                                                  "(as root, or in a user namespace) and test reach.interfaces "
+                                                  "from a second one; off: on the host")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON instead of a table")] = False,
     junit_file: Annotated[Optional[Path], typer.Option("--junit", metavar="FILE",
                                                        help="also write the report as JUnit XML")] = None,
@@ -975,14 +981,18 @@ def check(
     if client is not None:
         if listen is None or run is not None or names or at is not None:
             raise UsageError("--client goes with --listen ADDR (and no --run, --at or address)")
-    elif listen is not None or stdin is not None:
-        raise UsageError("--listen and --stdin go with --client")
+    elif listen is not None:
+        raise UsageError("--listen goes with --client")
+    elif stdin is not None and run is None:
+        raise UsageError("--stdin goes with --run or --client: netlab feeds it to the program it starts")
     elif run is None and len(names) != 1:
         raise UsageError("give one address to check (tcp:127.0.0.1:50000), or --run CMD to start the server")
     elif run is not None and "{}" not in run and names:
         raise UsageError("with --run, the address goes in --at; to check several files, put {} in --run")
     elif run is not None and "{}" in run and (not names or at is not None):
         raise UsageError("--run with {} checks each SUBMISSION file given after the options (and takes no --at)")
+    if jobs is not None and not (run is not None and "{}" in run):
+        raise UsageError("--jobs goes with --run 'CMD {}' and the SUBMISSION files to check at once")
     if junit_file is not None:
         Outputs(json=junit_file).check()
 
@@ -997,11 +1007,12 @@ def check(
             reports = [trio.run(partial(check_client, client, listen, settings, stdin=stdin, progress=step))]
             graded = None
         elif run is not None and "{}" in run:
-            graded = trio.run(partial(grade, run, names, settings, progress=step))
+            graded = trio.run(partial(grade, run, names, settings, progress=step, jobs=jobs, stdin=stdin))
             reports = [report for _, report in graded]
         else:
             address = at if run is not None else _address(names[0])
-            reports = [trio.run(partial(check_server, address, run=run, settings=settings, progress=step))]
+            reports = [trio.run(partial(check_server, address, run=run, settings=settings, progress=step,
+                                        stdin=stdin))]
             graded = None
     if as_json:
         _print_json({"submissions": [r.as_json() for r in reports]} if graded is not None else reports[0].as_json())

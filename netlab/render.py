@@ -553,8 +553,20 @@ def check_report(console: Console, report: CheckReport) -> None:
                         ([case.id, case.outcome, case.detail] for case in report.cases),
                         title=f"netlab check {report.service} ({report.profile} profile): {report.target}"))
     if report.request is not None:
-        console.print(f"requests written as {report.request}", highlight=False)
+        console.print(f"requests written as {report.request}", highlight=False, markup=False)
     console.print(check_summary(report), highlight=False)
+    check_notes(console, [report])
+
+
+def check_notes(console: Console, reports: Sequence[CheckReport]) -> None:
+    """How the programs ran (isolated or not), and what netlab cleaned up after each."""
+    notes = sorted({r.isolation for r in reports if r.isolation})
+    for note in notes:
+        console.print(note, highlight=False, markup=False)
+    for report in reports:
+        for line in report.cleanup:
+            who = f"{report.target}: " if len(reports) > 1 else ""
+            console.print(f"cleaned up: {who}{line}", highlight=False, markup=False)
 
 
 def check_grades(console: Console, graded: Sequence[tuple[str, CheckReport]]) -> None:
@@ -565,3 +577,4 @@ def check_grades(console: Console, graded: Sequence[tuple[str, CheckReport]]) ->
         ([name, f"{r.summary['pass']}/{len(r.cases) - r.summary['skip']}", dash(", ".join(r.failed)),
           dash(", ".join(r.warned))] for name, r in graded),
         title="netlab check: one row per submission"))
+    check_notes(console, [r for _, r in graded])

@@ -35,6 +35,7 @@ from . import judge
 from .judge import RequestFormat, shown
 from .procnet import ListeningSocket
 from .program import Program
+from .restart import restart_verdict
 
 Outcome = Literal["pass", "fail", "warn", "skip"]
 Verdict = tuple[Outcome, str]
@@ -73,6 +74,8 @@ class CaseContext:
     deadline: float = 0.0
     #: the ids of the cases passed so far (a hint may depend on what already worked)
     passed: set[str] = field(default_factory=set)
+    #: this check runs in namespaces of its own (`netlab.check.isolate`)
+    isolated: bool = False
 
     @property
     def transport(self) -> Transport:
@@ -357,6 +360,8 @@ def program_state(ctx: CaseContext) -> str | None:
     program = ctx.program
     if program is None:
         return None
+    if program.running and not program.listening():
+        program.wait_exit(1.0)  # a program dying of an exception closes its sockets a moment before it is gone
     if not program.running:
         return f"the program {program.death_note()}"
     if not program.listening():
@@ -668,6 +673,15 @@ async def case_reach_ipv6(ctx: CaseContext) -> Verdict:
     return await ipv6_verdict(ctx)
 
 
+async def case_restart(ctx: CaseContext) -> Verdict:
+    request = ctx.request("2", "3") if ctx.settings.service == "sum" else b"hello, netlab\n"
+    status, text = await restart_verdict(ctx.program, ctx.address, request, isolated=ctx.isolated,
+                                         startup=ctx.settings.startup, deadline=ctx.deadline)
+    if status == "lesson":
+        return ("fail" if ctx.netlab else "warn"), text
+    return status, text
+
+
 @dataclass(frozen=True)
 class Case:
     """One case: a stable id, the services it is for, the profiles it runs in, what it checks."""
@@ -719,6 +733,9 @@ CASES: list[Case] = [
     Case("reach.ipv6", "reachable over IPv6 (::1) as well as IPv4", case_reach_ipv6),
     Case("resources.idle_cpu", "with --run: CPU use while idle after a client left (catches busy loops)",
          case_idle_cpu, extra=lambda settings: settings.idle_window + 0.5),
+    # last: it turns TIME_WAIT on and leaves the port with it
+    Case("restart.reuse", "with --run: stopped as Ctrl-C would with a client connected, it starts again at once "
+         "(TIME_WAIT and SO_REUSEADDR)", case_restart, extra=lambda settings: settings.startup + 5.0),
 ]
 
 

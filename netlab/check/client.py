@@ -35,6 +35,7 @@ from ..transports.base import Peer
 from ..transports import Address, Connection, DatagramEndpoint, Listeners, parse_address, receive_data, send_data
 from .cases import CheckSettings, Outcome
 from .judge import numbers_in, shown
+from . import isolate
 from .program import Program
 from .report import CaseResult, CheckReport
 
@@ -229,11 +230,22 @@ def _contains_answer(output: bytes, answer: bytes, service: str) -> bool:
 
 async def check_client(command: str, listen: Address | str, settings: CheckSettings = CheckSettings(), *,
                        stdin: bytes | None = None, cwd: str | None = None,
-                       progress: Callable[[str, int, int], None] | None = None) -> CheckReport:
+                       progress: Callable[[str, int, int], None] | None = None, owner: bool = False) -> CheckReport:
     """Run the client `command` once per case against a reference server at `listen`.
+
+    The client and the reference server run in namespaces of their own where this machine
+    allows it (`netlab.check.isolate`; ``settings.namespaces=False`` keeps them on the host), so
+    a student's server that just left TIME_WAIT on the port does not stop the reference server
+    from binding. (`owner`: this process is the isolated child itself.)
 
     Raises: what `Transport.listen` raises (the address is taken, not allowed)."""
     address = parse_address(listen)
+    if not owner and settings.namespaces:
+        found = isolate.isolation()
+        if found.available:
+            job = {"kind": "client", "command": command, "listen": str(address), "cwd": cwd,
+                   "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
+            return await isolate.run_isolated(job, settings, progress)
     kind = address.transport.kind
     cases = [c for c in CLIENT_CASES if kind in c.kinds]
     if settings.only:
@@ -247,16 +259,17 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
         for i, case in enumerate(cases):
             if progress is not None:
                 progress(case.id, i, len(cases))
-            report.cases.append(await _run_case(case, command, listening, settings, stdin, cwd, slow, pause))
+            report.cases.append(await _run_case(case, command, listening, settings, stdin, cwd, slow, pause, owner,
+                                                report.cleanup))
     return report
 
 
 async def _run_case(case: ClientCase, command: str, listening: Listeners | DatagramEndpoint,
                     settings: CheckSettings, stdin: bytes | None, cwd: str | None, slow: float,
-                    pause: float) -> CaseResult:
+                    pause: float, owner: bool, cleanup: list[str]) -> CaseResult:
     started = trio.current_time()
     seen = _Seen([], [])
-    program = Program(command, cwd=cwd, stdin=stdin)
+    program = Program(command, cwd=cwd, stdin=stdin, owner=owner)
     wait = settings.timeout + MARGIN + (slow if case.behaviour == "slow" else 0.0) + \
         (32 * pause if case.behaviour == "split" else 0.0)  # a reply of up to 32 bytes, a pause after each
     finished = False
@@ -270,6 +283,7 @@ async def _run_case(case: ClientCase, command: str, listening: Listeners | Datag
         verdict = _verdict(case, seen, program, finished, wait, settings.service)
         await program.stop(grace=0.5)
         program.close()
+        cleanup += [f"{case.id}: {line}" for line in program.cleanup]
         nursery.cancel_scope.cancel()
     return CaseResult(case.id, case.group, verdict[0], verdict[1], trio.current_time() - started)
 

@@ -138,6 +138,24 @@ def listening_sockets(pid: int | str = "self") -> list[ListeningSocket]:
     return found
 
 
+def time_wait(port: int, pid: int | str = "self") -> int:
+    """How many TCP connections with local port `port` are in TIME_WAIT (state 06) in the
+    network namespace of process `pid`: while any are, a listener without SO_REUSEADDR cannot
+    bind that port."""
+    count = 0
+    for name in ("tcp", "tcp6"):
+        for line in _read_lines(f"/proc/{pid}/net/{name}"):
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != "06":
+                continue
+            try:
+                if int(fields[1].rpartition(":")[2], 16) == port:
+                    count += 1
+            except ValueError:
+                continue
+    return count
+
+
 def socket_inodes(pid: int) -> set[int]:
     """The inodes of the sockets process `pid` holds open (empty if it is gone)."""
     inodes: set[int] = set()
@@ -218,4 +236,4 @@ def find_listener(address: Address, pid: int | str = "self") -> ListeningSocket 
 
 
 __all__ = ["ListeningSocket", "cpu_seconds", "find_listener", "group_members", "listening_sockets",
-           "parse_inet_table", "parse_unix_table", "socket_inodes", "sockets_of"]
+           "parse_inet_table", "parse_unix_table", "socket_inodes", "sockets_of", "time_wait"]

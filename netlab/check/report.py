@@ -3,6 +3,8 @@
 The JSON document (``--json``)::
 
     {"target": "...", "service": "sum", "profile": "assignment", "request": "'{a} {b}\\n'",
+     "isolation": "isolated: a network and PID namespace of its own (as root)",
+     "cleanup": ["killed 1 process [...] that had left the program's process group ..."],
      "cases": [{"id": "sum.small", "group": "sum", "outcome": "pass|fail|warn|skip",
                 "detail": "...", "seconds": 0.01}, ...],
      "summary": {"pass": 14, "fail": 1, "warn": 1, "skip": 2}}
@@ -18,6 +20,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .cases import Outcome
 
@@ -46,6 +49,11 @@ class CheckReport:
     profile: str
     request: str | None = None  # the request format used (for sum): "'{a} {b}\\n'"
     cases: list[CaseResult] = field(default_factory=list)
+    #: how the program ran: "isolated: a network and PID namespace of its own (as root)", or
+    #: "not isolated: why" (empty when netlab did not start it)
+    isolation: str = ""
+    #: what netlab had to clean up after the program: processes it left running, one sentence each
+    cleanup: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -68,7 +76,29 @@ class CheckReport:
 
     def as_json(self) -> dict[str, object]:
         return {"target": self.target, "service": self.service, "profile": self.profile, "request": self.request,
+                "isolation": self.isolation, "cleanup": list(self.cleanup),
                 "cases": [c.as_dict() for c in self.cases], "summary": self.summary}
+
+    @classmethod
+    def from_json(cls, data: Any) -> CheckReport:
+        """The report `as_json` wrote (from an isolated check's child). Raises ValueError for
+        anything else."""
+        try:
+            cases = [CaseResult(str(c["id"]), str(c["group"]), _outcome(c["outcome"]), str(c["detail"]),
+                                float(c["seconds"])) for c in data["cases"]]
+            request = data.get("request")
+            return cls(str(data["target"]), str(data["service"]), str(data["profile"]),
+                       None if request is None else str(request), cases, str(data.get("isolation", "")),
+                       [str(line) for line in data.get("cleanup", [])])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a check report: {exc}") from None
+
+
+def _outcome(value: object) -> Outcome:
+    for outcome in OUTCOMES:
+        if value == outcome:
+            return outcome
+    raise ValueError(f"not an outcome: {value!r}")
 
 
 def junit(reports: Sequence[CheckReport]) -> str:
