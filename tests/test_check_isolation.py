@@ -184,3 +184,19 @@ def test_killing_netlab_leaves_nothing_running(tmp_path: Path) -> None:
     deadline = time.monotonic() + 10
     while not _stops_growing(marker, 0.5):
         assert time.monotonic() < deadline, "the program outlived netlab"
+
+
+async def test_a_client_is_checked_even_where_the_students_server_left_time_wait(tmp_path: Path) -> None:
+    """The reference server binds in the client's own namespace: a port busy on the host (a
+    student's server still there, or its TIME_WAIT) does not stop it."""
+    import socket
+
+    from netlab.check import check_client
+
+    students = Path(__file__).parent / "students"
+    with socket.create_server(("127.0.0.1", 0)) as busy:  # the host's port is taken
+        port = busy.getsockname()[1]
+        report = await check_client(f"{sys.executable} {students / 'sum_client.py'} 127.0.0.1 {port} 2 3",
+                                    f"tcp:127.0.0.1:{port}", CheckSettings(timeout=3.0, only=("client.plain",)))
+    assert report.isolation.startswith("isolated")
+    assert report.outcome("client.plain") == "pass", report.cases

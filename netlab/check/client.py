@@ -245,7 +245,7 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
         if found.available:
             job = {"kind": "client", "command": command, "listen": str(address), "cwd": cwd,
                    "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
-            return await isolate.run_isolated(job, settings, progress)
+            return await isolate.run_isolated(job, settings, len(CLIENT_CASES), progress)
     kind = address.transport.kind
     cases = [c for c in CLIENT_CASES if kind in c.kinds]
     if settings.only:

@@ -39,7 +39,7 @@ import trio
 
 from .. import netns
 from ..errors import NetlabError
-from .cases import CheckSettings, select_cases
+from .cases import CheckSettings
 from .report import CheckReport
 
 Progress = Callable[[str, int, int], None]
@@ -62,15 +62,14 @@ def budget(settings: CheckSettings, cases: int) -> float:
     return 60.0 + settings.startup * 2 + cases * (2 * settings.timeout + settings.startup + settings.idle_window + 5)
 
 
-async def run_isolated(job: dict[str, Any], settings: CheckSettings,
+async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
                        progress: Progress | None = None) -> CheckReport:
-    """Run one check (``job["kind"]``: ``server`` or ``client``) in a fresh network and PID
-    namespace; its report. Raises NetlabError if the namespace cannot be made."""
+    """Run one check (``job["kind"]``: ``server`` or ``client``, of `cases` cases) in a fresh
+    network and PID namespace; its report. Raises NetlabError if the namespace cannot be made."""
     token = secrets.token_hex(8)
     line = json.dumps({**job, "settings": asdict(settings), "token": token,
                        "parent_netns": netns.current_netns()}).encode() + b"\n"
     command = netns.unshare_command(netns.python_command(CHILD), pid=True)
-    cases = len(select_cases(settings.service, settings.profile, settings.only))
     report: CheckReport | None = None
     errors: list[bytes] = []
     process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

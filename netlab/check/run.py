@@ -276,7 +276,7 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
         if found is not None and found.available:
             job = {"kind": "server", "command": run, "cwd": cwd, "address": None if target is None else str(target),
                    "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
-            return await isolate.run_isolated(job, settings, progress)
+            return await isolate.run_isolated(job, settings, len(cases), progress)
         note = ("not isolated: --no-namespaces" if found is None else found.describe()) + \
             " (verdicts were taken on the host: a restart may wait for TIME_WAIT, and a program that leaves " \
             "its process group may outlive the check)"
