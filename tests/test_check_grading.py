@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -83,6 +84,9 @@ def test_grade_rows_give_a_short_reason_per_failure() -> None:
     ("the second client was not served (it closed: gone): the server served one client; loop",
      "the server served one client"),
     ("plain words", "plain words"),
+    ("the reply has no number in it (the request is 42 bytes: a server that reads 16); loop",
+     "the reply has no number in it"),
+    ("got b'(' (an aside: with b')' in it) back: a stray bracket", "a stray bracket"),
     ("x: " + "word " * 40, ("word " * 14).strip()[:69].rstrip() + "…"),
 ])
 def test_short_reason(detail: str, reason: str) -> None:
@@ -159,6 +163,12 @@ def test_rubric_file_that_cannot_be_read(tmp_path: Path) -> None:
     (tmp_path / "latin1.toml").write_bytes(b"# caf\xe9\n")
     with pytest.raises(UsageError, match="not UTF-8"):
         Rubric.load(tmp_path / "latin1.toml", SUM_CASES)
+
+
+def test_the_example_rubric_is_valid_and_worth_what_the_readme_says() -> None:
+    r = Rubric.load(STUDENTS / "rubric.toml", SUM_CASES)
+    assert r.warn == {"clients.concurrent", "reach.interfaces"}
+    assert math.fsum(r.worth(case_id, group) for case_id, group in SUM_CASES) == 20
 
 
 def test_client_rubrics_know_the_client_cases() -> None:

@@ -225,28 +225,39 @@ def _descriptions() -> dict[str, str]:
 
 
 def _clauses(text: str, separator: str) -> list[str]:
-    """`text` split at `separator` outside brackets and bytes literals (b'...', b"...")."""
-    parts, depth, quote, start, i = [], 0, "", 0, 0
+    """`text` split at `separator` outside brackets and bytes literals (b'...', b"..."),
+    with the asides in round brackets left out."""
+    parts: list[str] = []
+    depth, quote, kept, aside, i = 0, "", "", -1, 0
     while i < len(text):
         ch = text[i]
         if quote:
-            if ch == "\\":
+            if ch == "\\" and i + 1 < len(text):
+                kept += ch
                 i += 1
+                ch = text[i]
             elif ch == quote:
                 quote = ""
         elif ch in "'\"" and i > 0 and text[i - 1] == "b" and (i == 1 or not text[i - 2].isalnum()):
             quote = ch
         elif ch in "([{":
+            if depth == 0:
+                aside = len(kept) if ch == "(" else -1
             depth += 1
-        elif ch in ")]}":
-            depth = max(0, depth - 1)
+        elif ch in ")]}" and depth:
+            depth -= 1
+            if depth == 0 and aside >= 0:
+                kept, aside = kept[:aside].rstrip(), -1
+                i += 1
+                continue
         elif depth == 0 and text.startswith(separator, i):
-            parts.append(text[start:i])
-            start = i + len(separator)
-            i = start
+            parts.append(kept)
+            kept = ""
+            i += len(separator)
             continue
+        kept += ch
         i += 1
-    parts.append(text[start:])
+    parts.append(kept)
     return parts
 
 
