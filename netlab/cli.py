@@ -919,7 +919,8 @@ _GRADING = "Grading"
 
 @app.command(epilog="Examples: netlab check tcp:127.0.0.1:50000 --service sum;  "
                     "netlab check --run 'python3 sum_server.py';  "
-                    "netlab check --run 'python3 {}' submissions/*/sum_server.py;  "
+                    "netlab check --run 'python3 {}' submissions/*/sum_server.py --rubric rubric.toml "
+                    "--gradescope 'results/{}/results.json' --csv grades.csv;  "
                     "netlab check --client 'python3 sum_client.py 2 3' --listen tcp:127.0.0.1:50000")
 def check(
     targets: Annotated[Optional[list[str]], typer.Argument(

@@ -371,3 +371,16 @@ def test_cli_grade_table_rows_in_order_with_reasons(tmp_path: Path) -> None:
     assert "0/2" in lines[0] and "clients.sequential: the program exited with status 1" in lines[0]
     assert "0/2" in lines[1] and "clients.sequential: the server served one client" in lines[1]
     assert "clients.concurrent: the server serves one client at a time" in result.stdout
+
+
+def test_a_rubric_that_makes_the_only_failure_a_warning_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "rubric.toml").write_text('warn = ["clients"]\n')
+    result = invoke(["check", "--run", f"{PYTHON} {STUDENTS / 'one_client.py'} 0", "--timeout", "3",
+                     "--case", "clients.concurrent", "--rubric", str(tmp_path / "rubric.toml"), "--json"])
+    assert result.exit_code == 0, result.output
+    (concurrent,) = json.loads(result.stdout)["cases"]
+    assert concurrent["outcome"] == "warn" and concurrent["detail"].endswith("(a warning only, by the rubric)")
+    assert (concurrent["points"], concurrent["max_points"]) == (0, 0)
+    result = invoke(["check", "--run", f"{PYTHON} {STUDENTS / 'one_client.py'} 0", "--timeout", "3",
+                     "--case", "clients.concurrent"])
+    assert result.exit_code == 1 and "score 0/1" in result.stdout, result.output
