@@ -334,8 +334,9 @@ def test_cli_json_and_junit(netlab_process, netlab_dir: Path) -> None:
     document = json.loads(result.stdout)
     assert set(document) >= {"target", "service", "profile", "cases", "summary"}
     assert document["summary"]["fail"] == 0 and document["service"] == "sum"
+    assert document["score"] == document["max_score"] == len(document["cases"])
     for case in document["cases"]:
-        assert set(case) == {"id", "group", "outcome", "detail", "seconds"}
+        assert set(case) == {"id", "group", "outcome", "detail", "seconds", "points", "max_points"}
         assert case["outcome"] in ("pass", "fail", "warn", "skip")
     assert ET.parse(junit_file).getroot().tag == "testsuites"
 
