@@ -14,27 +14,37 @@ server or network does:
 ``client.no_reply``          the server never replies: the client must give up within
                              ``--timeout``, not hang
 ``client.lost_reply``        the first reply is lost; later requests are answered  datagrams
+``client.request_end``       sum, byte streams: the reference reads a line, as netlab
+                             serve does; a request with no newline and no half-close
+                             waits there for ever (a warning)
 ==========================  ==========================================================
 
-Judged by the client's exit status and whether its output contains the answer. A client
-still running at its deadline is stopped (its whole process group) and fails.
+Judged by the client's exit status and whether its output holds the answer: stdout *or*
+stderr (the course's skeleton logs what it receives on stderr), read by
+`netlab.check.judge.printed_answer`, which does not take the client's log of its own
+request (``sending "hello"``) for the reply and accepts a reply printed in pieces. A client
+is said to read once only when it truly stopped: it closed its connection before the whole
+reply had been sent. A client still running at its deadline is stopped (its whole process
+group) and fails.
 """
 
 from __future__ import annotations
 
-import decimal
+import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
 from ..errors import NetlabError
+from ..runner import HINT_AFTER
 from ..services.lenient import NotTwoNumbers, two_numbers
 from ..services.sum import SumError, add
 from ..transports.base import Peer
-from ..transports import Address, Connection, DatagramEndpoint, Listeners, parse_address, receive_data, send_data
+from ..transports import (Address, Connection, DatagramEndpoint, Listeners, parse_address, receive_data, send_data,
+                          socket_of)
 from .cases import CheckSettings, Outcome
-from .judge import numbers_in, shown
+from .judge import numbers_in, printed_answer, shown
 from .program import Program
 from .report import CaseResult, CheckReport
 
@@ -42,6 +52,9 @@ from .report import CaseResult, CheckReport
 MARGIN = 2.0
 #: the request is taken as complete after this much silence
 QUIET = 0.2
+#: client.request_end: a request unfinished this long (no newline, no end of stream) is
+#: one a line-reading server waits on for ever (netlab serve logs its hint after as long)
+UNFINISHED = HINT_AFTER
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class ClientCase:
     checks: str
     behaviour: str
     kinds: frozenset[str] = frozenset({"stream", "seqpacket", "datagram"})
+    services: frozenset[str] = frozenset({"sum", "echo"})
 
     @property
     def group(self) -> str:
@@ -66,6 +80,8 @@ CLIENT_CASES: list[ClientCase] = [
     ClientCase("client.no_reply", "the server never replies: the client gives up within --timeout", "silent"),
     ClientCase("client.lost_reply", "the first reply is lost: the client retries or gives up, without hanging",
                "lose_first", frozenset({"datagram"})),
+    ClientCase("client.request_end", "the request ends (a newline, or shutdown(SHUT_WR)), so a server that reads a "
+               "line sees it whole (a warning)", "line", frozenset({"stream"}), frozenset({"sum"})),
 ]
 
 
@@ -75,6 +91,17 @@ class _Seen:
 
     requests: list[bytes]
     answers: list[bytes]
+    #: how each request ended: "newline", "eof" (the client shut down its sending side, or
+    #: closed), "quiet" (nothing more came for `QUIET` s)
+    ends: list[str] = field(default_factory=list)
+    #: client.request_end: the request as it stood once it had waited `UNFINISHED` s unfinished
+    unfinished: bytes | None = None
+    stuck: trio.Event = field(default_factory=trio.Event)
+    #: client.split_reply: bytes of the reply sent when the client closed its connection, if
+    #: it did before the whole reply was sent
+    left_at: int | None = None
+    #: client.split_reply: the last piece has been sent (or the client was found gone)
+    split_done: trio.Event = field(default_factory=trio.Event)
 
     @property
     def connected(self) -> bool:
@@ -98,28 +125,85 @@ def _complete(service: str, data: bytes) -> bool:
     return data.endswith(b"\n") or (len(numbers_in(data)) >= 2 and data.rstrip().endswith(b"]"))
 
 
-async def _read_request(conn: Connection, service: str) -> bytes:
-    """Bytes until the request looks complete: a newline (or ``]``), the end of the stream, or
-    `QUIET` seconds without more once something came."""
+async def _read_request(conn: Connection, service: str, seen: _Seen, *, line: bool = False) -> tuple[bytes, str]:
+    """Bytes until the request looks complete, and how it ended: a newline (or ``]``), the end
+    of the stream, or `QUIET` seconds without more once something came. With `line`, as a
+    server that reads a line: only a newline or the end of the stream end it; once it has
+    waited `UNFINISHED` s unfinished, that is noted in `seen` (and the wait goes on)."""
     data = b""
     while True:
-        with trio.move_on_after(QUIET if data else float("inf")) as quiet:
+        if line:
+            wait = float("inf") if not data or seen.unfinished is not None else UNFINISHED
+        else:
+            wait = QUIET if data else float("inf")
+        with trio.move_on_after(wait) as quiet:
             try:
                 chunk = await receive_data(conn)
             except (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError):
-                return data
-        if quiet.cancelled_caught or chunk is None:
-            return data
+                return data, "eof"
+        if quiet.cancelled_caught:
+            if not line:
+                return data, "quiet"
+            seen.unfinished = data
+            seen.stuck.set()
+            continue
+        if chunk is None:
+            return data, "eof"
         data += chunk
-        if _complete(service, data):
-            return data
+        if data.endswith(b"\n") if line else _complete(service, data):
+            return data, "newline"
+
+
+async def _watch_end(conn: Connection, sent: list[int], eof_at: list[int]) -> None:
+    """Note in `eof_at` how many bytes had been sent (`sent`) when the client's end of stream
+    came: a half-close (shutdown(SHUT_WR)) or a close, which only a later send tells apart."""
+    try:
+        while await receive_data(conn) is not None:
+            pass
+    except (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    eof_at.append(sent[0])
+
+
+def _peer_gone(conn: Connection) -> bool:
+    """Whether the peer refused what was sent after its end of stream (a TCP reset leaves
+    SO_ERROR set): it had closed, not just shut down its sending side."""
+    try:
+        return socket_of(conn).getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
+    except (OSError, TypeError):
+        return False
+
+
+async def _send_split(conn: Connection, answer: bytes, seen: _Seen, pause: float) -> None:
+    """The answer a byte at a time, `pause` s apart. If the client closed its connection
+    before the last byte (its end of stream came, and then a send failed or was reset), how
+    many bytes it had been sent by then is noted in `seen`: it stopped reading. A client that
+    only shut down its sending side (an end of stream, sends still taken) is reading on."""
+    sent, eof_at = [0], list[int]()
+    closed = False
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_watch_end, conn, sent, eof_at)
+        try:
+            for i in range(len(answer)):
+                await send_data(conn, answer[i:i + 1])
+                sent[0] += 1
+                await trio.sleep(pause)
+        except (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError):
+            closed = True
+        if eof_at and not closed and eof_at[0] < len(answer):
+            closed = _peer_gone(conn)
+        if closed:
+            seen.left_at = eof_at[0] if eof_at else sent[0]
+        seen.split_done.set()
+        nursery.cancel_scope.cancel()
 
 
 async def _serve_connection(conn: Connection, case: ClientCase, service: str, seen: _Seen, slow: float,
                             pause: float) -> None:
     async with conn:
-        request = await _read_request(conn, service)
+        request, end = await _read_request(conn, service, seen, line=case.behaviour == "line")
         seen.requests.append(request)
+        seen.ends.append(end)
         answer = _answer(service, request)
         seen.answers.append(answer)
         try:
@@ -130,9 +214,9 @@ async def _serve_connection(conn: Connection, case: ClientCase, service: str, se
             if case.behaviour == "slow":
                 await trio.sleep(slow)
             if case.behaviour == "split":
-                for i in range(len(answer)):
-                    await send_data(conn, answer[i:i + 1])
-                    await trio.sleep(pause)
+                await _send_split(conn, answer, seen, pause)
+                if seen.left_at is not None:
+                    return
             else:
                 await send_data(conn, answer)
             await conn.send_eof()
@@ -179,28 +263,41 @@ async def _later(endpoint: DatagramEndpoint, answer: bytes, peer: Peer, delay: f
 
 def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wait: float,
              service: str) -> tuple[Outcome, str]:
-    output = program.stdout()
+    outputs = {"stdout": program.stdout(), "stderr": program.stderr()}
     status = program.exit_status()
     tail = program.stderr_tail()
+    if case.behaviour == "line" and seen.unfinished is not None:
+        return "warn", _unfinished(seen.unfinished)
     if not seen.connected:
         if not finished:
             return "fail", f"the client never sent a request and was still running after {wait:g} s (stopped)"
         return "fail", (f"the client never sent a request to the reference server ({program.status_text()}"
                         + (f"; last stderr lines: {tail}" if tail else "") + ")")
     answer = seen.answers[0]
-    got = _contains_answer(output, answer, service)
+    found = [name for name, output in outputs.items()
+             if printed_answer(output, answer, seen.requests, echo=service == "echo")]
+    got = bool(found)
+    if case.behaviour == "line":
+        how = ("a newline" if seen.ends[0] == "newline" else
+               "the end of its stream (it shut down its sending side, or closed)")
+        return "pass", f"sent {shown(seen.requests[0])}, ended by {how}: a server that reads a line sees it whole"
     if case.behaviour in ("plain", "split", "slow"):
         if not finished:
             hint = "; it reads until the server closes?" if case.behaviour != "slow" else ""
             return "fail", f"the client got {shown(answer)} but was still running after {wait:g} s (stopped){hint}"
+        where = "" if "stdout" in found else " (on stderr)"
         if got and status == 0:
-            return "pass", f"sent {shown(seen.requests[0])}, printed the answer, exited 0"
+            return "pass", f"sent {shown(seen.requests[0])}, printed the answer{where}, exited 0"
         if got:
-            return "fail", f"printed the answer but {program.status_text()}" + (f"; last stderr lines: {tail}" if tail
-                                                                                else "")
-        text = f"sent {shown(seen.requests[0])}, was answered {shown(answer)}, but printed {shown(output)}"
+            return "fail", (f"printed the answer{where} but {program.status_text()}"
+                            + (f"; last stderr lines: {tail}" if tail else ""))
+        text = (f"sent {shown(seen.requests[0])}, was answered {shown(answer)}, but its output does not hold the "
+                f"answer (stdout {shown(outputs['stdout'])}" + (f"; last stderr lines: {tail}" if tail else "")
+                + ")")
+        if service == "echo" and any(answer.strip() and answer.strip() in output for output in outputs.values()):
+            text += "; its log of the request it sent (\"sending ...\") does not count as the reply"
         if case.behaviour == "split":
-            text += ": it reads once and takes what came as the whole reply; read until the newline"
+            text += _stopped_reading(seen.left_at, len(answer), service)
         elif case.behaviour == "slow":
             text += f" ({program.status_text()}): its timeout is shorter than {wait - MARGIN:g} s, or it reads once"
         return "fail", text
@@ -217,14 +314,29 @@ def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wa
     return "pass", text
 
 
-def _contains_answer(output: bytes, answer: bytes, service: str) -> bool:
-    if service == "echo":
-        return answer.strip() in output
-    want = numbers_in(answer)
-    if not want or answer.startswith(b"ERR"):
-        return False
-    scale = max(abs(want[0]), decimal.Decimal(1))
-    return any(abs(n - want[0]) <= decimal.Decimal("1e-9") * scale for n in numbers_in(output))
+def _stopped_reading(left_at: int | None, size: int, service: str) -> str:
+    """Why a client missed a reply sent in 1-byte pieces: only if it closed its connection
+    before the last piece was sent did it stop reading."""
+    until = "the newline" if service == "sum" else "it has as many bytes as it sent"
+    if left_at is None:
+        return (f": it was sent all {size} bytes, one at a time, and did not close before the last; it read them "
+                f"but printed something else")
+    if left_at == 0:
+        return ": it closed its connection before the first byte of the reply was sent: it does not wait for the reply"
+    return (f": it stopped reading after the first {'piece' if left_at == 1 else f'{left_at} pieces'} (it closed "
+            f"its connection when {left_at} of {size} bytes had been sent): it reads once and takes what came for "
+            f"the whole reply; read until {until}")
+
+
+def _unfinished(request: bytes) -> str:
+    """client.request_end's warning: a request with no end."""
+    ended = request + b"\n"
+    return (f"the client sent {shown(request)} with no newline and did not shut down its sending side, then waited "
+            f"for the reply; netlab stopped it after {UNFINISHED:g} s with the request unfinished. A server that "
+            f"reads a line, as netlab serve does (its default, --framing line), waits for ever for the rest, and the "
+            f"client waits with it. Fix: end the request with \"\\n\" (sendall({shown(ended)})), or call "
+            f"sock.shutdown(socket.SHUT_WR) once it is sent; against netlab serve, --framing quiet takes a pause "
+            f"as the end of a request")
 
 
 async def check_client(command: str, listen: Address | str, settings: CheckSettings = CheckSettings(), *,
@@ -235,7 +347,7 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
     Raises: what `Transport.listen` raises (the address is taken, not allowed)."""
     address = parse_address(listen)
     kind = address.transport.kind
-    cases = [c for c in CLIENT_CASES if kind in c.kinds]
+    cases = [c for c in CLIENT_CASES if kind in c.kinds and settings.service in c.services]
     if settings.only:
         cases = [c for c in cases if c.id in settings.only or c.group in settings.only]
     report = CheckReport(command, settings.service, "client", None)
@@ -264,9 +376,14 @@ async def _run_case(case: ClientCase, command: str, listening: Listeners | Datag
         nursery.start_soon(_serve, listening, case, settings.service, seen, slow, pause)
         program.start()
         with trio.move_on_after(wait):
-            while program.running:
+            while program.running and not seen.stuck.is_set():
                 await trio.sleep(0.02)
-            finished = True
+            finished = not seen.stuck.is_set()
+        if case.behaviour == "split" and seen.connected:
+            # a client that stopped reading exits while the pieces are still being sent:
+            # whether it closed before the last one is known once they all have been
+            with trio.move_on_after(len(seen.answers[0]) * pause + 1.0):
+                await seen.split_done.wait()
         verdict = _verdict(case, seen, program, finished, wait, settings.service)
         await program.stop(grace=0.5)
         program.close()
