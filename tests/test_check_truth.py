@@ -19,7 +19,8 @@ import trio
 
 from netlab.check import CheckReport, CheckSettings, check_client, check_server
 from netlab.check.cases import CaseContext, select_cases
-from netlab.check.judge import AUTO_FORMATS, RequestFormat, printed_answer
+from netlab.check import judge
+from netlab.check.judge import AUTO_FORMATS, RequestFormat
 from netlab.transports import parse_address
 
 STUDENTS = Path(__file__).parent / "students"
@@ -62,7 +63,7 @@ def shown(report: CheckReport) -> str:
     b"sent '12 30', got '42'\n",
 ])
 def test_sum_answer_found(output: bytes) -> None:
-    assert printed_answer(output, b"42\n", [b"12 30\n"], echo=False)
+    assert judge.printed_answer(output, b"42\n", [b"12 30\n"], echo=False)
 
 
 @pytest.mark.parametrize("output", [
@@ -72,7 +73,7 @@ def test_sum_answer_found(output: bytes) -> None:
     b"Sent 42 bytes\n",  # a log line of the sending: not the reply
 ])
 def test_sum_answer_not_found(output: bytes) -> None:
-    assert not printed_answer(output, b"42\n", [b"12 30\n"], echo=False)
+    assert not judge.printed_answer(output, b"42\n", [b"12 30\n"], echo=False)
 
 
 @pytest.mark.parametrize("output", [
@@ -86,7 +87,7 @@ def test_sum_answer_not_found(output: bytes) -> None:
 def test_echo_found(output: bytes) -> None:
     request = b"this is my test message" if b"this is" in output else (
         b"I sent it" if b"I sent" in output else b"hello")
-    assert printed_answer(output, request, [request], echo=True)
+    assert judge.printed_answer(output, request, [request], echo=True)
 
 
 @pytest.mark.parametrize("output", [
@@ -96,7 +97,7 @@ def test_echo_found(output: bytes) -> None:
     b'received "" after sending "hello"\n',
 ])
 def test_echo_of_the_request_is_not_the_reply(output: bytes) -> None:
-    assert not printed_answer(output, b"hello", [b"hello"], echo=True)
+    assert not judge.printed_answer(output, b"hello", [b"hello"], echo=True)
 
 
 def test_auto_knows_plus() -> None:

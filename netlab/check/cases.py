@@ -19,6 +19,7 @@ report, ``--json`` and ``--junit`` use it).
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import struct
@@ -150,7 +151,11 @@ async def open_connection(ctx: CaseContext, address: Address | None = None) -> C
 
 
 def _namespace_pid(ctx: CaseContext) -> int | str:
-    """Whose /proc/PID/net tables show the server's sockets: the program's, else ours."""
+    """Whose /proc/PID/net tables show the server's sockets (those of the network namespace
+    that process is in): the process holding the listening socket, else the program's first
+    process, else ours."""
+    if ctx.listener is not None and ctx.listener.pid is not None and os.path.exists(f"/proc/{ctx.listener.pid}"):
+        return ctx.listener.pid
     program = ctx.program
     if program is not None and program.running and program.pid is not None:
         return program.pid

@@ -102,6 +102,19 @@ class _Seen:
     left_at: int | None = None
     #: client.split_reply: the last piece has been sent (or the client was found gone)
     split_done: trio.Event = field(default_factory=trio.Event)
+    #: when the first request had come in, and when a reply was first sent (trio's clock)
+    asked_at: float | None = None
+    replied_at: float | None = None
+
+    def record(self, request: bytes, answer: bytes) -> None:
+        if self.asked_at is None:
+            self.asked_at = trio.current_time()
+        self.requests.append(request)
+        self.answers.append(answer)
+
+    def replied(self) -> None:
+        if self.replied_at is None:
+            self.replied_at = trio.current_time()
 
     @property
     def connected(self) -> bool:
@@ -202,10 +215,9 @@ async def _serve_connection(conn: Connection, case: ClientCase, service: str, se
                             pause: float) -> None:
     async with conn:
         request, end = await _read_request(conn, service, seen, line=case.behaviour == "line")
-        seen.requests.append(request)
         seen.ends.append(end)
         answer = _answer(service, request)
-        seen.answers.append(answer)
+        seen.record(request, answer)
         try:
             if case.behaviour == "close":
                 return
@@ -219,6 +231,7 @@ async def _serve_connection(conn: Connection, case: ClientCase, service: str, se
                     return
             else:
                 await send_data(conn, answer)
+            seen.replied()
             await conn.send_eof()
             with trio.move_on_after(slow):  # let the client close first: its last read sees EOF, not a reset
                 while await receive_data(conn) is not None:
@@ -239,30 +252,33 @@ async def _serve(listening: Listeners | DatagramEndpoint, case: ClientCase, serv
             if message.peer is None:
                 continue
             request = message.data
-            seen.requests.append(request)
             answer = _answer(service, request)
-            seen.answers.append(answer)
+            seen.record(request, answer)
             if case.behaviour == "silent" or (case.behaviour == "lose_first" and len(seen.requests) == 1):
                 continue
             if case.behaviour == "slow":
-                nursery.start_soon(_later, listening, answer, message.peer, slow)
+                nursery.start_soon(_later, listening, answer, message.peer, slow, seen)
                 continue
             try:
                 await listening.send_to(answer, message.peer)
+                seen.replied()
             except NetlabError:
                 pass
 
 
-async def _later(endpoint: DatagramEndpoint, answer: bytes, peer: Peer, delay: float) -> None:
+async def _later(endpoint: DatagramEndpoint, answer: bytes, peer: Peer, delay: float, seen: _Seen) -> None:
     await trio.sleep(delay)
     try:
         await endpoint.send_to(answer, peer)
+        seen.replied()
     except NetlabError:
         pass
 
 
-def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wait: float,
-             service: str) -> tuple[Outcome, str]:
+def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wait: float, service: str,
+             slow: float, ended: float | None) -> tuple[Outcome, str]:
+    """The verdict on one run of the client; `ended` is when it was seen to exit (None: it
+    had not, or was stopped)."""
     outputs = {"stdout": program.stdout(), "stderr": program.stderr()}
     status = program.exit_status()
     tail = program.stderr_tail()
@@ -298,8 +314,11 @@ def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wa
             text += "; its log of the request it sent (\"sending ...\") does not count as the reply"
         if case.behaviour == "split":
             text += _stopped_reading(seen.left_at, len(answer), service)
-        elif case.behaviour == "slow":
-            text += f" ({program.status_text()}): its timeout is shorter than {wait - MARGIN:g} s, or it reads once"
+        elif case.behaviour == "slow" and seen.replied_at is None and seen.asked_at is not None:
+            waited = (ended if ended is not None else trio.current_time()) - seen.asked_at
+            text = (f"sent {shown(seen.requests[0])} and gave up {waited:.1f} s later ({program.status_text()}), "
+                    f"before the reply, which was to come {slow:g} s after the request: its timeout is shorter than "
+                    f"that; wait longer for a reply (sock.settimeout(5))")
         return "fail", text
     if not finished:
         return "fail", (f"the client was still waiting after {wait:g} s (stopped): it has no timeout; set one "
@@ -375,16 +394,18 @@ async def _run_case(case: ClientCase, command: str, listening: Listeners | Datag
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_serve, listening, case, settings.service, seen, slow, pause)
         program.start()
+        ended = None
         with trio.move_on_after(wait):
             while program.running and not seen.stuck.is_set():
                 await trio.sleep(0.02)
             finished = not seen.stuck.is_set()
+            ended = trio.current_time() if finished else None
         if case.behaviour == "split" and seen.connected:
             # a client that stopped reading exits while the pieces are still being sent:
             # whether it closed before the last one is known once they all have been
             with trio.move_on_after(len(seen.answers[0]) * pause + 1.0):
                 await seen.split_done.wait()
-        verdict = _verdict(case, seen, program, finished, wait, settings.service)
+        verdict = _verdict(case, seen, program, finished, wait, settings.service, slow, ended)
         await program.stop(grace=0.5)
         program.close()
         nursery.cancel_scope.cancel()
