@@ -221,6 +221,7 @@ SERVERS: dict[str, tuple[str, CheckSettings]] = {
     "stuck_no_newline": ("stuck_on_first_client", CheckSettings(timeout=2.0, request="{a} {b}",
                                                                 only=("connect", "sum.small", "sum.negative"))),
     "never_accepts": ("never_accepts", CheckSettings(timeout=1.5, only=("connect", "sum", "clients"))),
+    "full_backlog": ("full_backlog", CheckSettings(timeout=1.5, only=("connect", "sum"))),
     "fixed": ("echo_fixed_reply", CheckSettings(service="echo", timeout=3.0, only=("echo.small", "echo.binary"))),
     "echo_lines": ("echo_lines", CheckSettings(service="echo", timeout=2.0,
                                                only=("echo.small", "framing.long"))),
@@ -269,6 +270,15 @@ def test_server_that_never_accepts_is_stuck_not_spinning(servers) -> None:
     assert "stuck" in text and "never accepted" in text and "spin" not in text, shown(report)
     concurrent = detail(report, "clients.concurrent")
     assert "stuck" in concurrent and "one client at a time" not in concurrent, shown(report)
+
+
+def test_full_accept_queue_is_named(servers) -> None:
+    """Connecting times out once the queue is full: the sentence says why."""
+    report = servers["full_backlog"]
+    timed_out = [c for c in report.cases if "took longer than the deadline" in c.detail]
+    assert timed_out, shown(report)
+    for case in timed_out:
+        assert "stuck" in case.detail and "accept queue is full" in case.detail, shown(report)
 
 
 def test_fixed_text_reply_is_shown_as_the_bytes(servers) -> None:
