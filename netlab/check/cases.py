@@ -32,7 +32,7 @@ import trio
 from ..errors import ConnectionRefusedError, NetlabError
 from ..services import get_service
 from ..transports import Address, Connection, Transport, receive_data, send_data, socket_of
-from ..transports.udp import UdpTransport
+from ..transports.udp import UDP4_MAX, UDP6_MAX, UdpTransport
 from . import judge, procnet
 from .judge import RequestFormat, shown
 from .procnet import ListeningSocket
@@ -612,8 +612,8 @@ def _limit(ctx: CaseContext) -> str:
         try:
             with socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_DGRAM) as probe:
                 return f"{transport.max_message_for(probe):,} bytes over UDP over IPv{6 if six else 4}"
-        except OSError:
-            return f"64 KiB over UDP over IPv{6 if six else 4}"
+        except OSError:  # no such family here: the transport's own figures
+            return f"{UDP6_MAX if six else UDP4_MAX:,} bytes over UDP over IPv{6 if six else 4}"
     return "a few hundred KiB"
 
 
@@ -746,8 +746,9 @@ async def case_bad_input(ctx: CaseContext) -> Verdict:
     stuck = stuck_note(ctx, conv)
     if stuck:
         return "fail", f"{shown(request)}: no reply and no close within {ctx.timeout:g} s: {stuck}"
-    return "fail", (f"{shown(request)}: no reply and no close within {ctx.timeout:g} s: the server is stuck "
-                    f"(a thread that died holding the connection, or waiting for more input)")
+    return "fail", (f"{shown(request)}: no reply and no close within {ctx.timeout:g} s: the server neither "
+                    f"answered nor closed the connection (a thread that died holding it, or one waiting for more "
+                    f"input)")
 
 
 async def case_survives_bad_input(ctx: CaseContext) -> Verdict:
