@@ -100,6 +100,24 @@ def test_echo_of_the_request_is_not_the_reply(output: bytes) -> None:
     assert not judge.printed_answer(output, b"hello", [b"hello"], echo=True)
 
 
+def test_kernel_tables_tell_accepted_from_queued() -> None:
+    """/proc/net/tcp: a connection waiting in the accept queue has inode 0; a listener's
+    rx_queue is how many wait. (IPv4-mapped IPv6 rows are matched as IPv4.)"""
+    from netlab.check.procnet import parse_accept_queue, parse_accepted
+
+    rows = ["   0: 0100007F:C350 00000000:0000 0A 00000000:00000002 00:00000000 00000000     0        0 4242 1",
+            "   1: 0100007F:C350 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 4243 1",
+            "   2: 0100007F:C350 0100007F:9C41 01 00000000:00000000 00:00000000 00000000     0        0 0 1",
+            "   3: 0100007F:9C42 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 4244 1"]
+    six = ["   0: 0000000000000000FFFF00000100007F:C350 0000000000000000FFFF00000100007F:9C43 01 "
+           "00000000:00000000 00:00000000 00000000 0 0 0 1"]
+    assert parse_accepted(rows, 50000, ("127.0.0.1", 40000)) is True
+    assert parse_accepted(rows, 50000, ("127.0.0.1", 40001)) is False
+    assert parse_accepted(rows, 50000, ("127.0.0.1", 40002)) is None  # only our own end is listed
+    assert parse_accepted(six, 50000, ("127.0.0.1", 40003)) is False
+    assert parse_accept_queue(rows, 4242) == 2 and parse_accept_queue(rows, 4243) is None
+
+
 def test_auto_knows_plus() -> None:
     assert "{a} + {b}\n" in AUTO_FORMATS and "{a} + {b}" in AUTO_FORMATS
     assert AUTO_FORMATS[0] == "{a} {b}\n"
@@ -171,7 +189,7 @@ def test_skeleton_left_undone_fails_although_it_logged_the_message(clients) -> N
 def test_short_chunk_loop_reads_a_whole_reply_but_stops_at_a_piece(clients) -> None:
     report = clients["client_skeleton_short_chunk"]
     assert report.failed == ["client.split_reply"], shown(report)
-    assert "stopped reading after the first" in detail(report, "client.split_reply")
+    assert "stopped reading" in detail(report, "client.split_reply")
 
 
 def test_sum_client_logging_its_request_passes(clients) -> None:
@@ -189,7 +207,7 @@ def test_reads_once_only_when_it_stopped_reading(clients) -> None:
     report = clients["client_reads_once"]
     assert report.failed == ["client.split_reply"], shown(report)
     text = detail(report, "client.split_reply")
-    assert "stopped reading after the first" in text and "of 3 bytes" in text, text
+    assert "stopped reading" in text and "of 3 bytes" in text, text
 
 
 def test_client_without_an_end_to_its_request_is_warned(clients) -> None:

@@ -98,8 +98,9 @@ class _Seen:
     unfinished: bytes | None = None
     stuck: trio.Event = field(default_factory=trio.Event)
     #: client.split_reply: bytes of the reply sent when the client closed its connection, if
-    #: it did before the whole reply was sent
+    #: it stopped reading before the end of the reply; and whether it left some of them unread
     left_at: int | None = None
+    left_unread: bool = False
     #: client.split_reply: the last piece has been sent (or the client was found gone)
     split_done: trio.Event = field(default_factory=trio.Event)
     #: when the first request had come in, and when a reply was first sent (trio's clock)
@@ -167,17 +168,6 @@ async def _read_request(conn: Connection, service: str, seen: _Seen, *, line: bo
             return data, "newline"
 
 
-async def _watch_end(conn: Connection, sent: list[int], eof_at: list[int]) -> None:
-    """Note in `eof_at` how many bytes had been sent (`sent`) when the client's end of stream
-    came: a half-close (shutdown(SHUT_WR)) or a close, which only a later send tells apart."""
-    try:
-        while await receive_data(conn) is not None:
-            pass
-    except (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    eof_at.append(sent[0])
-
-
 def _peer_gone(conn: Connection) -> bool:
     """Whether the peer refused what was sent after its end of stream (a TCP reset leaves
     SO_ERROR set): it had closed, not just shut down its sending side."""
@@ -187,26 +177,52 @@ def _peer_gone(conn: Connection) -> bool:
         return False
 
 
-async def _send_split(conn: Connection, answer: bytes, seen: _Seen, pause: float) -> None:
-    """The answer a byte at a time, `pause` s apart. If the client closed its connection
-    before the last byte (its end of stream came, and then a send failed or was reset), how
-    many bytes it had been sent by then is noted in `seen`: it stopped reading. A client that
-    only shut down its sending side (an end of stream, sends still taken) is reading on."""
-    sent, eof_at = [0], list[int]()
-    closed = False
+_GONE = (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+async def _send_split(conn: Connection, answer: bytes, seen: _Seen, pause: float, slow: float, *,
+                      at_eof: bool) -> None:
+    """The answer a byte at a time, `pause` s apart, then the end of the stream; then wait (up
+    to `slow` s) for the client's end. Whether it stopped reading before the whole reply is
+    noted in `seen` (`left_at`, `left_unread`): it did if it closed with some of the reply
+    unread (its kernel resets the connection), or closed before the last byte was sent (a
+    later send fails, or is reset). A client that only shut down its sending side
+    (shutdown(SHUT_WR): an end of stream, and sends are still taken) is reading on. `at_eof`:
+    its end of stream ended the request (came before any of the reply)."""
+    sent = [0]
+    eof_at: list[int] = [0] if at_eof else []
+    reset = [False]
+    ended = trio.Event()
+
+    async def watch() -> None:
+        try:
+            while await receive_data(conn) is not None:
+                pass
+        except _GONE:
+            reset[0] = True
+        eof_at.append(sent[0])
+        ended.set()
+
+    failed = False
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_watch_end, conn, sent, eof_at)
+        if at_eof:
+            ended.set()
+        else:
+            nursery.start_soon(watch)
         try:
             for i in range(len(answer)):
                 await send_data(conn, answer[i:i + 1])
                 sent[0] += 1
                 await trio.sleep(pause)
-        except (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError):
-            closed = True
-        if eof_at and not closed and eof_at[0] < len(answer):
-            closed = _peer_gone(conn)
-        if closed:
+            await conn.send_eof()
+        except _GONE:
+            failed = True
+        with trio.move_on_after(slow):  # let the client close first: its last read sees EOF, not a reset
+            await ended.wait()
+        early = bool(eof_at) and eof_at[0] < len(answer)
+        if failed or reset[0] or (early and _peer_gone(conn)):
             seen.left_at = eof_at[0] if eof_at else sent[0]
+            seen.left_unread = reset[0]
         seen.split_done.set()
         nursery.cancel_scope.cancel()
 
@@ -226,9 +242,8 @@ async def _serve_connection(conn: Connection, case: ClientCase, service: str, se
             if case.behaviour == "slow":
                 await trio.sleep(slow)
             if case.behaviour == "split":
-                await _send_split(conn, answer, seen, pause)
-                if seen.left_at is not None:
-                    return
+                await _send_split(conn, answer, seen, pause, slow, at_eof=end == "eof")
+                return
             else:
                 await send_data(conn, answer)
             seen.replied()
@@ -313,7 +328,7 @@ def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wa
         if service == "echo" and any(answer.strip() and answer.strip() in output for output in outputs.values()):
             text += "; its log of the request it sent (\"sending ...\") does not count as the reply"
         if case.behaviour == "split":
-            text += _stopped_reading(seen.left_at, len(answer), service)
+            text += _stopped_reading(seen, len(answer), service)
         elif case.behaviour == "slow" and seen.replied_at is None and seen.asked_at is not None:
             waited = (ended if ended is not None else trio.current_time()) - seen.asked_at
             text = (f"sent {shown(seen.requests[0])} and gave up {waited:.1f} s later ({program.status_text()}), "
@@ -333,18 +348,24 @@ def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wa
     return "pass", text
 
 
-def _stopped_reading(left_at: int | None, size: int, service: str) -> str:
-    """Why a client missed a reply sent in 1-byte pieces: only if it closed its connection
-    before the last piece was sent did it stop reading."""
+def _stopped_reading(seen: _Seen, size: int, service: str) -> str:
+    """Why a client missed a reply sent in 1-byte pieces: it stopped reading only if it closed
+    its connection before the end of the reply, or with some of it unread."""
     until = "the newline" if service == "sum" else "it has as many bytes as it sent"
-    if left_at is None:
-        return (f": it was sent all {size} bytes, one at a time, and did not close before the last; it read them "
-                f"but printed something else")
-    if left_at == 0:
+    left = seen.left_at
+    if left is None:
+        return (f": it was sent all {size} bytes, one at a time, and read to the end without closing early; it "
+                f"printed something else")
+    if left == 0 and not seen.left_unread:
         return ": it closed its connection before the first byte of the reply was sent: it does not wait for the reply"
-    return (f": it stopped reading after the first {'piece' if left_at == 1 else f'{left_at} pieces'} (it closed "
-            f"its connection when {left_at} of {size} bytes had been sent): it reads once and takes what came for "
-            f"the whole reply; read until {until}")
+    if seen.left_unread:
+        what = (f"closed its connection with part of the reply unread ({left} of {size} bytes had been sent; its "
+                f"kernel reset the connection)")
+    else:
+        what = f"closed its connection when {left} of {size} bytes had been sent"
+    first = " after the first piece" if left == 1 else ""
+    return (f": it stopped reading{first}: it {what}; it reads once and takes what came for the whole reply; "
+            f"read until {until}")
 
 
 def _unfinished(request: bytes) -> str:
@@ -403,7 +424,7 @@ async def _run_case(case: ClientCase, command: str, listening: Listeners | Datag
         if case.behaviour == "split" and seen.connected:
             # a client that stopped reading exits while the pieces are still being sent:
             # whether it closed before the last one is known once they all have been
-            with trio.move_on_after(len(seen.answers[0]) * pause + 1.0):
+            with trio.move_on_after(len(seen.answers[0]) * pause + slow + 1.0):
                 await seen.split_done.wait()
         verdict = _verdict(case, seen, program, finished, wait, settings.service, slow, ended)
         await program.stop(grace=0.5)
