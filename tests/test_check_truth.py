@@ -61,6 +61,7 @@ def shown(report: CheckReport) -> str:
     b"4\n2\n\n",  # the same printed as text
     b"received: 4\nreceived: 2\n",
     b"sent '12 30', got '42'\n",
+    b"Server sent: 42\n",
 ])
 def test_sum_answer_found(output: bytes) -> None:
     assert judge.printed_answer(output, b"42\n", [b"12 30\n"], echo=False)
@@ -83,6 +84,7 @@ def test_sum_answer_not_found(output: bytes) -> None:
     b"sent 'hello', received 'hello'\n",
     b"hello\n",
     b'received "I sent it"\n',  # the echo holds a word of sending: it is still the echo
+    b"sending hello\nServer sent back: hello\n",
 ])
 def test_echo_found(output: bytes) -> None:
     request = b"this is my test message" if b"this is" in output else (

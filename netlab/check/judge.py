@@ -117,7 +117,7 @@ def truncation(request: bytes, reply: bytes) -> int | None:
 _SENDING = re.compile(rb"\b(?:send|sends|sending|sendall|sendto|sent|write|writes|writing|wrote)\b", re.I)
 #: words with which it logs what came back: "received ...", "got ...", "reply: ..."
 _RECEIVING = re.compile(rb"recv|receiv|\bgot\b|\brepl(?:y|ies|ied)\b|\brespon|\banswer|\bresult|\becho(?:ed|es)?\b"
-                        rb"|\bfrom (?:the )?server\b", re.I)
+                        rb"|\bfrom (?:the )?server\b|\bserver\s+(?:sent|says|said|wrote)\b|\bsent\s+back\b", re.I)
 _BYTES_LITERAL = re.compile(rb"""b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*\"""")
 _DOUBLE_QUOTED = re.compile(rb'"([^"]*)"')
 _SINGLE_QUOTED = re.compile(rb"'([^']*)'")
@@ -149,11 +149,12 @@ def reply_lines(output: bytes, requests: Sequence[bytes]) -> list[bytes]:
     """The lines of a client's output that can hold the reply: all but its log of the request.
 
     A line is the client's log of its own request when, the request's text left aside, it has
-    a word of sending (send, sending, sent, wrote, ...) and none of receiving (received,
-    recv, got, reply, response, answer, result, echoed, from server): such a line is dropped
-    (``sending "hello"``, ``sending b'12 30\\n'``, ``Sent 42 bytes``). A line with both
-    (``sent 'hello', received 'hello'``) stays, less one occurrence of the request per word of
-    sending: so an echo client's ``received "" after sending "hello"`` does not hold the echo,
+    a word of sending (send, sending, sent, wrote, ...) and none of receiving (received, recv,
+    got, reply, response, answer, result, echoed, from server, server sent, sent back): such a
+    line is dropped (``sending "hello"``, ``sending b'12 30\\n'``, ``Sent 42 bytes``). A line
+    with both (``sent 'hello', received 'hello'``) stays, less one occurrence of the request
+    per word of sending (those inside a phrase of receiving, as in ``Server sent: 42``, do not
+    count): so an echo client's ``received "" after sending "hello"`` does not hold the echo,
     and ``sent 'hello', received 'hello'`` does. Words inside the request itself do not count
     (an echo of ``I sent it`` is still an echo). A line with neither kind of word stays whole:
     a client that prints only its reply (``42``, ``hello``) is judged on it. What cannot be
@@ -165,7 +166,7 @@ def reply_lines(output: bytes, requests: Sequence[bytes]) -> list[bytes]:
         outside = line
         for form in forms:
             outside = outside.replace(form, b" ")
-        sends = len(_SENDING.findall(outside))
+        sends = len(_SENDING.findall(_RECEIVING.sub(b" ", outside)))  # "server sent: 5" is a receipt
         if sends and not _RECEIVING.search(outside):
             continue
         for _ in range(sends):
