@@ -13,6 +13,13 @@ closes or resets; when nothing more has come for `SETTLE` seconds after somethin
 or at the case's deadline. So a right answer is taken at once, and a wrong one costs at
 most a short pause, never the whole deadline.
 
+When no reply came, the conversation also notes what the kernel shows: whether the server
+ever accepted the connection (a TCP connection waiting in the accept queue has no socket
+inode in ``/proc/net/tcp``) and, with ``--run``, the program's share of a core meanwhile.
+So a stuck server (never accepts again, accept queue full, spinning on an earlier
+connection) is named as stuck wherever it shows (`stuck_note`), and hints such as "the
+request has no newline" are given only where the evidence supports them (`newline_hint`).
+
 Adding a case is one function and one `Case(...)` line in `CASES`; its id is stable (the
 report, ``--json`` and ``--junit`` use it).
 """

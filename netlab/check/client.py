@@ -96,7 +96,7 @@ class _Seen:
     ends: list[str] = field(default_factory=list)
     #: client.request_end: the request as it stood once it had waited `UNFINISHED` s unfinished
     unfinished: bytes | None = None
-    stuck: trio.Event = field(default_factory=trio.Event)
+    unfinished_seen: trio.Event = field(default_factory=trio.Event)
     #: client.split_reply: bytes of the reply sent when the client closed its connection, if
     #: it stopped reading before the end of the reply; and whether it left some of them unread
     left_at: int | None = None
@@ -159,7 +159,7 @@ async def _read_request(conn: Connection, service: str, seen: _Seen, *, line: bo
             if not line:
                 return data, "quiet"
             seen.unfinished = data
-            seen.stuck.set()
+            seen.unfinished_seen.set()
             continue
         if chunk is None:
             return data, "eof"
@@ -417,9 +417,9 @@ async def _run_case(case: ClientCase, command: str, listening: Listeners | Datag
         program.start()
         ended = None
         with trio.move_on_after(wait):
-            while program.running and not seen.stuck.is_set():
+            while program.running and not seen.unfinished_seen.is_set():
                 await trio.sleep(0.02)
-            finished = not seen.stuck.is_set()
+            finished = not seen.unfinished_seen.is_set()
             ended = trio.current_time() if finished else None
         if case.behaviour == "split" and seen.connected:
             # a client that stopped reading exits while the pieces are still being sent:
