@@ -298,7 +298,7 @@ def test_client_fails_exactly_its_bug(client_reports, name: str) -> None:
     report = client_reports[name]
     assert set(report.failed) == CLIENTS[name], [(c.id, c.outcome, c.detail) for c in report.cases]
     assert {c.id for c in report.cases} == {"client.plain", "client.split_reply", "client.slow_reply",
-                                            "client.server_closes", "client.no_reply"}
+                                            "client.server_closes", "client.no_reply", "client.request_end"}
 
 
 def test_client_without_timeout_is_named(client_reports) -> None:

@@ -154,6 +154,14 @@ class Program:
         self._stdout.seek(0)
         return self._stdout.read(limit)
 
+    def stderr(self, limit: int = 65536) -> bytes:
+        """The first `limit` bytes it wrote on stderr (a client may log its reply there)."""
+        if self._stderr is None:
+            return b""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read(limit)
+
     def stderr_tail(self, lines: int = 3) -> str:
         """Its last `lines` lines of stderr, joined with " | " (empty if it printed none)."""
         if self._stderr is None:
