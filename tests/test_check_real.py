@@ -273,14 +273,24 @@ async def test_nothing_a_program_starts_outlives_its_check(tmp_path: Path, name:
 # -- sentences that must not send a student the wrong way ----------------------------------------------
 
 
-async def test_a_stuck_server_is_named_stuck(tmp_path: Path) -> None:
-    """spins_on_empty spins on recv() == b'' after the checker's first connection, at 100 % CPU,
-    and never accepts again. (A few cases only: each costs its timeout, and a core.)"""
-    settings = CheckSettings(timeout=2.0, idle_window=0.5,
-                             only=("connect", "sum.small", "clients.sequential", "input.bad", "resources.idle_cpu"))
-    report = await check_alone(copy_in(tmp_path, "spins_on_empty"), settings)
+#: a server stuck spinning: its service, and the few cases it is checked with (each costs its
+#: timeout, and a core); idle_cpu must fail with "busy loop", every other case that fails must
+#: name the server stuck, and none suggest --request (a usage error for echo, no help for sum)
+STUCK = {
+    "spins_on_empty": ("sum", ("connect", "sum.small", "clients.sequential", "input.bad", "resources.idle_cpu")),
+    "echo_spins": ("echo", ("connect", "echo.small", "echo.binary", "resources.idle_cpu")),
+}
+
+
+@pytest.mark.parametrize("name", list(STUCK))
+async def test_a_stuck_server_is_named_stuck(tmp_path: Path, name: str) -> None:
+    """Both spin on recv() == b'' after the checker's first connection, at 100 % CPU, and never
+    accept again."""
+    service, only = STUCK[name]
+    report = await check_alone(copy_in(tmp_path, name), CheckSettings(service=service, timeout=2.0, idle_window=0.5,
+                                                                    only=only))
     failed = {c.id: c.detail for c in report.cases if c.outcome == "fail"}
-    assert set(failed) == {"sum.small", "clients.sequential", "input.bad", "resources.idle_cpu"}, shown(report)
+    assert set(failed) == set(only) - {"connect"}, shown(report)
     assert "busy loop" in failed.pop("resources.idle_cpu")
     assert all("stuck" in detail for detail in failed.values()), shown(report)
     assert not any("--request" in c.detail for c in report.cases), shown(report)
