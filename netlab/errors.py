@@ -156,7 +156,7 @@ class KernelModeError(NetlabError):
 
 
 class PrivilegeError(KernelModeError):
-    """Kernel mode needs root (CAP_NET_ADMIN for the rules, CAP_SYS_ADMIN for the namespace)."""
+    """A private namespace cannot be made here: not root, and no user namespaces (`netlab.netns`)."""
 
 
 class MissingToolError(KernelModeError):

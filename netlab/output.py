@@ -76,10 +76,14 @@ class Outputs:
             wrote(target)
 
 
-def write_text(path: Path, text: str, *, wrote: Callable[[Path], None] = lambda path: None) -> None:
-    """Write a text output file (``--junit FILE``); an `OutputError` naming it if that fails."""
+def write_text(path: Path, text: str, *, wrote: Callable[[Path], None] = lambda path: None,
+               parents: bool = False) -> None:
+    """Write a text output file (``--junit FILE``) as UTF-8, making its missing directories
+    first with `parents`; an `OutputError` naming it if that fails."""
     try:
-        path.write_text(text)
+        if parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     wrote(path)

@@ -24,6 +24,7 @@ from rich.text import Text
 if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
     from .check import CheckReport
+    from .check.grading import GradeRow, Score
     from .experiments.base import ResultTable
     from .experiments.compare import CompareSettings, TransportResult
     from .experiments.relay import Relay
@@ -560,21 +561,41 @@ def check_summary(report: CheckReport) -> str:
             f"{summary['skip']} skipped")
 
 
-def check_report(console: Console, report: CheckReport) -> None:
-    """One row per case: its id, the outcome, and the sentence saying what happened."""
-    console.print(table([Column("case", wrap=False), Column("result", wrap=False), Column("what happened", wrap=True)],
-                        ([case.id, case.outcome, case.detail] for case in report.cases),
+def check_report(console: Console, report: CheckReport, score: Score | None = None) -> None:
+    """One row per case: its id, the outcome, the points it earned, and the sentence saying
+    what happened."""
+    points = {c.id: f"{c.points:g}/{c.max_points:g}" for c in score.cases} if score is not None else {}
+    columns = [Column("case", wrap=False), Column("result", wrap=False)]
+    if score is not None:
+        columns.append(Column("points", right=True, wrap=False))
+    columns.append(Column("what happened", wrap=True))
+    console.print(table(columns,
+                        ([case.id, case.outcome, *([points.get(case.id, "-")] if score is not None else []),
+                          case.detail] for case in report.cases),
                         title=f"netlab check {report.service} ({report.profile} profile): {report.target}"))
     if report.request is not None:
-        console.print(f"requests written as {report.request}", highlight=False)
-    console.print(check_summary(report), highlight=False)
+        console.print(f"requests written as {report.request}", highlight=False, markup=False)
+    console.print(check_summary(report) + (f"; score {score.text()}" if score is not None else ""), highlight=False)
+    check_notes(console, [report])
 
 
-def check_grades(console: Console, graded: Sequence[tuple[str, CheckReport]]) -> None:
-    """One row per submission: cases passed, and the ids that failed or warned."""
+def check_notes(console: Console, reports: Sequence[CheckReport]) -> None:
+    """How the programs ran (isolated or not), and what netlab cleaned up after each."""
+    notes = sorted({r.isolation for r in reports if r.isolation})
+    for note in notes:
+        console.print(note, highlight=False, markup=False)
+    for report in reports:
+        for line in report.cleanup:
+            who = f"{report.target}: " if len(reports) > 1 else ""
+            console.print(f"cleaned up: {who}{line}", highlight=False, markup=False)
+
+
+def check_grades(console: Console, rows: Sequence[GradeRow]) -> None:
+    """One row per submission, in the order graded: its score out of the same maximum for
+    everyone, each failed case with a short reason, and the ids that warned."""
     console.print(table(
-        [Column("submission", wrap=True), Column("passed", right=True, wrap=False), Column("failed", wrap=True),
+        [Column("submission", wrap=True), Column("score", right=True, wrap=False), Column("failed", wrap=True),
          Column("warnings", wrap=True)],
-        ([name, f"{r.summary['pass']}/{len(r.cases) - r.summary['skip']}", dash(", ".join(r.failed)),
-          dash(", ".join(r.warned))] for name, r in graded),
+        ([row.submission, row.score.text(), dash("\n".join(f"{case_id}: {reason}" for case_id, reason in row.failed)),
+          dash(", ".join(row.warned))] for row in rows),
         title="netlab check: one row per submission"))

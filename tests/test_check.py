@@ -23,7 +23,7 @@ from helpers import assert_no_traceback, invoke
 from netlab.check import CheckReport, CheckSettings, check_client, check_server, junit, select_cases
 from netlab.check.judge import RequestFormat, numbers_in, sum_matches, truncation
 from netlab.check.procnet import parse_inet_table, parse_unix_table
-from netlab.check.reach import namespace_problem
+from netlab.check.isolate import isolation
 from netlab.errors import UsageError
 from netlab.runner import Server
 
@@ -215,7 +215,7 @@ def test_reach_is_checked_from_a_second_namespace(student_reports) -> None:
     local, _ = student_reports["localhost_only"]
     good_detail = next(c.detail for c in good.cases if c.id == "reach.interfaces")
     local_detail = next(c.detail for c in local.cases if c.id == "reach.interfaces")
-    if namespace_problem() is not None:
+    if not isolation().available:
         assert "judged from the bound address" in good_detail and "judged from the bound address" in local_detail
         return
     assert "checked for real" in good_detail and "reached 10.199.0.1" in good_detail
@@ -298,7 +298,7 @@ def test_client_fails_exactly_its_bug(client_reports, name: str) -> None:
     report = client_reports[name]
     assert set(report.failed) == CLIENTS[name], [(c.id, c.outcome, c.detail) for c in report.cases]
     assert {c.id for c in report.cases} == {"client.plain", "client.split_reply", "client.slow_reply",
-                                            "client.server_closes", "client.no_reply"}
+                                            "client.server_closes", "client.no_reply", "client.request_end"}
 
 
 def test_client_without_timeout_is_named(client_reports) -> None:
@@ -334,8 +334,9 @@ def test_cli_json_and_junit(netlab_process, netlab_dir: Path) -> None:
     document = json.loads(result.stdout)
     assert set(document) >= {"target", "service", "profile", "cases", "summary"}
     assert document["summary"]["fail"] == 0 and document["service"] == "sum"
+    assert document["score"] == document["max_score"] == len(document["cases"])
     for case in document["cases"]:
-        assert set(case) == {"id", "group", "outcome", "detail", "seconds"}
+        assert set(case) == {"id", "group", "outcome", "detail", "seconds", "points", "max_points"}
         assert case["outcome"] in ("pass", "fail", "warn", "skip")
     assert ET.parse(junit_file).getroot().tag == "testsuites"
 

@@ -193,17 +193,16 @@ def test_without_privilege_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, 
     assert lines == [f"netlab: error: {NO_ROOT}"], result.output
 
 
-def test_privilege_check_reads_the_effective_capabilities(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel, "effective_capabilities", lambda: 0)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+def test_privilege_follows_netlabs_one_namespace_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernel mode asks netlab.netns, like check: root, else a user namespace, else the reason."""
+    from netlab import netns
+
+    monkeypatch.setattr(kernel.netns, "isolation", lambda: netns.Isolation(None, "no namespaces here (test)"))
     problem = kernel.privilege_problem()
-    assert problem is not None and "uid 1000" in problem and "run it as root" in problem
+    assert problem is not None and "no namespaces here (test)" in problem and "drop --kernel" in problem
     with pytest.raises(PrivilegeError):
         kernel.check_kernel_mode()
-    monkeypatch.setattr(os, "geteuid", lambda: 0)  # root in a container without the capabilities
-    problem = kernel.privilege_problem()
-    assert problem is not None and "lacks CAP_SYS_ADMIN and CAP_NET_ADMIN" in problem
-    monkeypatch.setattr(kernel, "effective_capabilities", lambda: 1 << 12 | 1 << 21)
+    monkeypatch.setattr(kernel.netns, "isolation", lambda: netns.Isolation("user", "user namespaces"))
     assert kernel.privilege_problem() is None
 
 

@@ -13,12 +13,20 @@ closes or resets; when nothing more has come for `SETTLE` seconds after somethin
 or at the case's deadline. So a right answer is taken at once, and a wrong one costs at
 most a short pause, never the whole deadline.
 
+When no reply came, the conversation also notes what the kernel shows: whether the server
+ever accepted the connection (a TCP connection waiting in the accept queue has no socket
+inode in ``/proc/net/tcp``) and, with ``--run``, the program's share of a core meanwhile.
+So a stuck server (never accepts again, accept queue full, spinning on an earlier
+connection) is named as stuck wherever it shows (`stuck_note`), and hints such as "the
+request has no newline" are given only where the evidence supports them (`newline_hint`).
+
 Adding a case is one function and one `Case(...)` line in `CASES`; its id is stable (the
 report, ``--json`` and ``--junit`` use it).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import struct
@@ -31,10 +39,12 @@ import trio
 from ..errors import ConnectionRefusedError, NetlabError
 from ..services import get_service
 from ..transports import Address, Connection, Transport, receive_data, send_data, socket_of
-from . import judge
+from ..transports.udp import UDP4_MAX, UDP6_MAX, UdpTransport
+from . import judge, procnet
 from .judge import RequestFormat, shown
 from .procnet import ListeningSocket
 from .program import Program
+from .restart import restart_verdict
 
 Outcome = Literal["pass", "fail", "warn", "skip"]
 Verdict = tuple[Outcome, str]
@@ -73,6 +83,8 @@ class CaseContext:
     deadline: float = 0.0
     #: the ids of the cases passed so far (a hint may depend on what already worked)
     passed: set[str] = field(default_factory=set)
+    #: this check runs in namespaces of its own (`netlab.check.isolate`)
+    isolated: bool = False
 
     @property
     def transport(self) -> Transport:
@@ -120,10 +132,21 @@ class Conversation:
     early: bool = False  # bytes came before the last piece of the request was sent
     done: bool = False  # the reply was judged complete
     pieces: list[float] = field(default_factory=list)
+    #: connecting took until the deadline (a full accept queue drops the connection's SYNs)
+    timed_out: bool = False
+    #: TCP, when no reply came: whether the server had accepted this connection (the kernel's
+    #: tables say; None where they cannot)
+    accepted: bool | None = None
+    #: with --run, when no reply came: the program's share of a core while this conversation waited
+    busy: float | None = None
 
     @property
     def silent(self) -> bool:
         return not self.received and not self.closed and not self.reset and self.refused is None
+
+
+#: how `open_connection` words a connect that ran into the case's deadline
+CONNECT_TIMED_OUT = "took longer than the deadline"
 
 
 async def open_connection(ctx: CaseContext, address: Address | None = None) -> Connection | str:
@@ -134,7 +157,86 @@ async def open_connection(ctx: CaseContext, address: Address | None = None) -> C
             return await target.transport.connect(target)
         except NetlabError as exc:
             return str(exc)
-    return f"connecting to {target} took longer than the deadline"
+    return f"connecting to {target} {CONNECT_TIMED_OUT}"
+
+
+def _namespace_pid(ctx: CaseContext) -> int | str:
+    """Whose /proc/PID/net tables show the server's sockets (those of the network namespace
+    that process is in): the process holding the listening socket, else the program's first
+    process, else ours."""
+    if ctx.listener is not None and ctx.listener.pid is not None and os.path.exists(f"/proc/{ctx.listener.pid}"):
+        return ctx.listener.pid
+    program = ctx.program
+    if program is not None and program.running and program.pid is not None:
+        return program.pid
+    return "self"
+
+
+def was_accepted(ctx: CaseContext, conn: Connection) -> bool | None:
+    """Whether the server accepted `conn` (TCP only: the kernel lists a connection waiting in
+    the accept queue with no socket inode); None where that cannot be seen."""
+    if ctx.address.is_unix or ctx.address.transport.kind != "stream":
+        return None
+    try:
+        sock = socket_of(conn)
+        local, peer = sock.getsockname(), sock.getpeername()
+    except (OSError, TypeError):
+        return None
+    return procnet.accepted(peer[1], (local[0], local[1]), _namespace_pid(ctx))
+
+
+def waiting_in_queue(ctx: CaseContext) -> int | None:
+    """How many connections wait in the server's accept queue, never accepted (TCP, when
+    netlab can see its listening socket)."""
+    if ctx.listener is None or not ctx.listener.kind.startswith("tcp"):
+        return None
+    return procnet.accept_queue(ctx.listener.inode, _namespace_pid(ctx))
+
+
+class _CpuWatch:
+    """The program's share of a core from now until `share()`."""
+
+    def __init__(self, ctx: CaseContext) -> None:
+        self.program = ctx.program
+        self.start = trio.current_time()
+        self.before = self.program.cpu_seconds() if self.program is not None else 0.0
+
+    def share(self) -> float | None:
+        if self.program is None or not self.program.running:
+            return None
+        elapsed = trio.current_time() - self.start
+        return (self.program.cpu_seconds() - self.before) / elapsed if elapsed > 0 else None
+
+
+def stuck_note(ctx: CaseContext, conv: Conversation) -> str | None:
+    """"the server is stuck: ..." when the kernel shows it: this connection was completed but
+    never accepted, or connecting timed out while the accept queue held connections nobody
+    accepted. With --run, the CPU the program used meanwhile tells spinning (a loop on an
+    earlier connection) from blocked (an earlier client, input(), a sleep). None otherwise:
+    a server that accepted and did not answer is not called stuck here."""
+    if conv.accepted is False:
+        queue = waiting_in_queue(ctx)
+        others = f" with {queue - 1} other{'s' if queue > 2 else ''}" if queue is not None and queue > 1 else ""
+        text = (f"the server is stuck: it never accepted this connection (the kernel completed it, and it waited "
+                f"in the accept queue{others})")
+    elif conv.timed_out:
+        queue = waiting_in_queue(ctx)
+        if not queue:
+            return None
+        text = (f"the server is stuck: its accept queue is full ({queue} connection{'s' if queue > 1 else ''} "
+                f"the kernel completed wait there, never accepted), so new ones are not even completed")
+    else:
+        return None
+    busy = conv.busy
+    if busy is not None and busy > BUSY_SHARE:
+        return text + (f"; meanwhile the program used {busy:.0%} of a core: it spins, most likely on an earlier "
+                       f"connection whose recv() returns b'' for ever, and never gets back to accept(); when recv() "
+                       f"returns b'', close that connection and accept the next")
+    if busy is not None:
+        return text + ("; meanwhile the program used next to no CPU: it is blocked somewhere other than accept() "
+                       "(on an earlier client, input(), a sleep); accept clients in a loop, each served in a thread "
+                       "of its own or until it leaves")
+    return text
 
 
 _BROKEN = (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -149,9 +251,12 @@ async def converse(ctx: CaseContext, pieces: Sequence[bytes], done: Callable[[by
     deadline."""
     conv = Conversation()
     end = ctx.deadline if deadline is None else deadline
+    cpu = _CpuWatch(ctx)
     opened = await open_connection(ctx, address)
     if isinstance(opened, str):
         conv.refused = opened
+        conv.timed_out = opened.endswith(CONNECT_TIMED_OUT)
+        conv.busy = cpu.share() if conv.timed_out else None
         return conv
     conn = opened
     if not ctx.stream:
@@ -220,6 +325,9 @@ async def converse(ctx: CaseContext, pieces: Sequence[bytes], done: Callable[[by
                             pass
     finally:
         with trio.CancelScope(shield=True):
+            if not conv.received and not conv.closed and not conv.reset and conv.refused is None:
+                conv.accepted = was_accepted(ctx, conn) if address is None else None
+                conv.busy = cpu.share()
             await conn.aclose()
     return conv
 
@@ -249,20 +357,47 @@ def _sum_done(ctx: CaseContext, a: str, b: str, request: bytes, *, exact: bool) 
 
 def why_no_reply(ctx: CaseContext, conv: Conversation, request: bytes, *, waited: str = "") -> str:
     """The sentence for a conversation that brought no reply at all."""
+    stuck = stuck_note(ctx, conv)
     if conv.refused is not None:
-        return f"could not connect: {conv.refused}"
+        return f"could not connect: {conv.refused}" + (f": {stuck}" if stuck else "")
     if conv.reset and not conv.received:
         return f"the connection broke before any reply to {shown(request)}"
     if conv.closed:
         return f"the server closed the connection without replying to {shown(request)}"
-    hint = ""
-    if ctx.stream and not request.endswith(b"\n"):
-        hint = (" (the request has no newline: a server that reads a line waits for one; "
-                "try --request auto)")
-    elif not ctx.transport.reliable:
+    if stuck:
+        return f"no reply to {shown(request)} within {ctx.timeout:g} s{waited}: {stuck}"
+    hint = newline_hint(ctx, request)
+    if not hint and not ctx.transport.reliable:
         hint = " (datagrams can be lost, but every try went unanswered)"
     return f"no reply to {shown(request)} within {ctx.timeout:g} s{waited}: the server accepted it but never " \
            f"answered{hint}"
+
+
+#: cases whose request ends with a newline (echo) or that answer the request format in use (sum)
+_ECHOED_LINES = frozenset({"echo.small", "framing.split"})
+_SUM_ANSWERED = frozenset({"sum.small", "sum.negative", "sum.decimal", "sum.large", "framing.split",
+                           "framing.long"})
+
+
+def newline_hint(ctx: CaseContext, request: bytes) -> str:
+    """" (the request has no newline: ...)" where the evidence supports it, else "".
+
+    Only on a byte stream, for a request with no newline, and only where a newline could be
+    the reason: for echo, if data ending in a newline was echoed before (the server reads
+    lines); for sum, if no request in this format has been answered yet (then the format is
+    the likely reason). `--request` is suggested for sum only (echo has no request format),
+    and not when it was ``auto`` already (it found no format, or found this one)."""
+    if not ctx.stream or request.endswith(b"\n"):
+        return ""
+    if ctx.settings.service == "echo":
+        if not ctx.passed & _ECHOED_LINES:
+            return ""
+        return (" (this data has no newline, and data ending in one was echoed: the server reads a line and "
+                "waits for its newline; echo what arrives, as it arrives)")
+    if ctx.passed & _SUM_ANSWERED or ctx.settings.request == "auto":
+        return ""
+    return (" (the request has no newline: a server that reads a line waits for one; try --request auto, or a "
+            "format ending in \\n)")
 
 
 def judge_sum(ctx: CaseContext, a: str, b: str, request: bytes, conv: Conversation, *, exact: bool,
@@ -329,18 +464,40 @@ async def echo_exchange(ctx: CaseContext, data: bytes, *, split: bool = False,
     if conv.received == data:
         return ("pass", f"{_size(data)} came back unchanged"), conv
     if not conv.received:
-        return ("fail", why_no_reply(ctx, conv, data[:40])), conv
+        return ("fail", why_no_reply(ctx, conv, data)), conv
     got = conv.received
     if got == data[:len(got)]:
         text = f"only the first {len(got)} of {len(data)} bytes came back"
         if split and len(got) == len(b"".join(split_pieces(data)[:1])):
             text += ": the server answered the first piece and stopped; loop until the client closes"
+        elif got.endswith(b"\n"):
+            text += (": they end at a newline: the server echoes a line at a time and waits for the next "
+                     "newline; echo what arrives, as it arrives")
         elif len(data) >= 32:
             text += (": the server reads a fixed amount, or stops at a short read; loop until recv() returns "
                      "b'' (or keep echoing what arrives)")
         return ("fail", text), conv
-    return ("fail", f"{_size(data)} sent, {len(got)} bytes came back different (first difference at byte "
-                    f"{_first_difference(data, got)}): the server changes the data (decoding it as text?)"), conv
+    return ("fail", f"{_size(data)} sent, {_changed(data, got)}"), conv
+
+
+def _changed(data: bytes, got: bytes) -> str:
+    """What came back instead of the echo, shown as the bytes it is; that the server decodes
+    the data as text only where re-encoding the data gives these bytes."""
+    came = f"{shown(got)} came back" if len(got) <= 60 else f"{len(got):,} different bytes came back, {shown(got)}"
+    if got[:2] in (b"b'", b'b"') and data[:2] != got[:2]:
+        return (f"{came}: the text of a Python bytes object (str(data) or f'{{data}}'), not the bytes; send the "
+                f"bytes themselves (conn.sendall(data))")
+    for errors in ("replace", "ignore", "backslashreplace"):
+        redone = data.decode("utf-8", errors).encode("utf-8")
+        if redone != data and redone[:len(got)] == got:
+            return (f"{came}, first different at byte {_first_difference(data, got)}: the server decodes the data "
+                    f"as text (errors={errors!r}) and encodes it again, which changes every byte that is not "
+                    f"UTF-8; echo the bytes as they came")
+    redone = data.decode("latin-1").encode("utf-8")
+    if redone != data and redone[:len(got)] == got:
+        return (f"{came}, first different at byte {_first_difference(data, got)}: the server decodes the data as "
+                f"Latin-1 text and sends it as UTF-8; echo the bytes as they came")
+    return f"{came} instead: not the data sent; an echo server sends back the bytes it received, unchanged"
 
 
 def _size(data: bytes) -> str:
@@ -357,6 +514,8 @@ def program_state(ctx: CaseContext) -> str | None:
     program = ctx.program
     if program is None:
         return None
+    if program.running and not program.listening():
+        program.wait_exit(1.0)  # a program dying of an exception closes its sockets a moment before it is gone
     if not program.running:
         return f"the program {program.death_note()}"
     if not program.listening():
@@ -389,6 +548,15 @@ def _fix(ctx: CaseContext, *, left: bool = False) -> str:
     return ": an error escaped; catch it (try/except ValueError), answer with an error message, go on serving"
 
 
+def _queue_full(ctx: CaseContext, reason: str) -> str:
+    """": the server is stuck: its accept queue is full ..." after a connect that timed out."""
+    if not reason.endswith(CONNECT_TIMED_OUT):
+        return ""
+    conv = Conversation(refused=reason, timed_out=True)
+    note = stuck_note(ctx, conv)
+    return f": {note}" if note else ""
+
+
 def _program_gone(ctx: CaseContext) -> str:
     state = program_state(ctx)
     return f" ({state})" if state else ""
@@ -412,7 +580,7 @@ async def case_connect(ctx: CaseContext) -> Verdict:
     if ctx.connected:
         opened = await open_connection(ctx)
         if isinstance(opened, str):
-            return "fail", f"could not connect to {ctx.address}: {opened}{_program_gone(ctx)}"
+            return "fail", f"could not connect to {ctx.address}: {opened}{_program_gone(ctx)}{_queue_full(ctx, opened)}"
         await opened.aclose()
         return "pass", f"accepted a connection at {ctx.address}"
     verdict, conv = await _any_exchange(ctx)
@@ -448,7 +616,17 @@ def _echo_case(data: bytes | None, *, datagrams: bool = True) -> Callable[[CaseC
 
 
 def _limit(ctx: CaseContext) -> str:
-    return "65,507 bytes over UDP" if ctx.address.scheme.startswith("udp") else "a few hundred KiB"
+    """The largest message the transport carries, for a sentence: UDP's depends on the family
+    (65,507 bytes over IPv4, 65,527 over IPv6), as the transport states it for a socket."""
+    transport = ctx.transport
+    if isinstance(transport, UdpTransport):
+        six = transport.family == socket.AF_INET6 or ctx.address.host_family == socket.AF_INET6
+        try:
+            with socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                return f"{transport.max_message_for(probe):,} bytes over UDP over IPv{6 if six else 4}"
+        except OSError:  # no such family here: the transport's own figures
+            return f"{UDP6_MAX if six else UDP4_MAX:,} bytes over UDP over IPv{6 if six else 4}"
+    return "a few hundred KiB"
 
 
 LONG_A, LONG_B = "1" * 30, "2" * 30
@@ -520,14 +698,17 @@ async def case_sequential(ctx: CaseContext) -> Verdict:
 async def case_concurrent(ctx: CaseContext) -> Verdict:
     idle = await open_connection(ctx)
     if isinstance(idle, str):
-        return "fail", f"could not connect: {idle}"
+        return "fail", f"could not connect: {idle}{_queue_full(ctx, idle)}"
     try:
         verdict, conv = await _two_clients(ctx)
+        idle_accepted = was_accepted(ctx, idle) if verdict[0] != "pass" else True
     finally:
         with trio.CancelScope(shield=True):
             await idle.aclose()
     if verdict[0] == "pass":
         return "pass", "a second client was served while the first held its connection open, idle"
+    if idle_accepted is False:  # not one client at a time: none at all
+        return "fail", f"the server accepted neither the idle first client nor the second: {verdict[1]}"
     if conv.silent or (not conv.received and not conv.refused):
         return "fail", (f"while one client held its connection open and idle, a second got no reply within "
                         f"{ctx.timeout:g} s: the server serves one client at a time; use a thread per client "
@@ -540,7 +721,7 @@ async def case_banner(ctx: CaseContext) -> Verdict:
         return "skip", "a datagram server can only answer: it cannot send before a request"
     opened = await open_connection(ctx)
     if isinstance(opened, str):
-        return "fail", f"could not connect: {opened}"
+        return "fail", f"could not connect: {opened}{_queue_full(ctx, opened)}"
     quiet = min(0.5, ctx.timeout / 4)
     received = b""
     async with opened:
@@ -574,8 +755,12 @@ async def case_bad_input(ctx: CaseContext) -> Verdict:
         gone = _program_gone(ctx)
         return "warn", (f"{shown(request)}: the connection closed without a reply{gone}; an error message "
                         f"would tell the user what was wrong")
-    return "fail", (f"{shown(request)}: no reply and no close within {ctx.timeout:g} s: the server is stuck "
-                    f"(a thread that died holding the connection, or waiting for more input)")
+    stuck = stuck_note(ctx, conv)
+    if stuck:
+        return "fail", f"{shown(request)}: no reply and no close within {ctx.timeout:g} s: {stuck}"
+    return "fail", (f"{shown(request)}: no reply and no close within {ctx.timeout:g} s: the server neither "
+                    f"answered nor closed the connection (a thread that died holding it, or one waiting for more "
+                    f"input)")
 
 
 async def case_survives_bad_input(ctx: CaseContext) -> Verdict:
@@ -599,7 +784,7 @@ async def case_survives_disconnect(ctx: CaseContext) -> Verdict:
         opened = await open_connection(ctx)
         if isinstance(opened, str):
             state = await settled_state(ctx)
-            return "fail", f"could not connect: {opened}" + (
+            return "fail", f"could not connect: {opened}{_queue_full(ctx, opened)}" + (
                 f"; after a client left, {state}{_fix(ctx, left=True)}" if state else "")
         if abrupt:
             try:
@@ -632,7 +817,10 @@ async def case_close_on_eof(ctx: CaseContext) -> Verdict:
     if conv.closed or conv.reset:
         return "pass", "after the client's end of stream, the server closed the connection"
     if conv.refused is not None:
-        return "fail", f"could not connect: {conv.refused}"
+        return "fail", why_no_reply(ctx, conv, request)
+    stuck = stuck_note(ctx, conv)
+    if stuck:
+        return "fail", f"the client sent {shown(request)} and its end of stream (EOF): {stuck}"
     return "fail", (f"the client sent {shown(request)} and its end of stream (EOF), and {ctx.timeout:g} s later the "
                     f"connection was still open: the server never closes connections; when recv() returns b'' "
                     f"the client is done: close the connection (and stop reading)")
@@ -666,6 +854,15 @@ async def case_reach_ipv6(ctx: CaseContext) -> Verdict:
     from .reach import ipv6_verdict
 
     return await ipv6_verdict(ctx)
+
+
+async def case_restart(ctx: CaseContext) -> Verdict:
+    request = ctx.request("2", "3") if ctx.settings.service == "sum" else b"hello, netlab\n"
+    status, text = await restart_verdict(ctx.program, ctx.address, request, isolated=ctx.isolated,
+                                         startup=ctx.settings.startup, deadline=ctx.deadline)
+    if status == "lesson":
+        return ("fail" if ctx.netlab else "warn"), text
+    return status, text
 
 
 @dataclass(frozen=True)
@@ -719,6 +916,9 @@ CASES: list[Case] = [
     Case("reach.ipv6", "reachable over IPv6 (::1) as well as IPv4", case_reach_ipv6),
     Case("resources.idle_cpu", "with --run: CPU use while idle after a client left (catches busy loops)",
          case_idle_cpu, extra=lambda settings: settings.idle_window + 0.5),
+    # last: it turns TIME_WAIT on and leaves the port with it
+    Case("restart.reuse", "with --run: stopped as Ctrl-C would with a client connected, it starts again at once "
+         "(TIME_WAIT and SO_REUSEADDR)", case_restart, extra=lambda settings: settings.startup + 5.0),
 ]
 
 

@@ -138,6 +138,24 @@ def listening_sockets(pid: int | str = "self") -> list[ListeningSocket]:
     return found
 
 
+def time_wait(port: int, pid: int | str = "self") -> int:
+    """How many TCP connections with local port `port` are in TIME_WAIT (state 06) in the
+    network namespace of process `pid`: while any are, a listener without SO_REUSEADDR cannot
+    bind that port."""
+    count = 0
+    for name in ("tcp", "tcp6"):
+        for line in _read_lines(f"/proc/{pid}/net/{name}"):
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != "06":
+                continue
+            try:
+                if int(fields[1].rpartition(":")[2], 16) == port:
+                    count += 1
+            except ValueError:
+                continue
+    return count
+
+
 def socket_inodes(pid: int) -> set[int]:
     """The inodes of the sockets process `pid` holds open (empty if it is gone)."""
     inodes: set[int] = set()
@@ -203,6 +221,63 @@ def sockets_of(pids: Iterable[int]) -> list[ListeningSocket]:
     return sorted(found, key=lambda s: _PREFERENCE.index(s.kind))
 
 
+def _endpoint(field: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    """``0100007F:C350`` as (IP, port); an IPv4-mapped IPv6 address as its IPv4 address."""
+    host, _, port = field.partition(":")
+    ip = ipaddress.ip_address(_inet_host(host))
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip, int(port, 16)
+
+
+def _tcp_lines(pid: int | str) -> list[str]:
+    return _read_lines(f"/proc/{pid}/net/tcp") + _read_lines(f"/proc/{pid}/net/tcp6")
+
+
+def parse_accepted(lines: Iterable[str], server_port: int, client: tuple[str, int]) -> bool | None:
+    """From ``/proc/net/tcp`` lines: whether the server's side of the connection from `client`
+    (host, port) to `server_port` was accepted. A connection the kernel completed but the
+    program has not accepted waits in the listener's accept queue with no socket file, so its
+    inode is 0; once accepted it has one. None if no such connection is listed."""
+    want = (ipaddress.ip_address(client[0]), client[1])
+    if isinstance(want[0], ipaddress.IPv6Address) and want[0].ipv4_mapped is not None:
+        want = (want[0].ipv4_mapped, want[1])
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] == _TCP_LISTEN:
+            continue
+        try:
+            local, remote = _endpoint(fields[1]), _endpoint(fields[2])
+        except ValueError:
+            continue
+        if local[1] == server_port and remote == want:
+            return int(fields[9]) != 0
+    return None
+
+
+def accepted(server_port: int, client: tuple[str, int], pid: int | str = "self") -> bool | None:
+    """`parse_accepted` on the TCP tables of `pid`'s network namespace."""
+    return parse_accepted(_tcp_lines(pid), server_port, client)
+
+
+def parse_accept_queue(lines: Iterable[str], inode: int) -> int | None:
+    """From ``/proc/net/tcp`` lines: how many completed connections wait in the accept queue
+    of the listening socket `inode` (for a listener, the kernel shows that in rx_queue)."""
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 10 and fields[3] == _TCP_LISTEN and fields[9] == str(inode):
+            try:
+                return int(fields[4].partition(":")[2], 16)
+            except ValueError:
+                return None
+    return None
+
+
+def accept_queue(inode: int, pid: int | str = "self") -> int | None:
+    """`parse_accept_queue` on the TCP tables of `pid`'s network namespace."""
+    return parse_accept_queue(_tcp_lines(pid), inode)
+
+
 def find_listener(address: Address, pid: int | str = "self") -> ListeningSocket | None:
     """The listening socket that a client of `address` reaches, in `pid`'s namespace: the same
     path (unix), or the same port and protocol (inet), of the address's family first (a
@@ -217,5 +292,6 @@ def find_listener(address: Address, pid: int | str = "self") -> ListeningSocket 
     return matches[0] if matches else None
 
 
-__all__ = ["ListeningSocket", "cpu_seconds", "find_listener", "group_members", "listening_sockets",
-           "parse_inet_table", "parse_unix_table", "socket_inodes", "sockets_of"]
+__all__ = ["ListeningSocket", "accept_queue", "accepted", "cpu_seconds", "find_listener", "group_members",
+           "listening_sockets", "parse_accept_queue", "parse_accepted", "parse_inet_table", "parse_unix_table",
+           "socket_inodes", "sockets_of", "time_wait"]

@@ -6,24 +6,59 @@ to the group, then SIGKILL to whatever is left a second later. Its stdout and st
 temporary files, never pipes (a program that prints a lot must not block on a full pipe),
 and the last lines of stderr explain a crash. Where it listens comes from the kernel
 (`netlab.check.procnet`), not from the program.
+
+A process group is no wall: ``setsid()`` or ``setpgid()`` leaves it. Where netlab isolates the
+program (`netlab.check.isolate`), the checker is the first process of a PID namespace of its
+own, and `Program` is made with ``owner=True``: then every other process in the namespace
+belongs to the program, escaped or not, and `stop` ends them all and says what it had to clean
+up. Resource `Limits` (``prlimit``) apply to every start, isolated or not.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO
 
 import trio
 
+from .. import netns
 from . import procnet
 from .procnet import ListeningSocket
 
 #: how often the kernel's tables are read while waiting for a program to listen
 POLL = 0.02
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one program start may use (``prlimit``; each process inherits them). Processes are
+    counted per user, and not for root on the host: isolation, not this limit, bounds a fork
+    bomb there (the PID namespace ends it with the check)."""
+
+    processes: int = 1024
+    memory: int = 2 << 30  # bytes of address space per process
+    file_size: int = 64 << 20  # bytes per file written (its stdout and stderr included)
+    open_files: int = 1024
+
+    def prefix(self) -> list[str]:
+        found = shutil.which("prlimit", path=os.pathsep.join([os.environ.get("PATH", ""), *netns.SBIN]))
+        if found is None:
+            return []
+        return [found, f"--nproc={self.processes}", f"--as={self.memory}", f"--fsize={self.file_size}",
+                f"--nofile={self.open_files}", "--core=0", "--"]
+
+    def describe(self) -> str:
+        return (f"{self.processes} processes, {self.memory >> 20} MiB of memory per process, "
+                f"{self.file_size >> 20} MiB per file written, {self.open_files} open files")
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class Program:
@@ -33,12 +68,20 @@ class Program:
     inside a network namespace)."""
 
     def __init__(self, command: str, *, cwd: str | None = None, prefix: Sequence[str] = (),
-                 stdin: bytes | None = None) -> None:
+                 stdin: bytes | None = None, owner: bool = False, exclude: set[int] | None = None,
+                 limits: Limits | None = DEFAULT_LIMITS) -> None:
         self.command = command
         self.cwd = cwd
         self.prefix = list(prefix)
         self.stdin = stdin  # what the program reads on stdin (default: nothing, at once end of file)
         self.starts = 0
+        #: this process is the first of a PID namespace made for the program: every other
+        #: process in it (but those in `exclude`, the checker's own helpers) is the program's
+        self.owner = owner
+        self.exclude = exclude if exclude is not None else set()
+        self.limits = limits
+        #: what `stop` had to clean up, one sentence each, over every start
+        self.cleanup: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._stdout: IO[bytes] | None = None
@@ -59,14 +102,29 @@ class Program:
         with tempfile.TemporaryFile() as stdin:
             stdin.write(self.stdin or b"")
             stdin.seek(0)
-            self._proc = subprocess.Popen([*self.prefix, "/bin/sh", "-c", self.command], cwd=self.cwd,
+            limits = self.limits.prefix() if self.limits is not None else []
+            self._proc = subprocess.Popen([*self.prefix, *limits, "/bin/sh", "-c", self.command], cwd=self.cwd,
                                           stdin=stdin, stdout=self._stdout, stderr=self._stderr,
                                           start_new_session=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self.starts += 1
 
+    def wait_exit(self, seconds: float) -> None:
+        """Block up to `seconds` for the program's first process to exit (a program that is
+        dying: its sockets are closed a moment before the kernel reports it gone)."""
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                pass
+
     def members(self) -> list[int]:
-        """The processes of its group that are still alive."""
-        return [] if self._proc is None else procnet.group_members(self._proc.pid)
+        """Its processes that are still alive: its process group, or (``owner``) every process
+        in its PID namespace but the checker's own."""
+        if self._proc is None:
+            return []
+        if self.owner:
+            return [pid for pid in netns.other_processes() if pid not in self.exclude]
+        return procnet.group_members(self._proc.pid)
 
     def listening(self) -> list[ListeningSocket]:
         """The sockets it listens on now, best first."""
@@ -95,6 +153,14 @@ class Program:
         self._stdout.flush()
         self._stdout.seek(0)
         return self._stdout.read(limit)
+
+    def stderr(self, limit: int = 65536) -> bytes:
+        """The first `limit` bytes it wrote on stderr (a client may log its reply there)."""
+        if self._stderr is None:
+            return b""
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read(limit)
 
     def stderr_tail(self, lines: int = 3) -> str:
         """Its last `lines` lines of stderr, joined with " | " (empty if it printed none)."""
@@ -126,27 +192,51 @@ class Program:
                 await trio.sleep(POLL)
         return None
 
-    async def stop(self, grace: float = 1.0) -> None:
-        """SIGTERM to the whole group; SIGKILL to what is left after `grace` seconds."""
+    async def stop(self, grace: float = 1.0, signum: int = signal.SIGTERM) -> None:
+        """`signum` (SIGTERM) to the whole group; SIGKILL to what is left after `grace` seconds.
+        With ``owner``, also to every process that left the group; what needed more than the
+        first signal, or had left the group, is noted in `cleanup`."""
         proc = self._proc
         if proc is None:
             return
         with trio.CancelScope(shield=True):
-            self._signal(signal.SIGTERM)
+            escaped = self._escaped()
+            names = {pid: netns.command_line(pid) for pid in escaped}
+            self._signal(signum)
             with trio.move_on_after(grace):
                 while proc.poll() is None or self.members():
                     await trio.sleep(POLL)
+            stubborn = [pid for pid in self.members() if pid not in escaped]
+            names.update({pid: netns.command_line(pid) for pid in stubborn})
             self._signal(signal.SIGKILL)
             with trio.move_on_after(grace):
-                while proc.poll() is None:
+                while proc.poll() is None or (self.owner and self.members()):
                     await trio.sleep(POLL)
+            if escaped:
+                self.cleanup.append(f"killed {_processes(escaped, names)} that had left the program's process "
+                                    f"group (setsid/setpgid, a daemon)")
+            if stubborn:
+                self.cleanup.append(f"killed {_processes(stubborn, names)} still running "
+                                    f"{grace:g} s after {signal.Signals(signum).name}")
         self._close_files(keep_stderr=True)
+
+    def _escaped(self) -> list[int]:
+        """Its processes outside its process group (only visible with ``owner``)."""
+        if self._proc is None or not self.owner:
+            return []
+        group = set(procnet.group_members(self._proc.pid))
+        return [pid for pid in self.members() if pid not in group]
 
     def kill(self) -> None:
         """SIGKILL the whole group at once (for cleanup where nothing may wait)."""
         self._signal(signal.SIGKILL)
         if self._proc is not None:
             self._proc.poll()
+
+    def send_signal(self, signum: int) -> None:
+        """`signum` to its whole process group (``owner``: to every process of the program), as a
+        terminal's Ctrl-C (SIGINT) reaches every process in the foreground group."""
+        self._signal(signum)
 
     def _signal(self, signum: int) -> None:
         if self._proc is None:
@@ -155,6 +245,12 @@ class Program:
             os.killpg(self._proc.pid, signum)  # the group we made with start_new_session
         except (ProcessLookupError, PermissionError):
             pass
+        if self.owner:
+            for pid in self.members():
+                try:
+                    os.kill(pid, signum)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def _close_files(self, keep_stderr: bool = False) -> None:
         files = [self._stdout] if keep_stderr else [self._stdout, self._stderr]
@@ -170,4 +266,10 @@ class Program:
         self._close_files()
 
 
-__all__ = ["Program"]
+def _processes(pids: Sequence[int], names: dict[int, str]) -> str:
+    shown = ", ".join(f"{pid} ({names.get(pid, '?')})" for pid in pids[:3])
+    more = f" and {len(pids) - 3} more" if len(pids) > 3 else ""
+    return f"{len(pids)} process{'es' if len(pids) != 1 else ''} [{shown}{more}]"
+
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "Program"]

@@ -12,13 +12,13 @@ one address         only at that address; a hard-coded address fails on any othe
 a unix socket       only this machine, by design
 ==================  ===================================================================
 
-Checked for real where possible: as root, with ``--run``, netlab starts a second copy of the
-program inside a network namespace of its own (``unshare --net``), links it to a second
-namespace with a veth pair (10.199.0.1 and .2, fd00:199::1 and ::2: addresses that exist only
-inside those two namespaces), and connects from the second namespace as a client on another
-machine would. Nothing outside the two namespaces is touched; they vanish with their last
-process, which netlab stops (and which exits on its own if netlab dies, when its stdin
-closes). Otherwise the answer comes from the bound address, and says so.
+Checked for real where the program runs isolated (`netlab.check.isolate`: with ``--run``, as
+root or in a user namespace): the program already has a network namespace of its own;
+netlab makes a second one (`netlab.netns`), links the two with a veth pair (10.199.0.1 and .2,
+fd00:199::1 and ::2: addresses that exist only inside those two namespaces), and connects
+from the second as a client on another machine would. The program runs once; nothing outside
+the check's namespaces is touched, and they vanish with it. Otherwise the answer comes from
+the bound address, and says so.
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ import time
 
 import trio
 
+from .. import netns
+from ..errors import NetlabError
 from ..transports import Address, parse_address
 from .cases import CaseContext, Verdict, converse, open_connection
+from .isolate import isolation
 from .procnet import ListeningSocket
-from .program import Program
 
 SERVER_IP, CLIENT_IP = "10.199.0.1", "10.199.0.2"
 SERVER_IP6, CLIENT_IP6 = "fd00:199::1", "fd00:199::2"
@@ -106,11 +108,16 @@ def describe(sock: ListeningSocket) -> str:
             f"machine; bind to 0.0.0.0 (or '')")
 
 
-def namespace_problem() -> str | None:
+def namespace_problem(ctx: CaseContext) -> str | None:
     """Why netlab cannot test from a second network namespace here, or None if it can."""
-    if os.geteuid() != 0:
-        return "run as root to check it from a second network namespace"
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if ctx.program is None:
+        return "netlab did not start the server, so it cannot test it from a second network namespace (--run can)"
+    if not ctx.settings.namespaces:
+        return "the namespace check is off"
+    if not ctx.isolated:
+        return isolation().describe()
+    missing = [name for name in TOOLS if shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""),
+                                                                                 *netns.SBIN])) is None]
     if missing:
         return f"{', '.join(missing)} missing (util-linux, iproute2): cannot check from a second network namespace"
     return None
@@ -127,12 +134,8 @@ async def reach_verdict(ctx: CaseContext) -> Verdict:
         return ("pass" if ctx.netlab else "warn"), sentence
     real: bool | None = None
     how = "judged from the bound address"
-    problem = namespace_problem() if ctx.program is not None and ctx.settings.namespaces else (
-        "netlab did not start the server, so it cannot run a copy in a second network namespace (--run can)")
-    if ctx.program is not None and not ctx.settings.namespaces:
-        problem = "the namespace check is off"
+    problem = namespace_problem(ctx)
     if problem is None:
-        assert ctx.program is not None
         real, how = await probe_from_namespace(ctx, sock)
     else:
         how += f": {problem}"
@@ -146,51 +149,43 @@ async def reach_verdict(ctx: CaseContext) -> Verdict:
 
 
 async def probe_from_namespace(ctx: CaseContext, sock: ListeningSocket) -> tuple[bool | None, str]:
-    """Start a copy of the program in a network namespace of its own and connect to it from
-    another, over a veth link. (True/False: reached or not; None: the check could not run.)"""
+    """From a second network namespace, linked to the program's by a veth pair, connect to the
+    program as a client on another machine would. (True/False: reached or not; None: the check
+    could not run.) Runs inside the check's own namespace (`netlab.check.isolate`): the link,
+    its addresses and the second namespace exist only there, and vanish with it."""
     program = ctx.program
-    assert program is not None
-    holders: list[subprocess.Popen[bytes]] = []
-    copy: Program | None = None
+    assert program is not None and sock.host is not None and sock.port is not None
+    holder: subprocess.Popen[bytes] | None = None
     try:
-        for _ in range(2):
-            holders.append(subprocess.Popen(["unshare", "--net", "--", sys.executable, "-c", _HOLDER],
-                                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, start_new_session=True))
-        server_ns, client_ns = (h.pid for h in holders)
-        failed = await trio.to_thread.run_sync(_link, server_ns, client_ns)
+        holder = subprocess.Popen(netns.unshare_command(netns.python_command(_HOLDER)), stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        program.exclude.add(holder.pid)
+        failed = await trio.to_thread.run_sync(_link, holder.pid)
         if failed:
-            return None, f"judged from the bound address (could not make the test namespaces: {failed})"
-        copy = Program(program.command, cwd=program.cwd, prefix=["nsenter", "-t", str(server_ns), "-n", "--"])
-        copy.start()
-        inside = await copy.wait_listening(ctx.settings.startup)
-        if inside is None or inside.host is None:
-            state = copy.death_note() if not copy.running else "did not listen on an inet socket"
-            return False, (f"checked for real: a copy of the program started in a fresh network namespace "
-                           f"{state}")
-        target = SERVER_IP if scope_family(inside.host) == 4 else SERVER_IP6
-        kind = "stream" if inside.kind.startswith("tcp") else "datagram"
+            return None, f"judged from the bound address (could not make the test namespace: {failed})"
+        target = SERVER_IP if scope_family(sock.host) == 4 else SERVER_IP6
+        kind = "stream" if sock.kind.startswith("tcp") else "datagram"
         payload = ctx.request("2", "3") if ctx.settings.service == "sum" else b"hello\n"
         wait = max(0.5, min(ctx.timeout, 3.0))
-        shown = f"[{target}]:{inside.port}" if ":" in target else f"{target}:{inside.port}"
-        result = await trio.to_thread.run_sync(_probe, client_ns, target, inside.port or 0, kind, payload, wait)
-        how = ("checked for real: a copy of the program ran in a network namespace of its own, and from a second "
-               "namespace, over a veth link, a client")
+        shown = f"[{target}]:{sock.port}" if ":" in target else f"{target}:{sock.port}"
+        result = await trio.to_thread.run_sync(_probe, holder.pid, target, sock.port, kind, payload, wait)
+        how = ("checked for real: from a second network namespace, linked to the program's by a veth pair "
+               "(as another machine on a network), a client")
         if result is None:
             return True, f"{how} reached {shown}"
         return False, f"{how} could not reach {shown} ({result})"
+    except NetlabError as exc:
+        return None, f"judged from the bound address (could not make the test namespace: {exc})"
     finally:
-        with trio.CancelScope(shield=True):
-            if copy is not None:
-                await copy.stop(grace=0.5)
-                copy.close()
-            for holder in holders:
+        if holder is not None:
+            with trio.CancelScope(shield=True):
                 assert holder.stdin is not None
                 holder.stdin.close()
                 holder.kill()
                 await trio.to_thread.run_sync(holder.wait)
                 if holder.stderr is not None:
                     holder.stderr.close()
+                program.exclude.discard(holder.pid)
 
 
 def _in(ns: int, *command: str) -> list[str]:
@@ -199,30 +194,27 @@ def _in(ns: int, *command: str) -> list[str]:
 
 def _run(command: list[str]) -> str | None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=10)
-    return None if done.returncode == 0 else (done.stderr.strip() or f"{command[5:]} failed")
+    return None if done.returncode == 0 else (done.stderr.strip() or f"{' '.join(command)} failed")
 
 
-def _link(server_ns: int, client_ns: int) -> str | None:
-    """Wait for both holders to be in their namespaces, then link them with a veth pair."""
-    ours = os.readlink("/proc/self/ns/net")
-    for ns in (server_ns, client_ns):
-        for _ in range(500):
-            try:
-                if os.readlink(f"/proc/{ns}/ns/net") != ours:
-                    break
-            except OSError:
-                return "the namespace holder exited (no CAP_SYS_ADMIN?)"
-            time.sleep(0.01)
-        else:
-            return "the namespace was not made"
+def _link(client_ns: int) -> str | None:
+    """Wait for the holder to be in its namespace, then link it to ours with a veth pair."""
+    ours = netns.current_netns()
+    for _ in range(500):
+        try:
+            if os.readlink(f"/proc/{client_ns}/ns/net") != ours:
+                break
+        except OSError:
+            return "the namespace holder exited"
+        time.sleep(0.01)
+    else:
+        return "the namespace was not made"
     steps = [
-        _in(server_ns, "ip", "link", "set", "lo", "up"),
         _in(client_ns, "ip", "link", "set", "lo", "up"),
-        _in(server_ns, "ip", "link", "add", "nlcheck-s", "type", "veth", "peer", "name", "nlcheck-c",
-            "netns", str(client_ns)),
-        _in(server_ns, "ip", "addr", "add", f"{SERVER_IP}/24", "dev", "nlcheck-s"),
-        _in(server_ns, "ip", "-6", "addr", "add", f"{SERVER_IP6}/64", "dev", "nlcheck-s", "nodad"),
-        _in(server_ns, "ip", "link", "set", "nlcheck-s", "up"),
+        ["ip", "link", "add", "nlcheck-s", "type", "veth", "peer", "name", "nlcheck-c", "netns", str(client_ns)],
+        ["ip", "addr", "add", f"{SERVER_IP}/24", "dev", "nlcheck-s"],
+        ["ip", "-6", "addr", "add", f"{SERVER_IP6}/64", "dev", "nlcheck-s", "nodad"],
+        ["ip", "link", "set", "nlcheck-s", "up"],
         _in(client_ns, "ip", "addr", "add", f"{CLIENT_IP}/24", "dev", "nlcheck-c"),
         _in(client_ns, "ip", "-6", "addr", "add", f"{CLIENT_IP6}/64", "dev", "nlcheck-c", "nodad"),
         _in(client_ns, "ip", "link", "set", "nlcheck-c", "up"),

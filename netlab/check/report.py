@@ -1,16 +1,33 @@
 """What `netlab check` found: one result per case, as JSON and as JUnit XML.
 
-The JSON document (``--json``)::
+The JSON document of one check (``--json``)::
 
     {"target": "...", "service": "sum", "profile": "assignment", "request": "'{a} {b}\\n'",
+     "isolation": "isolated: a network and PID namespace of its own (as root)",
+     "cleanup": ["killed 1 process [...] that had left the program's process group ..."],
      "cases": [{"id": "sum.small", "group": "sum", "outcome": "pass|fail|warn|skip",
-                "detail": "...", "seconds": 0.01}, ...],
-     "summary": {"pass": 14, "fail": 1, "warn": 1, "skip": 2}}
+                "detail": "...", "seconds": 0.01, "points": 1, "max_points": 1}, ...],
+     "summary": {"pass": 14, "fail": 1, "warn": 1, "skip": 2},
+     "score": 16, "max_score": 17}
+
+A folder (``--run 'python3 {}' a/x.py b/x.py --json``): one entry per submission, in the
+order given, each the document above with the submission's path and its failures' short
+reasons; ``rubric`` is the rubric used (null without ``--rubric``), ``max_score`` the same
+denominator every submission is graded out of (`netlab.check.grading`)::
+
+    {"rubric": {"source": "rubric.toml", "default": 1, "points": {...}, "warn": [...],
+                "strict": [...], "visibility": null} | null,
+     "max_score": 17,
+     "submissions": [{"submission": "a/x.py", "target": "a/x.py", "service": "sum", ...,
+                      "cases": [...], "summary": {...}, "score": 16, "max_score": 17,
+                      "failed": [{"id": "framing.split", "reason": "the server reads once ..."}]},
+                     ...]}
 
 JUnit XML (``--junit FILE``) is what CI systems and classroom autograders read: one
 ``<testsuite>`` per checked server, one ``<testcase name=ID classname=netlab.check.GROUP>``
 per case, ``<failure message=...>`` for a failed case, ``<skipped message=...>`` for a skipped
-one; a warning passes, with its sentence in ``<system-out>``.
+one; a warning passes, with its sentence in ``<system-out>``. What a program printed reaches
+the XML through `printable`: characters XML 1.0 cannot hold are written as ``\\xNN`` text.
 """
 
 from __future__ import annotations
@@ -18,10 +35,27 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .cases import Outcome
 
 OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "warn", "skip")
+
+
+def _shown(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` as XML 1.0, JSON readers in any language and a spreadsheet all take it: tabs
+    and newlines kept, other control characters, lone surrogates and non-characters written
+    as ``\\xNN`` (``\\uNNNN``) text."""
+    return "".join(ch if ch in "\t\n" or ("\x20" <= ch < "\x7f") or
+                   ("\xa0" <= ch <= "\ud7ff") or ("\ue000" <= ch <= "\ufffd") or ch >= "\U00010000"
+                   else _shown(ch) for ch in text)
 
 
 @dataclass(frozen=True)
@@ -46,6 +80,11 @@ class CheckReport:
     profile: str
     request: str | None = None  # the request format used (for sum): "'{a} {b}\\n'"
     cases: list[CaseResult] = field(default_factory=list)
+    #: how the program ran: "isolated: a network and PID namespace of its own (as root)", or
+    #: "not isolated: why" (empty when netlab did not start it)
+    isolation: str = ""
+    #: what netlab had to clean up after the program: processes it left running, one sentence each
+    cleanup: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -68,7 +107,29 @@ class CheckReport:
 
     def as_json(self) -> dict[str, object]:
         return {"target": self.target, "service": self.service, "profile": self.profile, "request": self.request,
+                "isolation": self.isolation, "cleanup": list(self.cleanup),
                 "cases": [c.as_dict() for c in self.cases], "summary": self.summary}
+
+    @classmethod
+    def from_json(cls, data: Any) -> CheckReport:
+        """The report `as_json` wrote (from an isolated check's child). Raises ValueError for
+        anything else."""
+        try:
+            cases = [CaseResult(str(c["id"]), str(c["group"]), _outcome(c["outcome"]), str(c["detail"]),
+                                float(c["seconds"])) for c in data["cases"]]
+            request = data.get("request")
+            return cls(str(data["target"]), str(data["service"]), str(data["profile"]),
+                       None if request is None else str(request), cases, str(data.get("isolation", "")),
+                       [str(line) for line in data.get("cleanup", [])])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a check report: {exc}") from None
+
+
+def _outcome(value: object) -> Outcome:
+    for outcome in OUTCOMES:
+        if value == outcome:
+            return outcome
+    raise ValueError(f"not an outcome: {value!r}")
 
 
 def junit(reports: Sequence[CheckReport]) -> str:
@@ -77,20 +138,21 @@ def junit(reports: Sequence[CheckReport]) -> str:
                         failures=str(sum(len(r.failed) for r in reports)))
     for report in reports:
         summary = report.summary
-        suite = ET.SubElement(suites, "testsuite", name=f"netlab check {report.service} {report.target}",
+        suite = ET.SubElement(suites, "testsuite", name=printable(f"netlab check {report.service} {report.target}"),
                               tests=str(len(report.cases)), failures=str(summary["fail"]), errors="0",
                               skipped=str(summary["skip"]), time=f"{report.seconds:.3f}")
         for case in report.cases:
-            element = ET.SubElement(suite, "testcase", name=case.id, classname=f"netlab.check.{case.group}",
-                                    time=f"{case.seconds:.3f}")
+            element = ET.SubElement(suite, "testcase", name=printable(case.id),
+                                    classname=printable(f"netlab.check.{case.group}"), time=f"{case.seconds:.3f}")
+            detail = printable(case.detail)
             if case.outcome == "fail":
-                ET.SubElement(element, "failure", message=case.detail).text = case.detail
+                ET.SubElement(element, "failure", message=detail).text = detail
             elif case.outcome == "skip":
-                ET.SubElement(element, "skipped", message=case.detail)
+                ET.SubElement(element, "skipped", message=detail)
             elif case.outcome == "warn":
-                ET.SubElement(element, "system-out").text = f"warning: {case.detail}"
+                ET.SubElement(element, "system-out").text = f"warning: {detail}"
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
-__all__ = ["OUTCOMES", "CaseResult", "CheckReport", "junit"]
+__all__ = ["OUTCOMES", "CaseResult", "CheckReport", "junit", "printable"]

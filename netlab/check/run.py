@@ -27,7 +27,7 @@ import trio
 
 from ..errors import UsageError
 from ..transports import Address, parse_address
-from . import procnet
+from . import isolate, procnet
 from .cases import Case, CaseContext, CheckSettings, Outcome, program_state, select_cases, sum_exchange
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES, RequestFormat
 from .procnet import ListeningSocket
@@ -60,12 +60,19 @@ def request_format(settings: CheckSettings) -> RequestFormat | None:
     return RequestFormat(DEFAULT_FORMAT)
 
 
-def _startup_hint(stderr: str) -> str:
+def _startup_hint(stderr: str, *, waiting: int = 0) -> str:
+    """Why a start failed, from its last stderr lines (and the TIME_WAIT count of its port)."""
     if "Cannot assign requested address" in stderr or "Errno 99" in stderr:
         return (": it binds an address this machine does not have (a hard-coded IP, likely another machine's); "
                 "bind to 0.0.0.0 (or '') instead")
     if "Address already in use" in stderr or "Errno 98" in stderr:
-        return ": its port is taken (another copy still running? a hard-coded port?)"
+        if waiting:
+            return (f": {waiting} connection{'s' if waiting != 1 else ''} of its last run on that port "
+                    f"{'are' if waiting != 1 else 'is'} in TIME_WAIT (the side that closes first keeps it for "
+                    f"60 s), and a listener without SO_REUSEADDR cannot bind the port until they are gone; fix: "
+                    f"server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1) before bind() "
+                    f"(socket.create_server sets it)")
+        return ": its port is taken by another program (a hard-coded port that something else uses?)"
     return ""
 
 
@@ -84,13 +91,17 @@ class _Run:
     """One check in progress: the program, where it listens, the results so far."""
 
     def __init__(self, address: Address | None, program: Program | None, settings: CheckSettings,
-                 fmt: RequestFormat | None) -> None:
+                 fmt: RequestFormat | None, *, isolated: bool = False, progress: Progress | None = None) -> None:
         self.given = address
         self.program = program
         self.settings = settings
         self.fmt = fmt or RequestFormat(DEFAULT_FORMAT)
         self.results: list[CaseResult] = []
         self.ctx: CaseContext | None = None
+        self.isolated = isolated
+        self.progress = progress
+        #: the inet port the program last listened on (to tell TIME_WAIT from a taken port)
+        self.port: int | None = None
 
     def listener_for(self, address: Address) -> ListeningSocket | None:
         if self.program is not None:
@@ -100,18 +111,45 @@ class _Run:
         return procnet.find_listener(address) if _local(address) else None
 
     async def start(self) -> str | None:
-        """Start the program and find where it listens; the reason it does not, or None."""
+        """Start the program and find where it listens; the reason it does not, or None. On
+        the host (not isolated), a start that fails because connections of the last run are in
+        TIME_WAIT waits for them to go (up to a minute, saying so), then tries once more."""
         program = self.program
         if program is None:
             return None
+        problem = await self._start_once()
+        waiting = procnet.time_wait(self.port) if self.port is not None else 0
+        if problem is not None and waiting and not self.isolated and "TIME_WAIT" in problem:
+            await self._wait_time_wait()
+            problem = await self._start_once()
+        return problem
+
+    async def _start_once(self) -> str | None:
+        program = self.program
+        assert program is not None
         program.start()
         sock = await program.wait_listening(self.settings.startup)
         if sock is None:
             if program.running:
                 return (f"the program did not listen on any socket within {self.settings.startup:g} s "
                         f"(is it waiting for input, or a client?)")
-            return f"the program {program.death_note()} before listening{_startup_hint(program.stderr_tail())}"
+            waiting = procnet.time_wait(self.port) if self.port is not None else 0
+            hint = _startup_hint(program.stderr_tail(), waiting=waiting)
+            return f"the program {program.death_note()} before listening{hint}"
+        if sock.port is not None:
+            self.port = sock.port
         return None
+
+    async def _wait_time_wait(self) -> None:
+        """On the host: wait (at most TIME_WAIT's 60 s and a little) for the port's TIME_WAIT
+        connections to go, with a progress line."""
+        assert self.port is not None
+        with trio.move_on_after(65):
+            while (left := procnet.time_wait(self.port)) > 0:
+                if self.progress is not None:
+                    self.progress(f"not isolated: waiting for {left} TIME_WAIT connection(s) on port {self.port} "
+                                  f"to clear", 0, 0)
+                await trio.sleep(0.5)
 
     def address(self) -> Address | None:
         """Where to connect: the address given, or where the program listens now (None: it
@@ -123,18 +161,21 @@ class _Run:
         return found[0].client_address() if found else None
 
     async def ensure_up(self) -> str | None:
-        """Restart the program if it died or stopped listening; why it could not be, or None."""
+        """Restart the program if it died or stopped listening; why it could not be, or None.
+        The case before is told what happened: restarted, or that restarting failed."""
         program = self.program
         if program is None or (program.running and program.listening()):
             return None
         state = program_state(self.ctx) if self.ctx is not None else None
-        if self.results and "restarted" not in self.results[-1].detail:
+        await program.stop(grace=0.5)
+        problem = await self.start()
+        if self.results and "restart" not in self.results[-1].detail:
             last = self.results[-1]
             told = state is None or "the program" in last.detail
+            what = "it was restarted for the next case" if problem is None else f"restarting it failed ({problem})"
             self.results[-1] = dataclasses.replace(
-                last, detail=f"{last.detail}; {'restarted' if told else f'afterwards {state}; restarted'}")
-        await program.stop(grace=0.5)
-        return await self.start()
+                last, detail=f"{last.detail}; {what if told else f'afterwards {state}; {what}'}")
+        return problem
 
     async def ready(self) -> CaseContext | str:
         """The program up (restarted if it died or stopped listening) and the context to talk
@@ -152,7 +193,7 @@ class _Run:
 
     def _context(self, address: Address) -> CaseContext:
         if self.ctx is None:
-            self.ctx = CaseContext(address, self.settings, self.fmt, self.program)
+            self.ctx = CaseContext(address, self.settings, self.fmt, self.program, isolated=self.isolated)
         self.ctx.address = address
         self.ctx.listener = self.listener_for(address)
         return self.ctx
@@ -192,16 +233,35 @@ class _Run:
             outcome, detail = await case.run(ctx)
         if scope.cancelled_caught:
             outcome, detail = "fail", f"no verdict within the case's hard deadline ({own:g} s): the server never answered"
-        state = program_state(ctx)
+        state = await self.settled(ctx)
         if state and "the program" not in detail:
-            detail += f"; {state} during this case (restarted for the next)"
+            detail += f"; {state} during this case"
         return CaseResult(case.id, case.group, outcome, detail, trio.current_time() - started)
+
+    async def settled(self, ctx: CaseContext) -> str | None:
+        """What became of the program during a case, once a program that stopped listening has
+        exited or kept running past the case's deadline (at least a second): a program dying
+        of an exception closes its sockets a moment before the kernel reports it gone, and "it
+        exited with status 1 (ValueError)" is the true story, not "it closed its listener"."""
+        program = self.program
+        if program is not None and program.running and not program.listening():
+            with trio.move_on_at(max(ctx.deadline + HARD_MARGIN, trio.current_time() + 1.0)):
+                while program.running:
+                    await trio.sleep(0.02)
+        return program_state(ctx)
 
 
 async def check_server(address: Address | str | None = None, *, run: str | None = None, cwd: str | None = None,
-                       settings: CheckSettings = CheckSettings(), progress: Progress | None = None) -> CheckReport:
+                       settings: CheckSettings = CheckSettings(), progress: Progress | None = None,
+                       stdin: bytes | None = None, isolated: bool = False) -> CheckReport:
     """Check a server at `address`, or the program `run` starts (found where it listens, or at
-    `address`), with every case of the settings' service and profile.
+    `address`), with every case of the settings' service and profile. `stdin` is what the
+    program reads on its standard input.
+
+    A program netlab starts runs in namespaces of its own when this machine allows it
+    (`netlab.check.isolate`; ``settings.namespaces=False`` keeps it on the host); the report's
+    `isolation` says which. (`isolated` is for the isolated child itself: this process is
+    already inside the namespaces.)
 
     Raises: UsageError for settings that do not go together (the cases themselves never raise:
     every problem of the server under test is a case's result)."""
@@ -210,10 +270,20 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
     target = None if address is None else parse_address(address)
     fmt = request_format(settings)
     cases = select_cases(settings.service, settings.profile, settings.only)
-    program = Program(run, cwd=cwd) if run is not None else None
-    state = _Run(target, program, settings, fmt)
+    note = ""
+    if run is not None and not isolated:
+        found = isolate.isolation() if settings.namespaces else None
+        if found is not None and found.available:
+            job = {"kind": "server", "command": run, "cwd": cwd, "address": None if target is None else str(target),
+                   "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
+            return await isolate.run_isolated(job, settings, len(cases), progress)
+        note = ("not isolated: --no-namespaces" if found is None else found.describe()) + \
+            " (verdicts were taken on the host: a restart may wait for TIME_WAIT, and a program that leaves " \
+            "its process group may outlive the check)"
+    program = Program(run, cwd=cwd, stdin=stdin, owner=isolated) if run is not None else None
+    state = _Run(target, program, settings, fmt, isolated=isolated, progress=progress)
     report = CheckReport(run if run is not None else str(target), settings.service, settings.profile,
-                         None if settings.service != "sum" else str(state.fmt))
+                         None if settings.service != "sum" else str(state.fmt), isolation=note)
     try:
         problem = await state.start()
         if problem is not None:
@@ -223,18 +293,18 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
                           CaseResult(case.id, case.group, "skip", "the server never started", 0.0))
                 report.cases.append(result)
             return report
-        note = None
+        detected = None
         if fmt is None:
             if progress is not None:
                 progress("request formats", 0, len(cases))
-            note = await state.detect_format()
+            detected = await state.detect_format()
             report.request = str(state.fmt)
         for i, case in enumerate(cases):
             if progress is not None:
                 progress(case.id, i, len(cases))
             result = await state.run_case(case)
-            if note is not None and case.id == "connect":
-                result = dataclasses.replace(result, detail=f"{result.detail}; {note}")
+            if detected is not None and case.id == "connect":
+                result = dataclasses.replace(result, detail=f"{result.detail}; {detected}")
             state.results.append(result)
             if result.outcome == "pass" and state.ctx is not None:
                 state.ctx.passed.add(case.id)
@@ -249,6 +319,7 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
         if program is not None:
             await program.stop()
             program.close()
+            report.cleanup = list(program.cleanup)
 
 
 def submission_command(template: str, submission: str) -> tuple[str, str]:
@@ -258,28 +329,62 @@ def submission_command(template: str, submission: str) -> tuple[str, str]:
     return template.replace("{}", shlex.quote(path)), os.path.dirname(path)
 
 
-async def grade(template: str, submissions: Sequence[str], settings: CheckSettings,
-                progress: Progress | None = None) -> list[tuple[str, CheckReport]]:
-    """Check each submission in turn with ``--run TEMPLATE`` (``{}`` is the submission).
+def default_jobs() -> int:
+    """How many submissions are checked at once by default: one per core."""
+    return max(1, len(os.sched_getaffinity(0)))
 
-    Raises: UsageError when the template has no ``{}``, or a submission is not a file."""
+
+async def grade(template: str, submissions: Sequence[str], settings: CheckSettings,
+                progress: Progress | None = None, *, jobs: int | None = None,
+                stdin: bytes | None = None) -> list[tuple[str, CheckReport]]:
+    """Check every submission with ``--run TEMPLATE`` (``{}`` is the submission), `jobs` at a
+    time (default: one per core), each in namespaces of its own, so each gets the verdicts it
+    gets checked alone, whatever ran before or beside it. The result is in submission order.
+    Where programs cannot be isolated, submissions are checked one after another (two could not
+    listen on the same hard-coded port at once).
+
+    `progress` is called with ("N/M done: name: case", done, total) over all submissions.
+
+    Raises: UsageError when the template has no ``{}``, `jobs` is below 1, or a submission is
+    not a file."""
     if "{}" not in template:
         raise UsageError("to check several submissions, put {} in --run where each file goes: --run 'python3 {}'")
     missing = [s for s in submissions if not os.path.isfile(s)]
     if missing:
         raise UsageError(f"not a file: {missing[0]}")
-    graded = []
-    for n, submission in enumerate(submissions):
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be 1 or more, not {jobs}")
+    width = jobs or default_jobs()
+    if not (settings.namespaces and isolate.isolation().available):
+        width = 1
+    results: dict[int, CheckReport] = {}
+    per = max(1, len(select_cases(settings.service, settings.profile, settings.only)))
+    done_cases: dict[int, int] = {}
+    limiter = trio.CapacityLimiter(width)
+
+    async def one(n: int, submission: str) -> None:
         command, directory = submission_command(template, submission)
 
-        def each(what: str, done: int, total: int, *, _name: str = submission, _n: int = n) -> None:
+        def each(what: str, done: int, total: int) -> None:
+            done_cases[n] = min(done, per)
             if progress is not None:
-                progress(f"{_name} ({_n + 1}/{len(submissions)}): {what}", done, total)
+                finished = len(results)
+                progress(f"{finished}/{len(submissions)} done: {submission}: {what}",
+                         sum(done_cases.values()), per * len(submissions))
 
-        report = await check_server(run=command, cwd=directory, settings=settings, progress=each)
+        async with limiter:
+            report = await check_server(run=command, cwd=directory, settings=settings, progress=each, stdin=stdin)
         report.target = submission
-        graded.append((submission, report))
-    return graded
+        results[n] = report
+        done_cases[n] = per
+        if progress is not None:
+            progress(f"{len(results)}/{len(submissions)} done: {submission}", sum(done_cases.values()),
+                     per * len(submissions))
+
+    async with trio.open_nursery() as nursery:
+        for n, submission in enumerate(submissions):
+            nursery.start_soon(one, n, submission)
+    return [(submission, results[n]) for n, submission in enumerate(submissions)]
 
 
-__all__ = ["check_server", "grade", "request_format", "submission_command"]
+__all__ = ["check_server", "default_jobs", "grade", "request_format", "submission_command"]

@@ -42,8 +42,9 @@ receive buffer, so ``lost == rule drops + RcvbufErrors (+ other UDP InErrors)`` 
 when it does not, the difference is printed. TCP loses nothing; what the rule dropped
 shows up as ``Tcp RetransSegs``. (The kernel keeps one TCP MIB for IPv4 and IPv6.)
 
-Needs root, or CAP_SYS_ADMIN (for the namespace) and CAP_NET_ADMIN (for nft and tc), and
-the programs unshare (util-linux), nft (nftables), ip and tc (iproute2).
+Needs a private network namespace (`netlab.netns`: as root, or in a user namespace where
+the kernel allows them; nft and tc work there on the namespace's own lo), and the programs
+unshare (util-linux), nft (nftables), ip and tc (iproute2).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .. import netns
 from ..errors import KernelModeError, MissingToolError, NetlabError, PrivilegeError
 from ..transports import COMPARE_SCHEMES, get_transport
 from .base import ResultTable
@@ -76,8 +78,6 @@ if TYPE_CHECKING:  # compare imports this module: its names are imported where t
 
 #: the programs kernel mode runs, and the package each comes in
 TOOLS: dict[str, str] = {"unshare": "util-linux", "nft": "nftables", "ip": "iproute2", "tc": "iproute2"}
-CAP_NET_ADMIN = 12
-CAP_SYS_ADMIN = 21
 #: a stream's reply waits at least this long: a lost segment costs an RTO (>= 200 ms), doubling
 STREAM_TIMEOUT = 5.0
 #: a datagram's reply on loopback comes in microseconds or not at all
@@ -103,32 +103,15 @@ SKIP_REASON = "needs root and nftables: run as root; `make test` installs nftabl
 # -- can it run here? -----------------------------------------------------------------------
 
 
-def effective_capabilities() -> int:
-    """CapEff of this process, as a bit mask (0 if /proc says nothing)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return 0
-
-
 def privilege_problem() -> str | None:
-    """Why this process cannot make a namespace and rules, or None if it can."""
-    caps = effective_capabilities()
-    missing = [name for bit, name in ((CAP_SYS_ADMIN, "CAP_SYS_ADMIN"), (CAP_NET_ADMIN, "CAP_NET_ADMIN"))
-               if not caps >> bit & 1]
-    if not missing:
+    """Why this process cannot make a namespace and its rules, or None if it can: netlab's one
+    privilege rule (`netlab.netns.isolation`: root, else a user namespace, in which nft and tc
+    work on the namespace's own lo)."""
+    found = netns.isolation()
+    if found.available:
         return None
-    why = "CAP_SYS_ADMIN for a private network namespace, CAP_NET_ADMIN for its nftables rules"
-    if os.geteuid() == 0:
-        return (f"--kernel needs {why}, and this root process lacks {' and '.join(missing)} (a restricted "
-                f"container?): grant them (docker: --cap-add SYS_ADMIN --cap-add NET_ADMIN), or drop --kernel "
-                f"to make the loss in netlab's relay")
-    return (f"--kernel needs root ({why}) and this process is uid {os.geteuid()}: run it as root, e.g. "
-            f"`sudo netlab ... --kernel`, or drop --kernel to make the loss in netlab's relay")
+    return (f"--kernel needs a private network namespace, and {found.detail}; or drop --kernel to make the loss "
+            f"in netlab's relay")
 
 
 def find_tools() -> dict[str, str]:
@@ -405,7 +388,7 @@ def _job(name: str, service: str, settings: Any, kimp: KernelImpairments, tools:
 
 def child_command(tools: dict[str, str]) -> list[str]:
     # -c, not -m: the package imports this module first, and runpy would warn about it
-    return [tools["unshare"], "--net", "--", sys.executable, "-c", CHILD_CODE]
+    return netns.unshare_command([sys.executable, "-c", CHILD_CODE])
 
 
 async def run_in_namespace(name: str, service: str, settings: Any, kimp: KernelImpairments,
@@ -623,9 +606,7 @@ def child_main() -> int:
         return 2
     _die_with_parent(job["parent"]["pid"])
     try:
-        if os.readlink("/proc/self/ns/net") == job["parent"]["netns"]:
-            raise KernelModeError("refusing to touch the network set-up: this process is not in a private network "
-                                  "namespace (run it through `unshare --net`)")
+        netns.refuse_host(job["parent"]["netns"])
         tools = job["tools"]
         _run(tools["ip"], "link", "set", "lo", "up", what="bringing lo up")
         _run(tools["ip"], "link", "set", "lo", "mtu", "1500", what="setting lo's MTU")

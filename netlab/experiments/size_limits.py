@@ -44,6 +44,7 @@ from typing import Any
 
 import trio
 
+from .. import netns
 from ..errors import MessageTooLargeError, NetlabError, translate_os_errors
 from ..transports import open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
@@ -210,7 +211,7 @@ async def _kernel(options: ExperimentOptions, size: int) -> dict[str, Any]:
     job = {"size": size, "small": SMALL, "messages": options.messages, "loss": options.loss, "mtu": MTU,
            "tools": tools, "parent": {"pid": os.getpid(), "netns": os.readlink("/proc/self/ns/net")}}
     with trio.move_on_after(NS_TIMEOUT) as guard:
-        done = await trio.run_process([tools["unshare"], "--net", "--", sys.executable, "-c", CHILD],
+        done = await trio.run_process(netns.unshare_command([sys.executable, "-c", CHILD]),
                                       stdin=json.dumps(job).encode(), capture_stdout=True, capture_stderr=True,
                                       check=False)
     if guard.cancelled_caught:
@@ -331,8 +332,7 @@ def child_main() -> int:
     job = json.loads(sys.stdin.read())
     _watch_parent(job["parent"]["pid"])
     try:
-        if os.readlink("/proc/self/ns/net") == job["parent"]["netns"]:
-            raise _kernel_error("refusing to change lo or the ruleset: not in a private network namespace")
+        netns.refuse_host(job["parent"]["netns"])
         tools = job["tools"]
         _ns_run(tools["ip"], "link", "set", "lo", "up", what="bringing lo up")
         _ns_run(tools["ip"], "link", "set", "lo", "mtu", str(job["mtu"]), what="setting lo's MTU")

@@ -1,0 +1,103 @@
+"""The isolated check's child: runs inside the namespaces `netlab.check.isolate` makes.
+
+It reads its job (one JSON line) on stdin, brings ``lo`` up, makes the kernel keep no
+TIME_WAIT, runs `check_server` or `check_client` as on the host (the program, its restarts and
+every probe live in this namespace), and writes JSON events (progress, then the report) on
+the stdout it was given; the programs it runs write to files of their own, and its own fd 1
+is /dev/null. It exits when its stdin closes; being the first process of its PID namespace,
+it takes every process left in the namespace with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .. import netns
+from ..errors import NetlabError
+from .cases import CheckSettings
+from .client import check_client
+from .report import CheckReport
+from .run import check_server
+
+
+def _read_job() -> dict[str, Any]:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        data += chunk
+    job: dict[str, Any] = json.loads(data)
+    return job
+
+
+def child_main() -> int:
+    """Entry point inside the namespaces: the job on stdin, JSON events on stdout."""
+    try:
+        job = _read_job()
+    except ValueError:
+        print("netlab.check.isolate: this is netlab check's isolated child: run `netlab check --run ...`",
+              file=sys.stderr)
+        return 2
+    token = job["token"]
+    channel = os.fdopen(os.dup(1), "w")
+    # the programs get files of their own; nothing else may write on the channel
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+    def emit(event: dict[str, Any]) -> None:
+        channel.write(json.dumps({**event, "token": token}) + "\n")
+        channel.flush()
+
+    netns.exit_with_parent(0)
+    try:
+        netns.refuse_host(job["parent_netns"])
+        netns.loopback_up()
+        problem = netns.write_sysctl(netns.TW_BUCKETS, 0)
+        report = trio.run(_child_check, job, emit, problem)
+    except KeyboardInterrupt:
+        return 130
+    except NetlabError as exc:
+        emit({"event": "error", "message": str(exc)})
+        return 1
+    emit({"event": "report", "report": report.as_json()})
+    return 0
+
+
+async def _child_check(job: dict[str, Any], emit: Callable[[dict[str, Any]], None],
+                       tw_problem: str | None) -> CheckReport:
+    settings = CheckSettings(**{**job["settings"], "only": tuple(job["settings"]["only"])})
+
+    def progress(what: str, done: int, total: int) -> None:
+        emit({"event": "progress", "what": what, "done": done, "total": total})
+
+    stdin = bytes.fromhex(job["stdin"]) if job.get("stdin") is not None else None
+    how = isolation_note(job["mode"])
+    if tw_problem is not None:
+        how += f" (TIME_WAIT is kept: {tw_problem})"
+    if job["kind"] == "client":
+        report = await check_client(job["command"], job["listen"], settings, stdin=stdin, cwd=job.get("cwd"),
+                                    progress=progress, owner=True)
+    else:
+        report = await check_server(job.get("address"), run=job["command"], cwd=job.get("cwd"), settings=settings,
+                                    progress=progress, stdin=stdin, isolated=True)
+    report.isolation = how
+    return report
+
+
+def isolation_note(mode: str | None) -> str:
+    """How the child was isolated, for the report."""
+    if mode == "root":
+        return netns.Isolation("root", "").describe()
+    return netns.Isolation("user", "").describe()
+
+
+
+__all__ = ["child_main"]
