@@ -36,8 +36,19 @@ class TargetSpec(TypedDict):
     tls: NotRequired[TlsSpec]
 
 
-class LoadSpec(TargetSpec):
-    """One run of the load generator: the target, the mode and its knobs."""
+class LoadKnobs(TypedDict, total=False):
+    """What one mode of the load generator reads beyond what every mode reads."""
+
+    connections: int  # pingpong, rate (default 1)
+    rate: float  # rate: messages per second, in all
+    count_drops: bool  # rate on UDP: read the kernel's drop counters at the edges
+    chunk: int  # stream: bytes per write
+    hold: int  # hold: connections to open
+    batch: int  # hold: connections opened before each answers (default 500)
+
+
+class LoadSpec(TargetSpec, LoadKnobs):
+    """One run of the load generator: the target, the mode, and the knobs of that mode."""
 
     mode: LoadMode
     size: int  # message (or datagram) bytes
@@ -45,12 +56,6 @@ class LoadSpec(TargetSpec):
     duration: float  # seconds measured
     server_pid: NotRequired[int | None]  # whose CPU time and memory to read (None: nobody's)
     timeout: NotRequired[float]  # datagram reply timeout (default 1 s)
-    connections: NotRequired[int]  # pingpong, rate (default 1)
-    rate: NotRequired[float]  # rate: messages per second, in all
-    count_drops: NotRequired[bool]  # rate on UDP: read the kernel's drop counters at the edges
-    chunk: NotRequired[int]  # stream: bytes per write
-    hold: NotRequired[int]  # hold: connections to open
-    batch: NotRequired[int]  # hold: connections opened before each answers (default 500)
 
 
 class LoadResult(TypedDict, total=False):
@@ -120,5 +125,5 @@ def socket_address(address: WireSockaddr) -> str | tuple[str, int]:
     return address
 
 
-__all__ = ["LoadFailure", "LoadMode", "LoadResult", "LoadSpec", "TargetSpec", "TlsSpec", "WireSockaddr",
+__all__ = ["LoadFailure", "LoadKnobs", "LoadMode", "LoadResult", "LoadSpec", "TargetSpec", "TlsSpec", "WireSockaddr",
            "socket_address"]
