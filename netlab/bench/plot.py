@@ -8,7 +8,7 @@ from typing import Any
 
 from ..results import cdf
 from .figures import Row, decode
-from .modes import BASELINES, Measure
+from .modes import BASELINES, RELAY_BASELINES, Measure
 from .summary import BenchResult
 
 
@@ -32,7 +32,7 @@ def plot(result: BenchResult, path: str) -> None:
     nrows = math.ceil(panels / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 4.2 * nrows), squeeze=False)
     flat = list(axes.flat)
-    colours = {name: f"C{i}" for i, name in enumerate(("netlab", *BASELINES, "iperf3", "before"))}
+    colours = {name: f"C{i}" for i, name in enumerate(("netlab", *BASELINES, "iperf3", "before", *RELAY_BASELINES))}
     level = min(settings.levels) if mode.levels else None
     for measure in bars:
         _bars(flat.pop(0), settings.mode, measure, [r for r in rows if r.mode == measure.name], servers, level,
