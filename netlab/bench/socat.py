@@ -35,13 +35,14 @@ def spawn_socat(path: str | None, address_text: str, to_text: str, settings: Ben
     """socat as a relay (``LISTEN,fork``: a process per client). It prints no address, so the
     port is chosen here (bound and released: a race no other user of this machine's
     loopback is likely to win), and it is ready once it accepts (or, UDP, once bound).
-    `path`: the socat program (None: not installed)."""
-    if path is None:
-        raise BenchError("socat is not installed (apt-get install socat): no socat figure")
+    `path`: the socat program (None: not installed). A transport socat cannot relay says
+    so whether socat is installed or not."""
     address, to = parse_address(address_text), parse_address(to_text)
     kinds = _SOCAT.get(address.scheme)
     if kinds is None or to.scheme != address.scheme:
         raise BenchError(f"socat has no fork mode that passes replies back on {address.scheme}: not run")
+    if path is None:
+        raise BenchError("socat is not installed (apt-get install socat): no socat figure")
     listen_type, connect_type = kinds
     if address.is_unix:
         assert address.path is not None and to.path is not None
