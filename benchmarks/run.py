@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from netlab.bench.core import (  # noqa: E402
     BenchResult, BenchSettings, planned_runs, plot, report, run_bench, tables, target_text,
 )
-from netlab.experiments.base import ResultTable  # noqa: E402
+from netlab.results import ResultTable  # noqa: E402
 
 BEFORE = "dd2a927"  # the server as it was before the hot-path changes (issue 7)
 
