@@ -134,12 +134,10 @@ def run_bench(settings: BenchSettings, progress: Progress = lambda label: None) 
 
 
 def _spec(settings: BenchSettings, measure: Measure, server: ServerProcess, level: int | None) -> LoadSpec:
-    """What the load generator is told for one run of `measure` against `server`."""
-    return {**server.target, "mode": measure.loadgen,
-            # a server that forks a process per client (socat): its own CPU time is not the relay's
-            "server_pid": None if server.group else server.pid,
-            "size": settings.size, "warmup": settings.warmup, "duration": settings.duration,
-            "timeout": settings.timeout, **measure.knobs(settings, level)}
+    """What the load generator is told for one run of `measure` against `server`. A server
+    that forks a process per client (socat) has no CPU time of its own to read: its
+    process's is not the relay's."""
+    return measure.spec(settings, server.target, None if server.group else server.pid, level)
 
 
 def _timeout(settings: BenchSettings, level: int | None) -> float:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from ..transports import COMPARE_SCHEMES, Kind, Transport
 from . import details
-from .contract import LoadKnobs, LoadMode, LoadResult
+from .contract import LoadKnobs, LoadMode, LoadResult, LoadSpec, TargetSpec
 from .details import DetailsTable, Facet
 from .figures import Row, decode, spread_cell
 from .procfs import usable_cpus
@@ -82,6 +82,14 @@ class Measure:
     column: str = "{server} {unit}"
     cell: Callable[[Row | None], str] = spread_cell
 
+    def spec(self, settings: BenchSettings, target: TargetSpec, server_pid: int | None,
+             level: int | None) -> LoadSpec:
+        """What the load generator is told for one run of this measure against `target`
+        (`server_pid`: whose CPU time and memory it reads; `level`: connections, by level)."""
+        return {**target, "mode": self.loadgen, "server_pid": server_pid, "size": settings.size,
+                "warmup": settings.warmup, "duration": settings.duration, "timeout": settings.timeout,
+                **self.knobs(settings, level)}
+
 
 ALL_KINDS: frozenset[Kind] = frozenset({"stream", "datagram", "seqpacket"})
 CONNECTED_KINDS: frozenset[Kind] = frozenset({"stream", "seqpacket"})
@@ -110,7 +118,7 @@ class Mode:
     def why_not(self, transport: Transport) -> str | None:
         """Why this mode does not run on `transport` (None: it does)."""
         if transport.kind not in self.kinds:
-            return self.not_applicable
+            return self.not_applicable or f"{self.name} does not run on {transport.kind} transports"
         if transport.encrypted and self.refuses_encrypted:
             return self.refuses_encrypted
         return None
