@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
     from .check import CheckReport
     from .check.grading import GradeRow, Score
-    from .experiments.base import ResultTable
+    from .results import ResultTable
     from .experiments.compare import CompareSettings, TransportResult
     from .experiments.relay import Relay
     from .explore import ConstantsTable, Explanation, HostInfo, RawEvent, RawResult, Resolution

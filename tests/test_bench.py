@@ -410,3 +410,12 @@ def test_loadgen_target_needs_the_ca_of_a_tls_server() -> None:
     assert "tls" not in core.loadgen_target("tcp:127.0.0.1:4433")
     with pytest.raises(BenchError, match=r"no \?ca=FILE"):
         core.loadgen_target("tls:127.0.0.1:4433")
+
+
+def test_cli_plots_relay_mode(tmp_path: Path) -> None:
+    """relay's runs measure relay-datagrams (and relay-stream): its plot draws them."""
+    png = tmp_path / "relay.png"
+    result = invoke(["bench", "relay", "--transports", "udp", "--baselines", "select", "--duration", "0.1",
+                     "--warmup", "0", "--repeats", "1", "--rate", "2000", "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.stat().st_size > 0

@@ -7,6 +7,9 @@ the options that make sense for it and says which in `uses`) and returns an
 `ExperimentResult`: tables for people, `facts` for scripts (the JSON), and `findings`,
 sentences computed from the measured figures, never written in advance. A finding that
 does not hold on this machine is stated as what was measured, not as what a textbook says.
+
+`ResultTable` lives in the neutral `netlab.results` (bench draws it too); it stays
+importable from here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ..results import ResultTable
 
 
 @dataclass(frozen=True)
@@ -25,13 +30,6 @@ class ExperimentOptions:
     kernel: bool = False
     seed: int = 1
     timeout: float = 1.0
-
-
-@dataclass
-class ResultTable:
-    title: str
-    columns: list[str]
-    rows: list[list[Any]]
 
 
 @dataclass
@@ -55,3 +53,6 @@ class Experiment:
     run: Callable[[ExperimentOptions], Awaitable[ExperimentResult]]
     uses: tuple[str, ...] = ()  # the options it reads
     plot: Callable[[ExperimentResult, str], None] | None = None
+
+
+__all__ = ["Experiment", "ExperimentOptions", "ExperimentResult", "ResultTable"]

@@ -57,7 +57,7 @@ from ..runner import serve
 from ..services import get_service
 from ..transports import COMPARE_SCHEMES, Address, Connection, get_transport, parse_address, receive_message, send_data
 from .impair import REORDER_HOLD, Impairments
-from .measure import environment, latency_percentiles
+from ..results import environment, latency_percentiles
 from .relay import run_relay
 
 if TYPE_CHECKING:  # kernel imports this module (lazily); the type is all compare needs of it

@@ -69,7 +69,7 @@ import trio
 from .. import netns
 from ..errors import KernelModeError, MissingToolError, NetlabError, PrivilegeError
 from ..transports import COMPARE_SCHEMES, get_transport
-from .base import ResultTable
+from ..results import ResultTable
 from .impair import ImpairmentError, Impairments
 
 if TYPE_CHECKING:  # compare imports this module: its names are imported where they are used
