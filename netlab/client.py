@@ -72,6 +72,11 @@ class Client(abc.ABC):
     async def aclose(self) -> None:
         """Close the connection."""
 
+    @abc.abstractmethod
+    async def _chat(self, lines: AsyncIterator[bytes], write: Callable[[bytes], None], timeout: float,
+                    newline: bool, half_close: bool) -> None:
+        """`run_chat` on this connection: the lines go out as they are, framed by no service."""
+
 
 class StreamClient(Client):
     """A client over a byte stream: requests framed by the service, replies reassembled."""
@@ -107,6 +112,29 @@ class StreamClient(Client):
     async def aclose(self) -> None:
         await self.stream.aclose()
 
+    async def _chat(self, lines: AsyncIterator[bytes], write: Callable[[bytes], None], timeout: float,
+                    newline: bool, half_close: bool) -> None:
+        address, stream = self.address, self.stream
+        async with trio.open_nursery() as nursery:
+
+            async def receive() -> None:
+                with translate_os_errors(address, "receive from"):
+                    while data := await stream.receive_some(RECEIVE_SIZE):
+                        write(bytes(data))
+                nursery.cancel_scope.cancel()  # the server closed: we are done
+
+            nursery.start_soon(receive)
+            with translate_os_errors(address, "send to"):
+                async for line in lines:
+                    if not newline:
+                        await stream.send_all(line.rstrip(b"\r\n"))
+                    else:
+                        await stream.send_all(line if line.endswith(b"\n") else line + b"\n")
+                if half_close:
+                    await stream.send_eof()
+            await trio.sleep(timeout)  # the server did not close after our EOF: stop waiting
+            nursery.cancel_scope.cancel()
+
 
 class MessageClient(Client):
     """A client over a message channel (datagrams, seqpacket): one message per request, one
@@ -137,6 +165,46 @@ class MessageClient(Client):
     async def aclose(self) -> None:
         await self.channel.aclose()
 
+    async def _chat(self, lines: AsyncIterator[bytes], write: Callable[[bytes], None], timeout: float,
+                    newline: bool, half_close: bool) -> None:
+        conn = self.channel
+        # datagrams carry the line without its ending; a message on a channel with an end of
+        # stream keeps it, since an empty message would read as end of stream
+        keep_ending = conn.has_eof and newline
+        sent = received = 0
+        done = trio.Event()
+        async with trio.open_nursery() as nursery:
+
+            async def receive_messages() -> None:
+                nonlocal received
+                while (message := await conn.receive()) is not None:
+                    data = message.data
+                    write(data if data.endswith(b"\n") else data + b"\n")
+                    received += 1
+                    if done.is_set() and received >= sent:
+                        break
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(receive_messages)
+            async for line in lines:
+                await conn.send(line if keep_ending else line.rstrip(b"\r\n"))
+                sent += 1
+            done.set()
+            if received >= sent:
+                nursery.cancel_scope.cancel()
+            await trio.sleep(timeout)
+            nursery.cancel_scope.cancel()
+        if received < sent:
+            raise TimeoutError(f"{sent - received} of {sent} datagrams got no reply within {timeout:g} s "
+                               f"of the last one")
+
+
+def _client(address: Address, service: Service, connection: Connection) -> Client:
+    """The client for `connection`'s contract."""
+    if isinstance(connection, MessageChannel):
+        return MessageClient(address, service, connection)
+    return StreamClient(address, service, connection)
+
 
 @contextlib.asynccontextmanager
 async def open_client(
@@ -152,9 +220,7 @@ async def open_client(
     transport = address.transport
     try:
         with trio.fail_after(timeout if timeout is not None else float("inf")):
-            connection = await transport.connect(address)
-            client: Client = (MessageClient(address, svc, connection) if isinstance(connection, MessageChannel)
-                              else StreamClient(address, svc, connection))
+            client = _client(address, svc, await transport.connect(address))
     except trio.TooSlowError:
         raise TimeoutError(f"could not connect to {address} within {timeout:g} s") from None
     try:
@@ -189,69 +255,12 @@ async def run_chat(
         TimeoutError: datagrams whose reply never came. ConnectionRefusedError, TransportError.
     """
     address = parse_address(address)
-    transport = address.transport
-    connection = await transport.connect(address)
-    async with connection:
-        if isinstance(connection, MessageChannel):
-            await _chat_messages(address, connection, lines, write, timeout, newline)
-        else:
-            await _chat_stream(address, connection, lines, write, timeout, newline, half_close)
-
-
-async def _chat_stream(address: Address, stream: ByteStream, lines: AsyncIterator[bytes],
-                       write: Callable[[bytes], None], timeout: float, newline: bool, half_close: bool) -> None:
-    async with trio.open_nursery() as nursery:
-
-        async def receive() -> None:
-            with translate_os_errors(address, "receive from"):
-                while data := await stream.receive_some(RECEIVE_SIZE):
-                    write(bytes(data))
-            nursery.cancel_scope.cancel()  # the server closed: we are done
-
-        nursery.start_soon(receive)
-        with translate_os_errors(address, "send to"):
-            async for line in lines:
-                if not newline:
-                    await stream.send_all(line.rstrip(b"\r\n"))
-                else:
-                    await stream.send_all(line if line.endswith(b"\n") else line + b"\n")
-            if half_close:
-                await stream.send_eof()
-        await trio.sleep(timeout)  # the server did not close after our EOF: stop waiting
-        nursery.cancel_scope.cancel()
-
-
-async def _chat_messages(address: Address, conn: MessageChannel, lines: AsyncIterator[bytes],
-                         write: Callable[[bytes], None], timeout: float, newline: bool) -> None:
-    # datagrams carry the line without its ending; a message on a channel with an end of
-    # stream keeps it, since an empty message would read as end of stream
-    keep_ending = conn.has_eof and newline
-    sent = received = 0
-    done = trio.Event()
-    async with trio.open_nursery() as nursery:
-
-        async def receive_messages() -> None:
-            nonlocal received
-            while (message := await conn.receive()) is not None:
-                data = message.data
-                write(data if data.endswith(b"\n") else data + b"\n")
-                received += 1
-                if done.is_set() and received >= sent:
-                    break
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(receive_messages)
-        async for line in lines:
-            await conn.send(line if keep_ending else line.rstrip(b"\r\n"))
-            sent += 1
-        done.set()
-        if received >= sent:
-            nursery.cancel_scope.cancel()
-        await trio.sleep(timeout)
-        nursery.cancel_scope.cancel()
-    if received < sent:
-        raise TimeoutError(f"{sent - received} of {sent} datagrams got no reply within {timeout:g} s "
-                           f"of the last one")
+    # (the service is the client's framing for requests; chat frames nothing: any would do)
+    client = _client(address, get_service("sum"), await address.transport.connect(address))
+    try:
+        await client._chat(lines, write, timeout, newline, half_close)
+    finally:
+        await client.aclose()
 
 
 __all__ = ["RECEIVE_SIZE", "Client", "MessageClient", "StreamClient", "open_client", "run_chat"]

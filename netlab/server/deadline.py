@@ -26,6 +26,8 @@ class Deadline:
     ``request_timeout`` ahead, a read that ends a request clears it, and the scope's
     deadline is the sooner of the two. A byte now and then keeps a connection from being
     idle, but not a request from being due.
+
+    When the scope has closed the connection, `report` counts and logs which timeout it was.
     """
 
     __slots__ = ("scope", "sending", "request_due", "_idle", "_slack", "_deadline", "_request_timeout")
