@@ -15,6 +15,8 @@ fails too, so it is deleted the day it stops being needed.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -195,3 +197,39 @@ def test_the_reader_sees_imports_in_functions_and_under_type_checking(tmp_path: 
     assert cycles(graph) == [frozenset({"pkg.a", "pkg.sub.b", "pkg.c"})]
     (root / "c.py").write_text("C = 1\n")
     assert cycles(imports(root)) == []
+
+
+#: the public names netlab.runner held before it was split into netlab.server and netlab.client
+RUNNER_NAMES = [
+    "HINTS_PER_S", "HINT_AFTER", "HINT_SHOWS", "PEER_REPLY_QUEUE", "RECEIVE_SIZE", "REPLY_QUEUE_BYTES",
+    "REPLY_TIMEOUT", "SERVER_RECEIVE_SIZE", "Client", "Limits", "MessageClient", "NetlabError", "Server",
+    "ServerStats", "StreamClient", "log", "open_client", "run_chat", "serve",
+]
+
+
+def test_runner_still_offers_every_name_it_had() -> None:
+    import netlab.client
+    import netlab.runner
+    import netlab.server
+
+    missing = [name for name in RUNNER_NAMES if not hasattr(netlab.runner, name)]
+    assert not missing, missing
+    assert netlab.runner.Server is netlab.server.Server and netlab.runner.serve is netlab.server.serve
+    assert netlab.runner.open_client is netlab.client.open_client and netlab.runner.Client is netlab.client.Client
+
+
+def test_netlab_offers_the_library_api_and_imports_it_only_when_asked() -> None:
+    """``from netlab import serve`` works, and ``import netlab`` alone (which every process
+    under the package runs first, the load generator too) does not import trio."""
+    code = (
+        "import sys, netlab\n"
+        "assert 'trio' not in sys.modules, 'import netlab imported trio'\n"
+        "from netlab import Client, Limits, NetlabError, Server, ServerStats, open_client, run_chat, serve\n"
+        "import netlab.client, netlab.errors, netlab.server\n"
+        "assert serve is netlab.server.serve and open_client is netlab.client.open_client\n"
+        "assert NetlabError is netlab.errors.NetlabError\n"
+        "assert set(netlab.__all__) <= set(dir(netlab))\n"
+        "try:\n    netlab.no_such_name\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no error')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
