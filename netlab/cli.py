@@ -39,7 +39,8 @@ from .bench.core import BASELINES, MODES, PINS, RELAY_BASELINES
 from .errors import AddressError, ServiceOptionError, UsageError, exit_code, netlab_error
 from .lifecycle import run_until_signalled
 from .output import Outputs
-from .runner import Limits, Server, open_client, run_chat, serve
+from .client import open_client, run_chat
+from .server import Limits, Server, serve
 from .services import SERVICES, Framing, get_service
 from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, parse_address
 

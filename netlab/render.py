@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .experiments.relay import Relay
     from .explore import ConstantsTable, Explanation, HostInfo, RawEvent, RawResult, Resolution
     from .explore.explain import Fact
-    from .runner import Limits, Server
+    from .server import Limits, Server
     from .transports import Address, Transport
 
 

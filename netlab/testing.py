@@ -2,7 +2,7 @@
 
 Installed with netlab, they are there in every pytest-trio test, no import needed::
 
-    from netlab.runner import open_client
+    from netlab import open_client
 
     async def test_sum_over_udp(netlab_server):
         server = await netlab_server("sum", "udp:127.0.0.1:0")
@@ -11,7 +11,7 @@ Installed with netlab, they are there in every pytest-trio test, no import neede
 
 * ``netlab_server(service="echo", address="tcp:127.0.0.1:0", limits=None)`` starts a netlab
   server in the test's nursery and returns it (``.address`` is the bound address, ``.stats``
-  what it saw); `limits` is a `netlab.runner.Limits` (default: the server's defaults). In a
+  what it saw); `limits` is a `netlab.Limits` (default: the server's defaults). In a
   unix address, ``{dir}`` is a short private directory made for the test.
 * ``netlab_relay(to, listen=None, seed=1, **impairments)`` puts an impairing relay in front
   of ``to`` (an address or a server) and returns it; `listen` defaults to a fresh address of
@@ -38,7 +38,7 @@ import trio
 from .experiments.impair import Impairments
 from .logs import forget_repeats
 from .experiments.relay import Relay, run_relay
-from .runner import Limits, Server, serve
+from .server import Limits, Server, serve
 from .services import Service
 from .transports import COMPARE_SCHEMES, Address, parse_address
 

@@ -17,7 +17,7 @@ from functools import partial
 import pytest
 import trio
 
-import netlab.runner as runner
+import netlab.server.datagrams as datagrams
 from netlab.runner import Limits, Server, open_client, serve
 from netlab.transports import Address, Connection, DatagramEndpoint, DatagramTransport, Transport, socket_of
 
@@ -180,7 +180,7 @@ async def test_a_reply_the_peer_cannot_take_is_dropped_after_the_reply_timeout(
     which spares it the kernel's per-receiver queue limit (net.unix.max_dgram_qlen): its
     unread replies pile up until they fill the server's send buffer, which they are
     charged to, and the next must wait."""
-    monkeypatch.setattr(runner, "REPLY_TIMEOUT", 0.2)
+    monkeypatch.setattr(datagrams, "REPLY_TIMEOUT", 0.2)
     server = await start(nursery, make_address())
     assert isinstance(server._listening, DatagramEndpoint)
     sndbuf = server._listening.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)

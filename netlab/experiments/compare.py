@@ -53,7 +53,7 @@ import trio
 from hdrh.histogram import HdrHistogram
 
 from ..errors import NetlabError
-from ..runner import serve
+from ..server import serve
 from ..services import get_service
 from ..transports import COMPARE_SCHEMES, Address, Connection, get_transport, parse_address, receive_message, send_data
 from .impair import REORDER_HOLD, Impairments

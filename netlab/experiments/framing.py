@@ -29,7 +29,8 @@ from typing import cast
 import trio
 
 from ..errors import NetlabError
-from ..runner import HINT_AFTER, Server, serve
+from ..server import Server, serve
+from ..server.unfinished import HINT_AFTER
 from ..services.framing import DEFAULT_QUIET, Framing
 from ..services.sum import SumService
 from ..transports import ByteStream, parse_address

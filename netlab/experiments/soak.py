@@ -50,7 +50,8 @@ from typing import Any
 import trio
 
 from ..errors import NetlabError
-from ..runner import Limits, MessageClient, Server, StreamClient, open_client, serve
+from ..client import MessageClient, StreamClient, open_client
+from ..server import Limits, Server, serve
 from ..services import get_service
 from ..transports import COMPARE_SCHEMES, ByteStream, MessageChannel, parse_address, socket_of
 
