@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import trio
 
 from ..errors import NetlabError
-from ..runner import HINT_AFTER
+from ..server.unfinished import HINT_AFTER
 from ..services.lenient import NotTwoNumbers, two_numbers
 from ..services.sum import SumError, add
 from ..transports.base import Peer
