@@ -73,8 +73,8 @@ TRANSPORT_NAMES: list[str] = list(COMPARE_SCHEMES)
 
 
 def transport_of(name: str) -> Transport:
-    """The transport behind a COMPARE_SCHEMES entry (its template's scheme)."""
-    return get_transport(COMPARE_SCHEMES[name].partition(":")[0])
+    """The transport behind a COMPARE_SCHEMES entry."""
+    return get_transport(name)
 
 
 def pytest_configure(config: pytest.Config) -> None:

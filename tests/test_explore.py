@@ -22,7 +22,7 @@ from netlab.explore import resolve as resolve_host
 from netlab.explore.constants import NO_DESCRIPTION
 from netlab.explore.host import ipv6_from_proc
 from netlab.runner import serve
-from netlab.transports import parse_address
+from netlab.transports import get_transport, parse_address
 from netlab.transports.unix import probe_path
 
 HAVE_IPV6 = socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
@@ -122,8 +122,8 @@ async def test_resolve_rows_parse_back_to_the_same_endpoint() -> None:
         address = parse_address(row.address)
         assert str(address) == row.address
         assert (address.host, address.port) == row.sockaddr[:2]
-        assert address.transport.socktype.name == row.type
-        assert address.transport.family.name == row.family
+        assert get_transport(address.scheme).socktype.name == row.type
+        assert get_transport(address.scheme).family.name == row.family
     raw = [row for row in result.rows if not row.address]
     assert all("no transport" in row.note for row in raw)
 
@@ -410,7 +410,7 @@ async def test_serve_still_replaces_stale_and_refuses_regular_files(netlab_dir: 
     open(regular, "w").close()
     address = parse_address(f"unix:{regular}")
     with pytest.raises(AddressInUseError, match="not a socket"):
-        await address.transport.listen(address)
+        await get_transport(address.scheme).listen(address)
     assert os.path.isfile(regular)
 
 

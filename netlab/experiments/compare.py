@@ -297,7 +297,8 @@ class _Conn:
 
 
 async def _open_conn(address: Address, service: str) -> _Conn:
-    return _Conn(service, await address.transport.connect(address), framed=not address.transport.boundaries)
+    transport = get_transport(address.scheme)
+    return _Conn(service, await transport.connect(address), framed=not transport.boundaries)
 
 
 async def _run_flow(flow: _Flow, conn: _Conn, tally: _Tally, requests: dict[int, bytes],

@@ -32,7 +32,7 @@ from ..errors import NetlabError
 from ..runner import HINT_AFTER, Server, serve
 from ..services.framing import DEFAULT_QUIET, Framing
 from ..services.sum import SumService
-from ..transports import ByteStream, parse_address
+from ..transports import ByteStream, get_transport, parse_address
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 from .impair import Impairments
 from .relay import Relay, run_relay
@@ -94,7 +94,7 @@ async def _try(client: Client, address: str, wait: float) -> tuple[str, str | No
     start = time.perf_counter()
     target = parse_address(address)
     try:
-        async with cast(ByteStream, await target.transport.connect(target)) as stream:  # tcp: a byte stream
+        async with cast(ByteStream, await get_transport(target.scheme).connect(target)) as stream:  # tcp: a byte stream
             with trio.move_on_after(wait):
                 reply = await client(stream)
                 return ("reply" if reply else "closed"), (_shown(reply) if reply else None), time.perf_counter() - start

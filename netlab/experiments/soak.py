@@ -52,7 +52,7 @@ import trio
 from ..errors import NetlabError
 from ..runner import Limits, MessageClient, Server, StreamClient, open_client, serve
 from ..services import get_service
-from ..transports import COMPARE_SCHEMES, ByteStream, MessageChannel, parse_address, socket_of
+from ..transports import COMPARE_SCHEMES, ByteStream, MessageChannel, get_transport, socket_of
 
 SERVICES = ("echo", "sum")
 SUM_SCALE = 10**6
@@ -335,7 +335,7 @@ async def run_soak(settings: SoakSettings = SoakSettings()) -> SoakResult:
     killed = set(rng.sample(range(settings.clients), round(settings.kill * settings.clients)))
     plans = [_Plan(i, *pairs[i % len(pairs)], rng.randrange(settings.messages) if i in killed else None)
              for i in range(settings.clients)]
-    figures = {t: TransportFigures(t, parse_address(COMPARE_SCHEMES[t].format(dir="/x")).transport.reliable)
+    figures = {t: TransportFigures(t, get_transport(t).reliable)
                for t in settings.transports}
     faults: Counter[str] = Counter()
     directory = tempfile.mkdtemp(prefix="nl-soak-", dir="/tmp")

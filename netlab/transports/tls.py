@@ -45,15 +45,16 @@ import shutil
 import socket
 import ssl
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import trio
 
 from ..errors import AddressError, TransportError
+from ._inet import inet_option_default
 from .addresses import Address, format_sockaddr
-from .base import Listeners, StreamTransport
-from .tcp import TcpTransport
+from .base import Listeners, OptionDefault, Plan, SockInfo, StreamTransport
+from .tcp import TcpTransport, tcp_calls
 
 log = logging.getLogger("netlab.tls")
 
@@ -506,29 +507,87 @@ class TlsTransport(StreamTransport):
 
     target = "inet"
     socktype = socket.SOCK_STREAM
+    protocol = socket.IPPROTO_TCP
     options = TcpTransport.options | TLS_OPTIONS
     encrypted = True
 
-    def __init__(self, scheme: str = "tls") -> None:
+    def __init__(self, scheme: str = "tls", *, compare: str | None = None) -> None:
         self.scheme = scheme
         self._tcp = TcpTransport(scheme, None)
         self.family = self._tcp.family
         self.summary = "TLS over TCP (IPv4 or IPv6, by host): reliable, ordered, encrypted byte stream"
+        self.compare_address = compare
 
-    async def listen(self, address: Address) -> Listeners:
+    async def listen(self, address: Address) -> Listeners[TlsStream]:
         context, ca = server_context(address)
         tcp = await self._tcp.listen(address)
         listeners: list[trio.abc.Listener[TlsStream]] = []
         for listener in tcp.listeners:
             assert isinstance(listener, trio.SocketListener)  # the tcp transport's
             listeners.append(_TlsListener(listener, context))
-        return Listeners(self, address, list(listeners), [_for_clients(bound, ca) for bound in tcp.bound])
+        return Listeners(self, address, listeners, [_for_clients(bound, ca) for bound in tcp.bound])
 
     async def connect(self, address: Address) -> TlsStream:
         context = client_context(address)
         tcp = await self._tcp.connect(address)
         host = (address.host or "").partition("%")[0]  # an IP is checked against the IP SANs
         return TlsStream(tcp, context, server_side=False, server_hostname=host, address=address)
+
+    def option_default(self, name: str, address: Address) -> OptionDefault | None:
+        return _TLS_DEFAULTS.get(name) or inet_option_default(self, name, address)
+
+    def plan(self, address: Address, resolved: Sequence[SockInfo] | None) -> Plan:
+        """`TcpTransport`'s calls, with the certificates before and the handshake after."""
+        server, client = tcp_calls(self._tcp, address, resolved)
+        server = [_server_certificate_call(address), *server,
+                  "accept() in a loop (trio.serve_listeners); each connection is served on its own",
+                  "TLS handshake in the connection's own task, at its first receive or send (do_handshake): "
+                  "presents the certificate; a client that leaves before it is not an error",
+                  "receive_some() / send_all(): TLS records over the TCP connection; close: close_notify when "
+                  "it can go at once, then close()"]
+        if address.host != "*":
+            trust, check = _client_trust(address)
+            client = [trust, *client, f"TLS handshake at the first send or receive (do_handshake): {check}",
+                      "send_all() / receive_some(): TLS records over the TCP connection; shutdown(SHUT_WR) to "
+                      "half-close, with no close_notify (the peer reads end of stream and may still send)"]
+        return Plan(server, client)
+
+
+#: what a TLS option not given means (`Transport.option_default`): what server_context and
+#: client_context do without it
+_TLS_DEFAULTS: dict[str, OptionDefault] = {
+    "cert": (None, "not set (nor key): a throwaway certificate"),
+    "key": (None, "not set (nor cert): a throwaway certificate"),
+    "ca": (None, "not set: a client trusts the system's CAs"),
+    "insecure": (None, "not set: a client verifies the server"),
+}
+
+
+def _server_certificate_call(address: Address) -> str:
+    """What `server_context` does for `address`."""
+    cert, key = address.str_option("cert"), address.str_option("key")
+    if cert is None and key is None:
+        names = ", ".join(_identities(address))
+        return (f"no ?cert=&key=: a throwaway CA (trustme, one per process) issues a certificate for {names}; "
+                f"its CA certificate goes to a private file (removed at exit) that the bound address names: "
+                f"?ca=PATH, what a client needs")
+    return (f"ssl.create_default_context(CLIENT_AUTH).load_cert_chain({cert!r}, {key!r})  # the certificate "
+            f"chain and its private key, PEM (both are needed)")
+
+
+def _client_trust(address: Address) -> tuple[str, str]:
+    """What `client_context` does for `address`, and what the handshake then checks."""
+    ca, insecure = address.str_option("ca"), bool(address.bool_option("insecure"))
+    host = (address.host or "").partition("%")[0]  # what connect() passes as server_hostname
+    context = "ssl.create_default_context(SERVER_AUTH)"
+    if insecure:
+        return (f"{context} with check_hostname=False, verify_mode=CERT_NONE  # ?insecure=1: "
+                f"the server is NOT verified (a warning says so)", "the server's certificate is not checked, nor its name")
+    if ca is not None:
+        return (f"{context}.load_verify_locations({ca!r})  # trust the CA that signed the server's certificate",
+                f"the server's certificate must chain to {ca!r} and name {host!r}")
+    return (f"{context}  # this system's trusted CAs (?ca=FILE for a netlab server's own)",
+            f"the server's certificate must chain to a CA this system trusts and name {host!r}")
 
 
 def _for_clients(bound: Address, ca: str | None) -> Address:
