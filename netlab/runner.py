@@ -36,7 +36,6 @@ import trio
 
 from .errors import (
     AddressError, ConnectionResetError, NetlabError, ServiceOptionError, TimeoutError, TransportError, UsageError,
-    translate_os_errors,
 )
 from .logs import RATE_LIMITED, summarise_accept_errors, summarised
 from .services import Service, Session, get_service
@@ -44,9 +43,10 @@ from .services.base import REPLY_BUDGET
 from .services.framing import DEFAULT_MAX_LINE, Framing
 from .transports import (
     Address, ByteStream, Connection, DatagramEndpoint, Kind, Listeners, Listening, MessageChannel, Transport,
-    parse_address, peer_identity, plain_socket, send_data, socket_of,
+    get_transport, parse_address, peer_identity, plain_socket, send_data, socket_of, translate_os_errors,
 )
-from .transports.base import SPIN, Message, Peer, readable_soon
+from .transports.base import Message, Peer
+from .transports.batch import SPIN, readable_soon
 
 log = summarised(logging.getLogger("netlab.server"))
 
@@ -240,7 +240,7 @@ async def serve(
     AddressInUseError, PermissionDeniedError, AddressUnavailableError, ResolveError.
     """
     address = parse_address(address)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     if (limits.allow_uids is not None or limits.allow_gids is not None) and (
         transport.target != "unix" or not transport.connected
     ):
@@ -958,7 +958,7 @@ async def open_client(
     """
     address = parse_address(address)
     svc = get_service(service)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     try:
         with trio.fail_after(timeout if timeout is not None else float("inf")):
             client = _DRIVERS[transport.kind].client(address, svc, await transport.connect(address))
@@ -996,7 +996,7 @@ async def run_chat(
         TimeoutError: datagrams whose reply never came. ConnectionRefusedError, TransportError.
     """
     address = parse_address(address)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     connection = await transport.connect(address)
     async with connection:
         await _DRIVERS[transport.kind].chat(address, connection, lines, write, timeout, newline, half_close)

@@ -63,7 +63,7 @@ from ..errors import BenchError
 from ..experiments.base import ResultTable
 from ..experiments.measure import environment as base_environment
 from ..experiments.measure import latency_percentiles
-from ..transports import COMPARE_SCHEMES, Transport, parse_address
+from ..transports import COMPARE_SCHEMES, Transport, get_transport, parse_address
 
 MODES: dict[str, str] = {
     "pingpong": "closed loop: each connection sends one message and waits for its reply",
@@ -423,7 +423,7 @@ def loadgen_target(address_text: str) -> dict[str, Any]:
     encrypted transport also ``tls``: the CA file the server's bound address names
     (``?ca=PATH``) and the host name to check its certificate against."""
     address = parse_address(address_text)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     if address.is_unix:
         sockaddr: Any = address.unix_sockaddr()
         if isinstance(sockaddr, bytes):
@@ -526,14 +526,6 @@ def socat_path() -> str | None:
     return shutil.which("socat")
 
 
-#: socat's address types per netlab scheme: (listening, connecting); None: socat cannot relay it
-_SOCAT = {
-    "tcp": ("TCP4-LISTEN", "TCP4"), "tcp4": ("TCP4-LISTEN", "TCP4"), "tcp6": ("TCP6-LISTEN", "TCP6"),
-    "udp": ("UDP4-LISTEN", "UDP4"), "udp4": ("UDP4-LISTEN", "UDP4"), "udp6": ("UDP6-LISTEN", "UDP6"),
-    "unix": ("UNIX-LISTEN", "UNIX-CONNECT"), "unix-seq": ("UNIX-LISTEN", "UNIX-CONNECT"),
-}
-
-
 def _spawn_socat(address_text: str, to_text: str, settings: BenchSettings,
                  directory: Path) -> Callable[[], ServerProcess]:
     """socat as a relay (``LISTEN,fork``: a process per client). It prints no address, so the
@@ -543,18 +535,18 @@ def _spawn_socat(address_text: str, to_text: str, settings: BenchSettings,
     if path is None:
         raise BenchError("socat is not installed (apt-get install socat): no socat figure")
     address, to = parse_address(address_text), parse_address(to_text)
-    kinds = _SOCAT.get(address.scheme)
-    if kinds is None or to.scheme != address.scheme:
+    transport = get_transport(address.scheme)
+    if transport.socat is None or to.scheme != address.scheme:
         raise BenchError(f"socat has no fork mode that passes replies back on {address.scheme}: not run")
-    listen_type, connect_type = kinds
+    listen_type, connect_type, options = transport.socat
     if address.is_unix:
         assert address.path is not None and to.path is not None
-        extra = ",type=5" if address.scheme == "unix-seq" else ""
+        extra = f",{options}" if options else ""
         listen, connect = f"{listen_type}:{address.path},fork{extra}", f"{connect_type}:{to.path}{extra}"
         bound = address_text
     else:
-        family = socket.AF_INET6 if address.scheme == "udp6" or address.scheme == "tcp6" else socket.AF_INET
-        kind = socket.SOCK_DGRAM if address.transport.kind == "datagram" else socket.SOCK_STREAM
+        family = transport.family or socket.AF_INET
+        kind = transport.socktype
         with socket.socket(family, kind) as probe:
             probe.bind((address.host, 0))
             port = probe.getsockname()[1]
@@ -674,7 +666,7 @@ def run_iperf3(settings: BenchSettings, host: str) -> dict[str, Any]:
 
 
 def _transport(name: str) -> Transport:
-    return parse_address(COMPARE_SCHEMES[name].format(dir="/tmp")).transport
+    return get_transport(name)
 
 
 def _spec(settings: BenchSettings, mode: str, server: ServerProcess, level: int | None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import trio
 
 from ..errors import ConnectionRefusedError, NetlabError
 from ..services import get_service
-from ..transports import Address, Connection, Transport, receive_data, send_data, socket_of
+from ..transports import Address, Connection, Transport, get_transport, receive_data, send_data, socket_of
 from . import judge
 from .judge import RequestFormat, shown
 from .procnet import ListeningSocket
@@ -76,16 +76,16 @@ class CaseContext:
 
     @property
     def transport(self) -> Transport:
-        return self.address.transport
+        return get_transport(self.address.scheme)
 
     @property
     def stream(self) -> bool:
         """The server's connections are byte streams (no message boundaries)."""
-        return not self.address.transport.boundaries
+        return not get_transport(self.address.scheme).boundaries
 
     @property
     def connected(self) -> bool:
-        return self.address.transport.connected
+        return get_transport(self.address.scheme).connected
 
     @property
     def netlab(self) -> bool:
@@ -131,7 +131,7 @@ async def open_connection(ctx: CaseContext, address: Address | None = None) -> C
     target = address or ctx.address
     with trio.move_on_at(ctx.deadline):
         try:
-            return await target.transport.connect(target)
+            return await get_transport(target.scheme).connect(target)
         except NetlabError as exc:
             return str(exc)
     return f"connecting to {target} took longer than the deadline"
@@ -156,7 +156,7 @@ async def converse(ctx: CaseContext, pieces: Sequence[bytes], done: Callable[[by
     conn = opened
     if not ctx.stream:
         pieces = [b"".join(pieces)]
-    retry = not (address or ctx.address).transport.reliable
+    retry = not get_transport((address or ctx.address).scheme).reliable
     got_some = trio.Event()
     try:
         with trio.move_on_at(end):
@@ -448,7 +448,7 @@ def _echo_case(data: bytes | None, *, datagrams: bool = True) -> Callable[[CaseC
 
 
 def _limit(ctx: CaseContext) -> str:
-    return "65,507 bytes over UDP" if ctx.address.scheme.startswith("udp") else "a few hundred KiB"
+    return get_transport(ctx.address.scheme).limit_summary(ctx.address) or "a few hundred KiB"
 
 
 LONG_A, LONG_B = "1" * 30, "2" * 30
