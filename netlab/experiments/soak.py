@@ -67,7 +67,7 @@ class SoakSettings:
     messages: int = 100
     kill: float = 0.1  # the fraction of clients killed mid-stream
     seed: int = 1
-    transports: tuple[str, ...] = tuple(COMPARE_SCHEMES)
+    transports: tuple[str, ...] = field(default_factory=lambda: tuple(COMPARE_SCHEMES))  # every one registered
     timeout: float = 1.0  # seconds a datagram client waits for a reply before counting it lost
     udp_rcvbuf: int | None = None  # SO_RCVBUF of the UDP servers: small makes the kernel drop (real loss)
 

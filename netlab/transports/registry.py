@@ -15,7 +15,8 @@ import socket
 from collections.abc import Iterator, Mapping
 
 from ..errors import TransportError, UnknownNameError
-from . import oserrors
+from .oserrors import describe_os_error as _describe_os_error
+from .oserrors import translate_os_errors as _translate_os_errors
 from .addresses import Address, parse_with
 from .base import Transport
 from .tcp import TcpTransport
@@ -89,19 +90,19 @@ def kernel_scheme(family: int, socktype: int, protocol: int = 0) -> str | None:
     return None
 
 
-def translate_os_errors(what: object, op: str, transport: Transport | None = None) -> oserrors.translate_os_errors:
+def translate_os_errors(what: object, op: str, transport: Transport | None = None) -> _translate_os_errors:
     """`oserrors.translate_os_errors` for code above the transports: an `Address`'s own
     transport words the error, unless `transport` is given."""
     if transport is None and isinstance(what, Address):
         transport = TRANSPORTS.get(what.scheme)
-    return oserrors.translate_os_errors(what, op, transport)
+    return _translate_os_errors(what, op, transport)
 
 
 def describe_os_error(exc: OSError, what: object, op: str, transport: Transport | None = None) -> TransportError:
     """`oserrors.describe_os_error`, with an `Address`'s own transport when none is given."""
     if transport is None and isinstance(what, Address):
         transport = TRANSPORTS.get(what.scheme)
-    return oserrors.describe_os_error(exc, what, op, transport)
+    return _describe_os_error(exc, what, op, transport)
 
 
 __all__ = ["COMPARE_SCHEMES", "TRANSPORTS", "describe_os_error", "get_transport", "kernel_scheme", "parse_address",
