@@ -557,7 +557,7 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
     state: dict[str, Any] = {}
 
     async def on_server(address: Any) -> None:
-        transport = address.transport
+        transport = get_transport(address.scheme)
         proto = port = None
         if transport.target == "inet":
             proto = "tcp" if transport.socktype == socket.SOCK_STREAM else "udp"
