@@ -294,17 +294,21 @@ async def test_explain_plans_the_calls_in_order() -> None:
 async def test_explain_tls_plans_certificates_and_the_handshake() -> None:
     """The TLS plan is the TLS transport's own: the certificates before TCP's calls, the
     handshake after; the TLS options say what applies without them, not a kernel default."""
+    plain = await explain("tls:127.0.0.1:0")
+    assert "throwaway CA" in plain.server_calls[0]
+    assert plain.server_calls.index("listen(4096)") < next(
+        i for i, call in enumerate(plain.server_calls) if call.startswith("TLS handshake"))
     told = await explain("tls:127.0.0.1:0?ca=/etc/netlab/ca.pem")
-    assert "throwaway CA" in told.server_calls[0]
-    assert told.server_calls.index("listen(4096)") < next(
-        i for i, call in enumerate(told.server_calls) if call.startswith("TLS handshake"))
+    assert told.server_calls[0].startswith("refused: ?ca= on a server")  # as server_context says
     assert "load_verify_locations('/etc/netlab/ca.pem')" in told.client_calls[0]
     assert told.client_calls[-2].startswith("TLS handshake") and "'127.0.0.1'" in told.client_calls[-2]
     assert told.options["ca"].source == "given"
     assert all("kernel" not in told.options[name].source for name in ("cert", "key", "insecure"))
-    given = await explain("tls:localhost:0?cert=/c.pem&key=/k.pem&insecure=1")
+    given = await explain("tls:localhost:0?cert=/c.pem&key=/k.pem")
     assert "load_cert_chain('/c.pem', '/k.pem')" in given.server_calls[0]
-    assert "CERT_NONE" in given.client_calls[0] and "not checked" in given.client_calls[-2]
+    insecure = await explain("tls:localhost:0?insecure=1")
+    assert "CERT_NONE" in insecure.client_calls[0] and "not checked" in insecure.client_calls[-2]
+    assert insecure.server_calls[0].startswith("refused: ?insecure= is a client option")
 
 
 async def test_explain_unix_dgram_plans_the_servers_send_buffer(netlab_dir: Path) -> None:

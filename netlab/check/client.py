@@ -145,8 +145,8 @@ async def _serve_connection(conn: Connection, case: ClientCase, service: str, se
             pass
 
 
-async def _serve(listening: Listeners[Connection] | DatagramEndpoint, case: ClientCase, service: str, seen: _Seen, slow: float,
-                 pause: float) -> None:
+async def _serve(listening: Listeners[Connection] | DatagramEndpoint, case: ClientCase, service: str, seen: _Seen,
+                 slow: float, pause: float) -> None:
     async with trio.open_nursery() as nursery:
         if isinstance(listening, Listeners):
             while True:

@@ -211,7 +211,8 @@ def find_listener(address: Address, pid: int | str = "self") -> ListeningSocket 
         name = f"@{address.abstract}" if address.is_abstract else address.path
         return next((s for s in listening_sockets(pid) if s.path == name and s.kind == address.scheme), None)
     transport = get_transport(address.scheme)
-    kinds = {kernel_scheme(family, transport.socktype, transport.protocol) for family in (socket.AF_INET, socket.AF_INET6)}
+    kinds = {kernel_scheme(family, transport.socktype, transport.protocol)
+             for family in (socket.AF_INET, socket.AF_INET6)}
     matches = [s for s in listening_sockets(pid) if s.port == address.port and s.kind in kinds]
     six = address.host_family == socket.AF_INET6 or address.scheme.endswith("6")
     matches.sort(key=lambda s: s.kind.endswith("6") != six)

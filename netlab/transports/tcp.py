@@ -87,7 +87,8 @@ class TcpTransport(StreamTransport):
         return Plan(server, client)
 
 
-def tcp_calls(transport: TcpTransport, address: Address, resolved: Sequence[SockInfo] | None) -> tuple[list[str], list[str]]:
+def tcp_calls(transport: TcpTransport, address: Address,
+              resolved: Sequence[SockInfo] | None) -> tuple[list[str], list[str]]:
     """What `listen` and `connect` call, up to the first byte: (server, client)."""
     server = [getaddrinfo_call(address, transport, passive=True)]
     targets = server_targets(transport, resolved)
@@ -104,5 +105,6 @@ def tcp_calls(transport: TcpTransport, address: Address, resolved: Sequence[Sock
     if address.host == "*":
         return server, ["(none: '*' is for servers; a client needs a host to connect to)"]
     client = [getaddrinfo_call(address, transport, passive=False), "for each result until one connects:"]
-    client += [f"  {call}" for call in ["socket(<family>, SOCK_STREAM)", *client_setup_calls(address), "connect(sockaddr)"]]
+    calls = ["socket(<family>, SOCK_STREAM)", *client_setup_calls(address), "connect(sockaddr)"]
+    client += [f"  {call}" for call in calls]
     return server, client
