@@ -12,6 +12,7 @@
     seqpacket.py   the seqpacket message stream (unix-seq)
     connections.py working with either contract: open_pair, receive_data, send_data, ...
     tcp.py udp.py tls.py unix.py unix_dgram.py unix_seq.py   one module per socket kind
+    certificates.py  TLS's certificates and contexts; _inet.py, _sockopts.py  shared socket set-up
 
 Everything above is re-exported here; import from ``netlab.transports``.
 """
