@@ -241,10 +241,6 @@ class DatagramEndpoint(Listening):
         (`connections.open_pair`). The endpoint is spent; closing the channel closes the
         socket (and removes a unix socket file)."""
 
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Close the socket at once (and remove a unix socket file)."""
-
 
 # -- transports ----------------------------------------------------------------------------
 
