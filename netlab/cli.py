@@ -42,7 +42,7 @@ from .output import Outputs
 from .client import open_client, run_chat
 from .server import Limits, Server, serve
 from .services import SERVICES, Framing, get_service
-from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, parse_address
+from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, get_transport, parse_address
 
 if TYPE_CHECKING:
     from .experiments.impair import Impairments
@@ -862,7 +862,7 @@ def _raw_client(address: Address, send: Optional[bytes], timeout: float, nbytes:
     from .explore import raw_client
     from .explore.raw import read_chunks, read_lines
 
-    datagram = address.transport.boundaries  # one read per message: show where each begins
+    datagram = get_transport(address.scheme).boundaries  # one read per message: show where each begins
     source = None
     if send is None:
         source = read_lines(sys.stdin.buffer) if datagram else read_chunks(sys.stdin.buffer)

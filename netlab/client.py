@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Callable
 
 import trio
 
-from .errors import ConnectionResetError, TimeoutError, TransportError, UsageError, translate_os_errors
+from .errors import ConnectionResetError, TimeoutError, TransportError, UsageError
 from .services import Service, get_service
-from .transports import Address, ByteStream, Connection, MessageChannel, parse_address
+from .transports import Address, ByteStream, Connection, MessageChannel, get_transport, parse_address, translate_os_errors
 
 #: bytes asked for per read on a stream
 RECEIVE_SIZE = 64 * 1024
@@ -217,7 +217,7 @@ async def open_client(
     """
     address = parse_address(address)
     svc = get_service(service)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     try:
         with trio.fail_after(timeout if timeout is not None else float("inf")):
             client = _client(address, svc, await transport.connect(address))
@@ -256,7 +256,7 @@ async def run_chat(
     """
     address = parse_address(address)
     # (the service is the client's framing for requests; chat frames nothing: any would do)
-    client = _client(address, get_service("sum"), await address.transport.connect(address))
+    client = _client(address, get_service("sum"), await get_transport(address.scheme).connect(address))
     try:
         await client._chat(lines, write, timeout, newline, half_close)
     finally:

@@ -2,8 +2,8 @@
 
 This is the ONE place that parametrizes over transports. Every test that asks for
 `transport_name` (directly, or through `make_address` / `start_server`) runs once per
-socket variant in `netlab.transports.COMPARE_SCHEMES`; a new transport joins the whole
-suite by adding one entry there.
+socket variant in `netlab.transports.COMPARE_SCHEMES` (the registry's transports that declare a
+`compare_address`); a new transport joins the whole suite by its one registry line.
 
 A test narrows the set with a marker instead of a second parameter list::
 
@@ -73,8 +73,8 @@ TRANSPORT_NAMES: list[str] = list(COMPARE_SCHEMES)
 
 
 def transport_of(name: str) -> Transport:
-    """The transport behind a COMPARE_SCHEMES entry (its template's scheme)."""
-    return get_transport(COMPARE_SCHEMES[name].partition(":")[0])
+    """The transport behind a COMPARE_SCHEMES entry."""
+    return get_transport(name)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -21,7 +21,8 @@ from netlab.experiments.impair import DatagramImpairer, Impairments, StreamImpai
 from netlab.experiments.relay import run_relay
 from netlab.runner import serve
 from netlab.transports import listen_datagrams, open_pair, parse_address
-from netlab.transports.base import BATCH, MessageStream
+from netlab.transports import MessageStream
+from netlab.transports.base import BATCH
 
 TIMEOUT = 10
 

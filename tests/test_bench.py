@@ -24,7 +24,7 @@ from netlab.bench import core
 from netlab.bench.core import BenchSettings, planned_runs, report, run_bench, tables
 from netlab.cli import app
 from netlab.errors import BenchError
-from netlab.transports import COMPARE_SCHEMES, parse_address
+from netlab.transports import COMPARE_SCHEMES, get_transport, parse_address
 
 QUICK = {"duration": 0.1, "warmup": 0.02, "repeats": 1, "baselines": ("trio",)}
 BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
@@ -315,7 +315,7 @@ def test_baseline_servers_echo_and_discard_on_every_transport(script: str, tmp_p
     try:
         certificate = core.certificate_options(tmp_path / "certificate")
         for name, template in COMPARE_SCHEMES.items():
-            if parse_address(template.format(dir=tmp_path)).transport.encrypted:
+            if get_transport(parse_address(template.format(dir=tmp_path)).scheme).encrypted:
                 template += certificate
             for discard in (False, True) if name in ("tcp", "tls", "unix-dgram", "unix-seq") else (False,):
                 directory = tmp_path / f"{name}-{discard}"

@@ -37,7 +37,7 @@ from netlab import errors
 from netlab.experiments.impair import ImpairmentError, Impairments
 from netlab.experiments.relay import Relay, run_relay
 from netlab.runner import Server, open_client, serve
-from netlab.transports import Address, Transport, listen_connections
+from netlab.transports import Address, Transport, get_transport, listen_connections
 from netlab.transports.udp import UDP4_MAX, UDP6_MAX
 
 from conftest import StartRelay
@@ -56,7 +56,7 @@ async def echo_stream(address: Address, data: bytes, *, chunk: int = 50_000) -> 
     received = bytearray()
     writes: list[int] = []
     reads: list[int] = []
-    stream = await address.transport.connect(address)
+    stream = await get_transport(address.scheme).connect(address)
     assert isinstance(stream, trio.abc.HalfCloseableStream)
     async with stream:
 
@@ -315,7 +315,7 @@ async def test_half_close_passes_through_both_ways(
     for handler in (digest_after_eof, hello_first):
         server = await serve_raw(nursery, make_address(), handler)
         relay = await start_relay(server, forward=impairments, seed=1)
-        stream = await relay.address.transport.connect(relay.address)
+        stream = await get_transport(relay.address.scheme).connect(relay.address)
         assert isinstance(stream, trio.abc.HalfCloseableStream)
         with trio.fail_after(TIMEOUT):
             async with stream:

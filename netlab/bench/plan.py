@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..transports import COMPARE_SCHEMES, Transport, parse_address
+from ..transports import COMPARE_SCHEMES, Transport, get_transport, parse_address
 from .modes import BenchSettings, Measure
 
 #: the transports iperf3 runs on (stream mode, when installed), and the host it binds there
@@ -16,7 +16,7 @@ IPERF3_MISSING = {"transport": "iperf3", "reason": "iperf3 is not installed (apt
 
 def transport_named(name: str) -> Transport:
     """The transport of one of the compared schemes."""
-    return parse_address(COMPARE_SCHEMES[name].format(dir="/tmp")).transport
+    return get_transport(parse_address(COMPARE_SCHEMES[name].format(dir="/tmp")).scheme)
 
 
 @dataclass(frozen=True)

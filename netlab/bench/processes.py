@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BenchError
-from ..transports import parse_address
+from ..transports import get_transport, parse_address
 from .contract import LoadResult, LoadSpec, TargetSpec, WireSockaddr
 from .machine import affinity, pin_sets, pinned
 from .modes import BenchSettings
@@ -72,7 +72,7 @@ def loadgen_target(address_text: str) -> TargetSpec:
     encrypted transport also ``tls``: the CA file the server's bound address names
     (``?ca=PATH``) and the host name to check its certificate against."""
     address = parse_address(address_text)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     sockaddr: WireSockaddr
     if address.is_unix:
         unix = address.unix_sockaddr()

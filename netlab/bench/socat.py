@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BenchError
-from ..transports import parse_address
+from ..transports import get_transport, parse_address
 from .contract import TargetSpec, socket_address
 from .machine import pin_sets, pinned
 from .modes import BenchSettings
@@ -22,14 +22,6 @@ def socat_path() -> str | None:
     return shutil.which("socat")
 
 
-#: socat's address types per netlab scheme: (listening, connecting); None: socat cannot relay it
-_SOCAT = {
-    "tcp": ("TCP4-LISTEN", "TCP4"), "tcp4": ("TCP4-LISTEN", "TCP4"), "tcp6": ("TCP6-LISTEN", "TCP6"),
-    "udp": ("UDP4-LISTEN", "UDP4"), "udp4": ("UDP4-LISTEN", "UDP4"), "udp6": ("UDP6-LISTEN", "UDP6"),
-    "unix": ("UNIX-LISTEN", "UNIX-CONNECT"), "unix-seq": ("UNIX-LISTEN", "UNIX-CONNECT"),
-}
-
-
 def spawn_socat(path: str | None, address_text: str, to_text: str, settings: BenchSettings,
                 directory: Path) -> Callable[[], ServerProcess]:
     """socat as a relay (``LISTEN,fork``: a process per client). It prints no address, so the
@@ -38,20 +30,20 @@ def spawn_socat(path: str | None, address_text: str, to_text: str, settings: Ben
     `path`: the socat program (None: not installed). A transport socat cannot relay says
     so whether socat is installed or not."""
     address, to = parse_address(address_text), parse_address(to_text)
-    kinds = _SOCAT.get(address.scheme)
-    if kinds is None or to.scheme != address.scheme:
+    transport = get_transport(address.scheme)
+    if transport.socat is None or to.scheme != address.scheme:
         raise BenchError(f"socat has no fork mode that passes replies back on {address.scheme}: not run")
     if path is None:
         raise BenchError("socat is not installed (apt-get install socat): no socat figure")
-    listen_type, connect_type = kinds
+    listen_type, connect_type, options = transport.socat
     if address.is_unix:
         assert address.path is not None and to.path is not None
-        extra = ",type=5" if address.scheme == "unix-seq" else ""
+        extra = f",{options}" if options else ""
         listen, connect = f"{listen_type}:{address.path},fork{extra}", f"{connect_type}:{to.path}{extra}"
         bound = address_text
     else:
-        family = socket.AF_INET6 if address.scheme == "udp6" or address.scheme == "tcp6" else socket.AF_INET
-        kind = socket.SOCK_DGRAM if address.transport.kind == "datagram" else socket.SOCK_STREAM
+        family = transport.family or socket.AF_INET
+        kind = transport.socktype
         with socket.socket(family, kind) as probe:
             probe.bind((address.host, 0))
             port = probe.getsockname()[1]

@@ -38,8 +38,7 @@ import trio
 
 from ..errors import ConnectionRefusedError, NetlabError
 from ..services import get_service
-from ..transports import Address, Connection, Transport, receive_data, send_data, socket_of
-from ..transports.udp import UDP4_MAX, UDP6_MAX, UdpTransport
+from ..transports import Address, Connection, Transport, get_transport, receive_data, send_data, socket_of
 from . import judge, procnet
 from .judge import RequestFormat, shown
 from .procnet import ListeningSocket
@@ -88,16 +87,16 @@ class CaseContext:
 
     @property
     def transport(self) -> Transport:
-        return self.address.transport
+        return get_transport(self.address.scheme)
 
     @property
     def stream(self) -> bool:
         """The server's connections are byte streams (no message boundaries)."""
-        return not self.address.transport.boundaries
+        return not get_transport(self.address.scheme).boundaries
 
     @property
     def connected(self) -> bool:
-        return self.address.transport.connected
+        return get_transport(self.address.scheme).connected
 
     @property
     def netlab(self) -> bool:
@@ -154,7 +153,7 @@ async def open_connection(ctx: CaseContext, address: Address | None = None) -> C
     target = address or ctx.address
     with trio.move_on_at(ctx.deadline):
         try:
-            return await target.transport.connect(target)
+            return await get_transport(target.scheme).connect(target)
         except NetlabError as exc:
             return str(exc)
     return f"connecting to {target} {CONNECT_TIMED_OUT}"
@@ -175,7 +174,7 @@ def _namespace_pid(ctx: CaseContext) -> int | str:
 def was_accepted(ctx: CaseContext, conn: Connection) -> bool | None:
     """Whether the server accepted `conn` (TCP only: the kernel lists a connection waiting in
     the accept queue with no socket inode); None where that cannot be seen."""
-    if ctx.address.is_unix or ctx.address.transport.kind != "stream":
+    if ctx.address.is_unix or get_transport(ctx.address.scheme).kind != "stream":
         return None
     try:
         sock = socket_of(conn)
@@ -261,7 +260,7 @@ async def converse(ctx: CaseContext, pieces: Sequence[bytes], done: Callable[[by
     conn = opened
     if not ctx.stream:
         pieces = [b"".join(pieces)]
-    retry = not (address or ctx.address).transport.reliable
+    retry = not get_transport((address or ctx.address).scheme).reliable
     got_some = trio.Event()
     try:
         with trio.move_on_at(end):
@@ -616,17 +615,7 @@ def _echo_case(data: bytes | None, *, datagrams: bool = True) -> Callable[[CaseC
 
 
 def _limit(ctx: CaseContext) -> str:
-    """The largest message the transport carries, for a sentence: UDP's depends on the family
-    (65,507 bytes over IPv4, 65,527 over IPv6), as the transport states it for a socket."""
-    transport = ctx.transport
-    if isinstance(transport, UdpTransport):
-        six = transport.family == socket.AF_INET6 or ctx.address.host_family == socket.AF_INET6
-        try:
-            with socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                return f"{transport.max_message_for(probe):,} bytes over UDP over IPv{6 if six else 4}"
-        except OSError:  # no such family here: the transport's own figures
-            return f"{UDP6_MAX if six else UDP4_MAX:,} bytes over UDP over IPv{6 if six else 4}"
-    return "a few hundred KiB"
+    return get_transport(ctx.address.scheme).limit_summary(ctx.address) or "a few hundred KiB"
 
 
 LONG_A, LONG_B = "1" * 30, "2" * 30

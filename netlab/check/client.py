@@ -41,8 +41,10 @@ from ..server.unfinished import HINT_AFTER
 from ..services.lenient import NotTwoNumbers, two_numbers
 from ..services.sum import SumError, add
 from ..transports.base import Peer
-from ..transports import (Address, Connection, DatagramEndpoint, Listeners, parse_address, receive_data, send_data,
-                          socket_of)
+from ..transports import (
+    Address, Connection, DatagramEndpoint, Listeners, get_transport, parse_address, receive_data, send_data,
+    socket_of,
+)
 from .cases import CheckSettings, Outcome
 from .judge import numbers_in, printed_answer, shown
 from . import isolate
@@ -256,8 +258,8 @@ async def _serve_connection(conn: Connection, case: ClientCase, service: str, se
             pass
 
 
-async def _serve(listening: Listeners | DatagramEndpoint, case: ClientCase, service: str, seen: _Seen, slow: float,
-                 pause: float) -> None:
+async def _serve(listening: Listeners[Connection] | DatagramEndpoint, case: ClientCase, service: str, seen: _Seen,
+                 slow: float, pause: float) -> None:
     async with trio.open_nursery() as nursery:
         if isinstance(listening, Listeners):
             while True:
@@ -398,14 +400,14 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
             job = {"kind": "client", "command": command, "listen": str(address), "cwd": cwd,
                    "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
             return await isolate.run_isolated(job, settings, len(CLIENT_CASES), progress)
-    kind = address.transport.kind
+    kind = get_transport(address.scheme).kind
     cases = [c for c in CLIENT_CASES if kind in c.kinds and settings.service in c.services]
     if settings.only:
         cases = [c for c in cases if c.id in settings.only or c.group in settings.only]
     report = CheckReport(command, settings.service, "client", None)
     slow = min(2.0, settings.timeout / 2)
     pause = min(0.05, settings.timeout / 50)
-    listening = await address.transport.listen(address)
+    listening = await get_transport(address.scheme).listen(address)
     async with listening:
         assert isinstance(listening, (Listeners, DatagramEndpoint))
         for i, case in enumerate(cases):
@@ -416,7 +418,7 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
     return report
 
 
-async def _run_case(case: ClientCase, command: str, listening: Listeners | DatagramEndpoint,
+async def _run_case(case: ClientCase, command: str, listening: Listeners[Connection] | DatagramEndpoint,
                     settings: CheckSettings, stdin: bytes | None, cwd: str | None, slow: float,
                     pause: float, owner: bool, cleanup: list[str]) -> CaseResult:
     started = trio.current_time()

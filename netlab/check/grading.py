@@ -49,7 +49,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import OutputError, UsageError, missing_directory
+from ..errors import OutputError, UsageError
+from ..transports.oserrors import missing_directory
 from .cases import CASES, Outcome
 from .client import CLIENT_CASES
 from .report import CheckReport, printable

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..transports import Address, parse_address
+from ..transports import Address, get_transport, kernel_scheme, parse_address
 
 _TCP_LISTEN = "0A"
 _UDP_UNCONNECTED = "07"
@@ -285,8 +285,10 @@ def find_listener(address: Address, pid: int | str = "self") -> ListeningSocket 
     if address.is_unix:
         name = f"@{address.abstract}" if address.is_abstract else address.path
         return next((s for s in listening_sockets(pid) if s.path == name and s.kind == address.scheme), None)
-    proto = "tcp" if address.transport.kind == "stream" else "udp"
-    matches = [s for s in listening_sockets(pid) if s.port == address.port and s.kind.startswith(proto)]
+    transport = get_transport(address.scheme)
+    kinds = {kernel_scheme(family, transport.socktype, transport.protocol)
+             for family in (socket.AF_INET, socket.AF_INET6)}
+    matches = [s for s in listening_sockets(pid) if s.port == address.port and s.kind in kinds]
     six = address.host_family == socket.AF_INET6 or address.scheme.endswith("6")
     matches.sort(key=lambda s: s.kind.endswith("6") != six)
     return matches[0] if matches else None

@@ -29,7 +29,7 @@ import trio
 
 from .. import netns
 from ..errors import NetlabError
-from ..transports import Address, receive_data, send_data
+from ..transports import Address, get_transport, receive_data, send_data
 from . import procnet
 from .program import Program
 
@@ -49,7 +49,7 @@ async def restart_verdict(program: Program | None, address: Address, request: by
     the client still connected, and start it again at once."""
     if program is None:
         return "skip", "netlab did not start the server, so it cannot restart it (--run can)"
-    if address.is_unix or not address.transport.connected:
+    if address.is_unix or not get_transport(address.scheme).connected:
         return "skip", ("TIME_WAIT belongs to TCP connections: a datagram or unix socket server has none "
                         "to wait for")
     if not isolated:
@@ -72,7 +72,7 @@ async def _restart(program: Program, address: Address, request: bytes, startup: 
     conn = None
     try:
         with trio.move_on_at(deadline):
-            conn = await address.transport.connect(address)
+            conn = await get_transport(address.scheme).connect(address)
     except NetlabError as exc:
         return "fail", f"could not connect for the first run: {exc}"
     if conn is None:

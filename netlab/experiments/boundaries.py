@@ -52,7 +52,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
             reads = await _reads(address)
             kept = reads == [SIZE] * SENDS
             result.facts[name] = {"sends": SENDS, "reads": len(reads), "bytes_per_read": reads, "kept": kept,
-                                  "declared_boundaries": address.transport.boundaries}
+                                  "declared_boundaries": get_transport(address.scheme).boundaries}
             table.rows.append([name, SENDS, len(reads), " ".join(map(str, reads)), "yes" if kept else "no"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

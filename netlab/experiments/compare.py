@@ -71,7 +71,7 @@ _STREAM_ONLY = ("slice", "reset_after", "close_after")
 
 @dataclass(frozen=True)
 class CompareSettings:
-    transports: tuple[str, ...] = tuple(COMPARE_SCHEMES)
+    transports: tuple[str, ...] = field(default_factory=lambda: tuple(COMPARE_SCHEMES))  # every one registered
     services: tuple[str, ...] = ("echo", "sum")
     messages: int = 1000
     size: int = 64
@@ -297,7 +297,8 @@ class _Conn:
 
 
 async def _open_conn(address: Address, service: str) -> _Conn:
-    return _Conn(service, await address.transport.connect(address), framed=not address.transport.boundaries)
+    transport = get_transport(address.scheme)
+    return _Conn(service, await transport.connect(address), framed=not transport.boundaries)
 
 
 async def _run_flow(flow: _Flow, conn: _Conn, tally: _Tally, requests: dict[int, bytes],
@@ -505,7 +506,7 @@ def plot(results: Sequence[TransportResult], path: str) -> None:
 def _stream_kept(r: TransportResult, settings: CompareSettings) -> bool:
     """A transport with no message boundaries that kept them all the same, because the run
     was a closed loop: one message in flight per connection, so nothing to merge with."""
-    transport = get_transport(COMPARE_SCHEMES[r.transport].partition(":")[0])
+    transport = get_transport(r.transport)
     return r.boundaries_kept and r.replies > 0 and not transport.boundaries and settings.rate is None
 
 

@@ -33,7 +33,7 @@ from ..server import Server, serve
 from ..server.unfinished import HINT_AFTER
 from ..services.framing import DEFAULT_QUIET, Framing
 from ..services.sum import SumService
-from ..transports import ByteStream, parse_address
+from ..transports import ByteStream, get_transport, parse_address
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 from .impair import Impairments
 from .relay import Relay, run_relay
@@ -95,7 +95,7 @@ async def _try(client: Client, address: str, wait: float) -> tuple[str, str | No
     start = time.perf_counter()
     target = parse_address(address)
     try:
-        async with cast(ByteStream, await target.transport.connect(target)) as stream:  # tcp: a byte stream
+        async with cast(ByteStream, await get_transport(target.scheme).connect(target)) as stream:  # tcp: a byte stream
             with trio.move_on_after(wait):
                 reply = await client(stream)
                 return ("reply" if reply else "closed"), (_shown(reply) if reply else None), time.perf_counter() - start

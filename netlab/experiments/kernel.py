@@ -68,7 +68,7 @@ import trio
 
 from .. import netns
 from ..errors import KernelModeError, MissingToolError, NetlabError, PrivilegeError
-from ..transports import COMPARE_SCHEMES, get_transport
+from ..transports import get_transport
 from ..results import ResultTable
 from .impair import ImpairmentError, Impairments
 
@@ -288,7 +288,7 @@ def attribute(transport: str, result: Any) -> dict[str, Any]:
     kernel = result.kernel or {}
     rules: dict[str, int] = kernel.get("rules", {})
     snmp: dict[str, int] = kernel.get("snmp", {})
-    target = get_transport(COMPARE_SCHEMES[transport].partition(":")[0])
+    target = get_transport(transport)
     drops_forward = rules.get("forward-drop", 0) + rules.get("any-drop", 0)
     drops_backward = rules.get("backward-drop", 0)
     seen = rules.get("all-input", 0)
@@ -368,7 +368,7 @@ def reply_timeout(settings: Any, kimp: KernelImpairments, name: str) -> float:
     if settings.timeout is not None:
         return float(settings.timeout)
     link = 2 * (kimp.delay + kimp.jitter) + (2 * kimp.queue / kimp.rate if kimp.rate else 0.0)
-    connected = get_transport(COMPARE_SCHEMES[name].partition(":")[0]).connected
+    connected = get_transport(name).connected
     return max(STREAM_TIMEOUT, link + 1.0) if connected else DATAGRAM_TIMEOUT + link
 
 
@@ -540,7 +540,7 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
     state: dict[str, Any] = {}
 
     async def on_server(address: Any) -> None:
-        transport = address.transport
+        transport = get_transport(address.scheme)
         proto = port = None
         if transport.target == "inet":
             proto = "tcp" if transport.socktype == socket.SOCK_STREAM else "udp"
@@ -567,7 +567,7 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
     listing = _run(tools["nft"], "-j", "list", "ruleset", what="reading the rule counters").stdout
     qdiscs = _run(tools["tc"], "-s", "-j", "qdisc", "show", "dev", "lo", what="reading the qdisc counters").stdout
     loss_asked = bool(kimp.loss_forward or kimp.loss_backward)
-    if get_transport(COMPARE_SCHEMES[job["transport"]].partition(":")[0]).target == "unix":
+    if get_transport(job["transport"]).target == "unix":
         if loss_asked:
             not_applied.append("loss (unix sockets bypass netfilter)")
         if kimp.rate or kimp.delay:

@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from ..transports import COMPARE_SCHEMES, get_transport
+from ..transports import get_transport
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 from .compare import CompareSettings, TransportResult, compare_one
 from .impair import Impairments
@@ -32,16 +32,16 @@ SIZE = 64
 
 
 def _kind(name: str) -> str:
-    return get_transport(COMPARE_SCHEMES[name].partition(":")[0]).kind
+    return get_transport(name).kind
 
 
 def _target(name: str) -> str:
-    return get_transport(COMPARE_SCHEMES[name].partition(":")[0]).target
+    return get_transport(name).target
 
 
 def _settings(name: str, options: ExperimentOptions, impaired: bool) -> CompareSettings:
     loss = Impairments(loss=options.loss) if impaired else Impairments()
-    connected = get_transport(COMPARE_SCHEMES[name].partition(":")[0]).connected
+    connected = get_transport(name).connected
     timeout = max(options.timeout, STREAM_TIMEOUT) if connected else options.timeout
     return CompareSettings(transports=(name,), services=("echo",), messages=options.messages,
                            size=options.size or SIZE, rate=RATE, timeout=timeout, forward=loss, backward=loss,

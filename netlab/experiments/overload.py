@@ -40,10 +40,9 @@ from typing import Any
 
 import trio
 
-from ..errors import translate_os_errors
 from ..transports import (
-    COMPARE_SCHEMES, Address, connect_channel, listen_connections, listen_datagrams, parse_address, receive_message,
-    socket_of,
+    COMPARE_SCHEMES, Address, connect_channel, get_transport, listen_connections, listen_datagrams, parse_address,
+    receive_message, socket_of, translate_os_errors,
 )
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
@@ -179,7 +178,7 @@ def _plain(address: Address) -> Address:
 async def _datagrams(address: Address, payloads: list[bytes], facts: dict[str, Any]) -> None:
     """The burst over datagrams: the receiver is an unconnected socket, as a server's is (a
     unix datagram receiver connected back to its sender would not hold that sender back)."""
-    transport = address.transport
+    transport = get_transport(address.scheme)
     counting = not transport.reliable  # loss is possible: count it, on the socket and host-wide
     async with await listen_datagrams(address) as server, await connect_channel(_plain(server.local)) as client:
         receiver = server.socket
@@ -221,7 +220,7 @@ async def _datagrams(address: Address, payloads: list[bytes], facts: dict[str, A
 
 async def _connections(address: Address, payloads: list[bytes], facts: dict[str, Any]) -> None:
     """The burst over a connection (stream or seqpacket)."""
-    transport = address.transport
+    transport = get_transport(address.scheme)
     stream = not transport.boundaries
     listeners = await listen_connections(address)
     try:
@@ -295,7 +294,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
             if options.rcvbuf is not None:
                 text += f"?rcvbuf={options.rcvbuf}"
             address = parse_address(text)
-            transport = address.transport
+            transport = get_transport(address.scheme)
             if transport.encrypted:  # the burst is written straight to the kernel socket, to time each wait
                 layered.append(name)
                 continue

@@ -45,11 +45,11 @@ from typing import cast
 
 import trio
 
-from ..errors import AddressError, NetlabError, TransportError, translate_os_errors
+from ..errors import AddressError, NetlabError, TransportError
 from ..logs import summarise_accept_errors, summarised
 from ..transports import (
-    Address, ByteStream, Connection, MessageChannel, connect_channel, listen_connections, listen_datagrams, parse_address,
-    plain_socket, receive_data, send_data, send_eof, socket_of,
+    Address, ByteStream, Connection, MessageChannel, connect_channel, get_transport, listen_connections,
+    listen_datagrams, parse_address, plain_socket, receive_data, send_data, send_eof, socket_of, translate_os_errors,
 )
 from ..transports.base import BATCH, Message, Peer
 from .impair import DatagramImpairer, ImpairmentError, Impairments, ImpairStats, StreamImpairer
@@ -164,11 +164,11 @@ async def run_relay(
     """
     listen, to = parse_address(listen), parse_address(to)
     backward = forward if backward is None else backward
-    kind = listen.transport.kind
-    if to.transport.kind != kind:
+    kind = get_transport(listen.scheme).kind
+    if get_transport(to.scheme).kind != kind:
         raise AddressError(
             f"a relay joins transports of the same kind: {listen.scheme} is a {kind} transport, "
-            f"{to.scheme} is a {to.transport.kind} transport"
+            f"{to.scheme} is a {get_transport(to.scheme).kind} transport"
         )
     check_applicable(forward, kind)
     check_applicable(backward, kind)
@@ -177,7 +177,7 @@ async def run_relay(
     # one RNG per direction, so the decisions of one do not shift those of the other
     fwd_rng, back_rng = random.Random(f"{seed}:forward"), random.Random(f"{seed}:backward")
     relay = partial(Relay, to=to, forward=forward, backward=backward, seed=seed, max_connections=max_connections)
-    if listen.transport.connected:
+    if get_transport(listen.scheme).connected:
         await _relay_stream(listen, to, relay, fwd_rng, back_rng, task_status)
     else:
         await _relay_datagram(listen, to, relay, fwd_rng, back_rng, task_status)
@@ -281,7 +281,7 @@ async def _pass_through(sock: trio.socket.SocketType, src: Connection, dst: Byte
 async def _relay_stream(listen: Address, to: Address, make_relay: Callable[..., Relay],
                         fwd_rng: random.Random, back_rng: random.Random,
                         task_status: trio.TaskStatus[Relay]) -> None:
-    to_transport = to.transport
+    to_transport = get_transport(to.scheme)
     summarise_accept_errors()
     listening = await listen_connections(listen)
     relay = make_relay(listening.bound)
@@ -439,7 +439,7 @@ class _Scheduler:
 async def _relay_datagram(listen: Address, to: Address, make_relay: Callable[..., Relay],
                           fwd_rng: random.Random, back_rng: random.Random,
                           task_status: trio.TaskStatus[Relay]) -> None:
-    listen_transport = listen.transport
+    listen_transport = get_transport(listen.scheme)
     front = await listen_datagrams(listen)
     relay = make_relay([front.local])
     stats = relay.stats

@@ -45,8 +45,10 @@ from typing import Any
 import trio
 
 from .. import netns
-from ..errors import MessageTooLargeError, NetlabError, translate_os_errors
-from ..transports import open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of
+from ..errors import MessageTooLargeError, NetlabError
+from ..transports import (
+    open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of, translate_os_errors,
+)
 from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
 
 DEFAULT_SIZE = 8192

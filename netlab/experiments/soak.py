@@ -53,7 +53,7 @@ from ..errors import NetlabError
 from ..client import MessageClient, StreamClient, open_client
 from ..server import Limits, Server, serve
 from ..services import get_service
-from ..transports import COMPARE_SCHEMES, ByteStream, MessageChannel, parse_address, socket_of
+from ..transports import COMPARE_SCHEMES, ByteStream, MessageChannel, get_transport, socket_of
 
 SERVICES = ("echo", "sum")
 SUM_SCALE = 10**6
@@ -68,7 +68,7 @@ class SoakSettings:
     messages: int = 100
     kill: float = 0.1  # the fraction of clients killed mid-stream
     seed: int = 1
-    transports: tuple[str, ...] = tuple(COMPARE_SCHEMES)
+    transports: tuple[str, ...] = field(default_factory=lambda: tuple(COMPARE_SCHEMES))  # every one registered
     timeout: float = 1.0  # seconds a datagram client waits for a reply before counting it lost
     udp_rcvbuf: int | None = None  # SO_RCVBUF of the UDP servers: small makes the kernel drop (real loss)
 
@@ -336,7 +336,7 @@ async def run_soak(settings: SoakSettings = SoakSettings()) -> SoakResult:
     killed = set(rng.sample(range(settings.clients), round(settings.kill * settings.clients)))
     plans = [_Plan(i, *pairs[i % len(pairs)], rng.randrange(settings.messages) if i in killed else None)
              for i in range(settings.clients)]
-    figures = {t: TransportFigures(t, parse_address(COMPARE_SCHEMES[t].format(dir="/x")).transport.reliable)
+    figures = {t: TransportFigures(t, get_transport(t).reliable)
                for t in settings.transports}
     faults: Counter[str] = Counter()
     directory = tempfile.mkdtemp(prefix="nl-soak-", dir="/tmp")

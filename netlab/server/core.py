@@ -18,7 +18,7 @@ from ..logs import summarise_accept_errors
 from ..services import Service, get_service
 from ..services.framing import Framing
 from ..transports import (
-    Address, Connection, DatagramEndpoint, Listeners, Listening, MessageChannel, Transport, parse_address,
+    Address, Connection, DatagramEndpoint, Listeners, Listening, MessageChannel, Transport, get_transport, parse_address,
 )
 from . import messages, streams
 from .admission import Admission
@@ -83,7 +83,7 @@ class Server:
         finally:
             await listening.aclose()
 
-    async def _serve_connections(self, listening: Listeners, task_status: trio.TaskStatus[Server]) -> None:
+    async def _serve_connections(self, listening: Listeners[Connection], task_status: trio.TaskStatus[Server]) -> None:
         admission = Admission(self)
         on_stream, on_messages = streams.StreamHandler(self), messages.MessageHandler(self)
 
@@ -117,7 +117,7 @@ async def serve(
     AddressInUseError, PermissionDeniedError, AddressUnavailableError, ResolveError.
     """
     address = parse_address(address)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     if (limits.allow_uids is not None or limits.allow_gids is not None) and (
         transport.target != "unix" or not transport.connected
     ):

@@ -15,7 +15,7 @@ import trio
 from ..services import Session
 from ..services.base import REPLY_BUDGET
 from ..transports import ByteStream, plain_socket
-from ..transports.base import SPIN, readable_soon
+from ..transports.batch import SPIN, readable_soon
 from .context import Serving
 from .deadline import Deadline
 from .unfinished import Hints, Unfinished
