@@ -15,7 +15,7 @@ Installed with netlab, they are there in every pytest-trio test, no import neede
   unix address, ``{dir}`` is a short private directory made for the test.
 * ``netlab_relay(to, listen=None, seed=1, **impairments)`` puts an impairing relay in front
   of ``to`` (an address or a server) and returns it; `listen` defaults to a fresh address of
-  the same scheme. Impairments are `netlab.experiments.impair.Impairments` fields (``loss=0.1``,
+  the same scheme. Impairments are `netlab.impair.decisions.Impairments` fields (``loss=0.1``,
   ``delay=0.005``, ...) for both directions, or ``forward=``/``backward=`` Impairments.
 * ``netlab_dir`` is that short directory (AF_UNIX paths may have at most 107 bytes, which a
   deep pytest tmp_path can exceed).
@@ -35,9 +35,9 @@ from typing import Any
 import pytest
 import trio
 
-from .experiments.impair import Impairments
+from .impair.decisions import Impairments
+from .impair.relay import Relay, run_relay
 from .logs import forget_repeats
-from .experiments.relay import Relay, run_relay
 from .server import Limits, Server, serve
 from .services import Service
 from .transports import COMPARE_SCHEMES, Address, parse_address

@@ -247,7 +247,7 @@ def test_fragment_arithmetic() -> None:
 
 
 def test_size_limits_kernel_without_kernel_mode_is_a_labelled_prediction(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "netlab.experiments.kernel", None)  # as if the module were absent
+    monkeypatch.setitem(sys.modules, "netlab.impair.kernel", None)  # as if the module were absent
     result = run_experiment("size-limits", kernel=True, loss=0.01)
     frag = result.facts["fragmentation"]
     assert frag["measured"] is False

@@ -30,6 +30,7 @@ from netlab.cli import app
 from netlab.errors import KernelModeError, MissingToolError, PrivilegeError
 from netlab.experiments import EXPERIMENTS, ExperimentOptions
 from netlab.experiments import kernel
+from netlab.impair import kernel as kernel_impairments  # patched where check_kernel_mode and find_tools read them
 from netlab.experiments.compare import CompareSettings
 from netlab.experiments.impair import ImpairmentError, Impairments
 from netlab.experiments.kernel import KernelImpairments, numgen_fraction, run_in_namespace
@@ -185,7 +186,7 @@ NO_ROOT = ("--kernel needs root (CAP_SYS_ADMIN for a private network namespace, 
     ["compare", "--kernel", "--loss", "0.1", "-n", "10", "--transports", "udp"],
 ])
 def test_without_privilege_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
-    monkeypatch.setattr(kernel, "privilege_problem", lambda: NO_ROOT)
+    monkeypatch.setattr(kernel_impairments, "privilege_problem", lambda: NO_ROOT)
     result = invoke(args)
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
@@ -207,8 +208,8 @@ def test_privilege_follows_netlabs_one_namespace_rule(monkeypatch: pytest.Monkey
 
 
 def test_a_missing_tool_names_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_which = kernel.shutil.which
-    monkeypatch.setattr(kernel.shutil, "which", lambda name, path=None: None if name in ("nft", "tc")
+    real_which = kernel_impairments.shutil.which
+    monkeypatch.setattr(kernel_impairments.shutil, "which", lambda name, path=None: None if name in ("nft", "tc")
                         else real_which(name, path=path))
     with pytest.raises(MissingToolError, match=r"needs nft, tc.*install iproute2 and nftables"):
         kernel.find_tools()

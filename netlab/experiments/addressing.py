@@ -28,12 +28,13 @@ from dataclasses import dataclass
 
 import trio
 
+from ..results import ResultTable
 from ..transports import (
     Address, Connection, DatagramEndpoint, connect_channel, get_transport, listen_connections, listen_datagrams,
     parse_address, socket_of, translate_os_errors,
 )
 from ..transports.addresses import format_sockaddr
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 WAIT = 2.0  # the longest a datagram may take to arrive on loopback before the case is reported empty
 

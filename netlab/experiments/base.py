@@ -8,8 +8,7 @@ the options that make sense for it and says which in `uses`) and returns an
 sentences computed from the measured figures, never written in advance. A finding that
 does not hold on this machine is stated as what was measured, not as what a textbook says.
 
-`ResultTable` lives in the neutral `netlab.results` (bench draws it too); it stays
-importable from here.
+`ResultTable` is the neutral `netlab.results`'s (bench draws it too).
 """
 
 from __future__ import annotations
@@ -55,4 +54,4 @@ class Experiment:
     plot: Callable[[ExperimentResult, str], None] | None = None
 
 
-__all__ = ["Experiment", "ExperimentOptions", "ExperimentResult", "ResultTable"]
+__all__ = ["Experiment", "ExperimentOptions", "ExperimentResult"]

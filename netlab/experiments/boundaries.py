@@ -13,10 +13,11 @@ import tempfile
 
 import trio
 
+from ..results import ResultTable
 from ..transports import (
     COMPARE_SCHEMES, Address, get_transport, open_pair, parse_address, receive_message, send_data,
 )
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 SENDS = 10
 SIZE = 10

@@ -29,14 +29,15 @@ from typing import cast
 import trio
 
 from ..errors import NetlabError
+from ..impair.decisions import Impairments
+from ..impair.relay import Relay, run_relay
+from ..results import ResultTable
 from ..server import Server, serve
 from ..server.unfinished import HINT_AFTER
 from ..services.framing import DEFAULT_QUIET, Framing
 from ..services.sum import SumService
 from ..transports import ByteStream, get_transport, parse_address
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
-from .impair import Impairments
-from .relay import Relay, run_relay
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 ADDRESS = "tcp:127.0.0.1:0"
 FRAMINGS = (Framing("line"), Framing("quiet", DEFAULT_QUIET), Framing("eof"))

@@ -4,7 +4,8 @@ Each transport sends the same echo workload, open loop at `RATE` messages per se
 through the chosen loss rate in each direction, and every reply is checked byte for byte.
 
 * ``--kernel``: each transport runs in its own private network namespace, where an
-  nftables rule drops packets at random at the input hook (`netlab.experiments.kernel`).
+  nftables rule drops packets at random at the input hook (`netlab.experiments.kernel`,
+  `netlab.impair.kernel`).
   TCP repairs the loss with the kernel's own retransmissions; UDP loses what the rule
   drops, and the namespace's counters say where every lost message went (the rule, or the
   receive buffer). AF_UNIX never passes through netfilter: the rule cannot touch it.
@@ -20,11 +21,14 @@ from typing import Any
 
 import trio
 
+from ..impair.decisions import Impairments
+from ..impair.kernel import KernelImpairments, check_kernel_mode, numgen_fraction
+from ..results import ResultTable
 from ..transports import get_transport
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
-from .compare import CompareSettings, TransportResult, compare_one
-from .impair import Impairments
-from .kernel import STREAM_TIMEOUT, KernelImpairments, check_kernel_mode, numgen_fraction, run_in_namespace
+from .base import Experiment, ExperimentOptions, ExperimentResult
+from .compare import compare_one
+from .compare_types import CompareSettings, TransportResult
+from .kernel import STREAM_TIMEOUT, run_in_namespace
 
 TRANSPORTS = ("tcp", "udp", "unix-dgram", "unix-seq")
 RATE = 2000.0  # messages per second, open loop

@@ -40,11 +40,12 @@ from typing import Any
 
 import trio
 
+from ..results import ResultTable
 from ..transports import (
     COMPARE_SCHEMES, Address, connect_channel, get_transport, listen_connections, listen_datagrams, parse_address,
     receive_message, socket_of, translate_os_errors,
 )
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 DEFAULT_SIZE = 1400
 STALL = 0.05  # the receiver starts reading once the sender has been blocked this long

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import trio
 
 from ..errors import NetlabError
+from ..results import ResultTable
 from ..transports import connect_channel, get_transport, listen_datagrams, parse_address, translate_os_errors
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 
 @dataclass

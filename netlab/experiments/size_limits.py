@@ -22,7 +22,7 @@ Three parts.
    sent, and the loss of each is set beside the prediction ``1 - (1 - p) ** fragments``:
    one lost fragment loses the whole datagram. The namespace and its rule vanish when its
    one process exits. The nft and /proc parsing helpers come from
-   `netlab.experiments.kernel`; the namespace runs this module's own child (`child_main`).
+   `netlab.impair.kernel`; the namespace runs this module's own child (`child_main`).
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ import trio
 
 from .. import netns
 from ..errors import MessageTooLargeError, NetlabError
+from ..results import ResultTable
 from ..transports import (
     open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of, translate_os_errors,
 )
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 DEFAULT_SIZE = 8192
 TRUNC_BUFFER = 512
@@ -207,7 +208,7 @@ CHILD = "import sys; from netlab.experiments.size_limits import child_main; sys.
 
 async def _kernel(options: ExperimentOptions, size: int) -> dict[str, Any]:
     """Run the fragmentation measurement in a fresh network namespace; its JSON result."""
-    from .kernel import check_kernel_mode  # raises PrivilegeError / MissingToolError
+    from ..impair.kernel import check_kernel_mode  # raises PrivilegeError / MissingToolError
 
     tools = check_kernel_mode()
     job = {"size": size, "small": SMALL, "messages": options.messages, "loss": options.loss, "mtu": MTU,
@@ -238,7 +239,7 @@ def _ns_run(tool: str, *args: str, stdin: str | None = None, what: str) -> str:
 
 
 def _ns_ruleset(loss: float) -> str:
-    from .kernel import numgen_fraction
+    from ..impair.kernel import numgen_fraction
 
     lines = ["table ip netlab_frag {", "  chain pre {",
              # prerouting at -300: before reassembly, which happens on the way to the input hook
@@ -252,7 +253,7 @@ def _ns_ruleset(loss: float) -> str:
 
 def _ns_phase(job: dict[str, Any], size: int, tag: bytes) -> dict[str, Any]:
     """Send job["messages"] datagrams of `size` bytes to a local receiver; count and read counters."""
-    from .kernel import parse_nft_counters, parse_snmp
+    from ..impair.kernel import parse_nft_counters, parse_snmp
 
     def snapshot() -> tuple[dict[str, int], dict[str, int]]:
         texts = []
@@ -370,7 +371,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
     kernel_missing = None
     if options.kernel:
         try:
-            from .kernel import check_kernel_mode
+            from ..impair.kernel import check_kernel_mode
         except ImportError as exc:
             kernel_missing = str(exc)
         else:

@@ -1,6 +1,6 @@
 """Impairments: what a bad network does to traffic, decided by a seeded RNG, with no I/O.
 
-The relay (`netlab.experiments.relay`) asks a `DatagramImpairer` or `StreamImpairer`
+The relay (`netlab.impair.relay`) asks a `DatagramImpairer` or `StreamImpairer`
 what to do with each packet or chunk and when; this module only decides. Each decision
 draws from the RNG in a fixed order, so the same seed and the same traffic give the same
 decisions (queue drops under `rate` also depend on timing, and are the one exception).
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import ImpairmentError as ImpairmentError  # re-exported: relay and kernel import it from here
+from ..errors import ImpairmentError
 
 #: how long a reordered datagram is held back when there is no delay to scale from
 REORDER_HOLD = 0.005

@@ -45,14 +45,14 @@ from typing import cast
 
 import trio
 
-from ..errors import AddressError, NetlabError, TransportError
+from ..errors import AddressError, ImpairmentError, NetlabError, TransportError
 from ..logs import summarise_accept_errors, summarised
 from ..transports import (
     Address, ByteStream, Connection, MessageChannel, connect_channel, get_transport, listen_connections,
     listen_datagrams, parse_address, plain_socket, receive_data, send_data, send_eof, socket_of, translate_os_errors,
 )
 from ..transports.base import BATCH, Message, Peer
-from .impair import DatagramImpairer, ImpairmentError, Impairments, ImpairStats, StreamImpairer
+from .decisions import DatagramImpairer, Impairments, ImpairStats, StreamImpairer
 
 log = summarised(logging.getLogger("netlab.relay"))
 

@@ -29,7 +29,8 @@ the kernel's own distinctions: SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM.
 A transport also *describes* itself, as data, so that nothing above ``transports/`` keeps a
 copy of what it is: whether it is reliable, ordered and keeps message boundaries (unix
 datagrams are reliable and ordered on Linux, UDP is neither: not implied by the class
-name), the IP protocol the kernel lists its sockets under, its limits (`limit_summary`,
+name), the IP protocol the kernel lists its sockets under (and `uses_ip`: whether its packets
+cross an interface, netfilter and /proc/net/snmp at all), its limits (`limit_summary`,
 `message_limit`), the socket calls it makes (`plan`, what ``netlab addr explain`` prints),
 what an option not given means (`option_default`), the address ``compare`` and the
 conformance suite use for it (`compare_address`), socat's name for it (`socat`, bench's
@@ -299,6 +300,14 @@ class Transport(abc.ABC):
         if self.family is None:
             return "AF_INET/6"
         return self.family.name
+
+    @property
+    def uses_ip(self) -> bool:
+        """Its sockets are IP sockets (AF_INET/AF_INET6): they have ports, and their packets
+        cross an interface (lo here), where netfilter and the interface's qdisc act on them
+        and /proc/net/snmp counts them. AF_UNIX traffic never leaves the socket layer: no
+        port, no packet, no rule or qdisc on its way."""
+        return self.target == "inet"
 
     def format_peer(self, sockaddr: object) -> str:
         return format_sockaddr(self.scheme, sockaddr)
