@@ -173,7 +173,8 @@ def reply_timeout(settings: CompareSettings, kimp: KernelImpairments, name: str)
     return max(STREAM_TIMEOUT, link + 1.0) if connected else DATAGRAM_TIMEOUT + link
 
 
-def _job(name: str, service: str, settings: CompareSettings, kimp: KernelImpairments, tools: dict[str, str]) -> dict[str, Any]:
+def _job(name: str, service: str, settings: CompareSettings, kimp: KernelImpairments,
+         tools: dict[str, str]) -> dict[str, Any]:
     return {
         "transport": name, "service": service,
         "settings": {"messages": settings.messages, "size": settings.size, "rate": settings.rate,

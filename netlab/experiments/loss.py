@@ -39,10 +39,6 @@ def _kind(name: str) -> str:
     return get_transport(name).kind
 
 
-def _target(name: str) -> str:
-    return get_transport(name).target
-
-
 def _settings(name: str, options: ExperimentOptions, impaired: bool) -> CompareSettings:
     loss = Impairments(loss=options.loss) if impaired else Impairments()
     connected = get_transport(name).connected
@@ -77,7 +73,7 @@ def _section(figures: dict[str, object] | None, key: str) -> dict[str, Any]:
 
 def _facts(r: TransportResult, kernel: bool) -> dict[str, Any]:
     facts: dict[str, Any] = {
-        "kind": _kind(r.transport), "family": "AF_UNIX" if _target(r.transport) == "unix" else "AF_INET",
+        "kind": _kind(r.transport), "family": "AF_INET" if get_transport(r.transport).uses_ip else "AF_UNIX",
         "planned": r.planned, "sent": r.sent, "delivered": r.delivered, "verified": r.verified, "lost": r.lost,
         "lost_fraction": r.lost / r.planned if r.planned else 0.0,
         "p50_us": r.p50_us, "p99_us": r.p99_us, "max_us": r.max_us, "not_applied": r.not_applied, "error": r.error,
@@ -150,7 +146,7 @@ def _findings(result: ExperimentResult, options: ExperimentOptions) -> None:
         sentence += "; that accounts for every one." if f["unexplained"] == 0 else \
             f"; {f['unexplained']:+d} do not add up (lost minus what was counted)."
         add(sentence)
-    unix = [n for n in TRANSPORTS if _target(n) == "unix"]
+    unix = [n for n in TRANSPORTS if not get_transport(n).uses_ip]  # AF_UNIX: never on lo, so no rule there
     if kernel:
         untouched = [n for n in unix if t[n]["lost"] == 0 and t[n]["packets_seen"] == 0]
         if untouched:

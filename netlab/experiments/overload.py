@@ -245,7 +245,7 @@ async def _connections(address: Address, payloads: list[bytes], facts: dict[str,
             _buffers(facts, receiver, sender)
             facts["queued_at_pause"] = _ioctl_int(receiver, termios.FIONREAD)
             facts["sent_at_pause"] = state.sent_bytes
-            if transport.target == "inet":
+            if transport.protocol == socket.IPPROTO_TCP:  # TCP's own queues and TCP_NOTSENT_LOWAT
                 _tcp_queues(facts, receiver, sender)
             drain_start = trio.current_time()
             while received < total:
@@ -418,7 +418,7 @@ def _blocked_finding(name: str, f: dict[str, Any]) -> str:
             and f["in_flight_messages"] == f["max_dgram_qlen"] + 1:
         text += (f" That is net.unix.max_dgram_qlen ({f['max_dgram_qlen']}) + 1: the receiver's queue length, "
                  f"not its byte buffer, set the limit.")
-    if f["in_flight_bytes"] > f["rcvbuf"] and name.startswith("unix"):
+    if f["in_flight_bytes"] > f["rcvbuf"] and get_transport(name).family == socket.AF_UNIX:
         text += (f" More was in flight than the receiver's SO_RCVBUF ({f['rcvbuf']}): AF_UNIX charges queued "
                  f"data to the sender's send buffer, so SO_RCVBUF does not limit it.")
     return text

@@ -48,7 +48,8 @@ from .. import netns
 from ..errors import MessageTooLargeError, NetlabError
 from ..results import ResultTable
 from ..transports import (
-    open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of, translate_os_errors,
+    get_transport, open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of,
+    translate_os_errors,
 )
 from .base import Experiment, ExperimentOptions, ExperimentResult
 
@@ -450,8 +451,9 @@ def _report(result: ExperimentResult, size: int, options: ExperimentOptions) -> 
         if "refused" in t:
             trunc.rows.append([name, t["sent"], "-", "-", "-", "-", "send refused: EMSGSIZE"])
             continue
+        stream = not get_transport(name).boundaries  # a read takes what is there, across messages
         following = ("the next message" if t["next_read_is_next_message"] else
-                     f"{t['next_read']} bytes: the rest, then the next message" if name == "tcp" else
+                     f"{t['next_read']} bytes: the rest, then the next message" if stream else
                      f"{t['next_read']} bytes")
         trunc.rows.append([name, t["sent"], t["peek_size"] if t["peek_size"] is not None else "-", t["kept"],
                            "set" if t["msg_trunc"] else "not set", t["lost_tail"], following])

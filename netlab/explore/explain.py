@@ -476,7 +476,7 @@ def _system(address: Address) -> dict[str, Fact]:
     system: dict[str, Fact] = {}
     if transport.connected:  # listens, accepts
         system["net.core.somaxconn"] = Fact(read_proc_int(SOMAXCONN_FILE), SOMAXCONN_FILE, "the cap on listen()'s backlog")
-    if transport.target == "inet":
+    if transport.uses_ip:  # ports
         span = port_range()
         system["ephemeral ports"] = Fact(f"{span[0]}-{span[1]}" if span else None, PORT_RANGE_FILE,
                                          "where port 0 binds, and where clients' source ports come from")
@@ -502,7 +502,7 @@ async def explain(text: str | Address) -> Explanation:
     notes: list[str] = []
     target: dict[str, Fact] = {}
     infos: list[SockInfo] | None = None
-    if transport.target == "inet":
+    if transport.uses_ip:  # a host to resolve and a port to bind
         probes, infos, failure = await _probe_inet(address)
         if failure:
             notes.append(failure)
