@@ -219,3 +219,52 @@ def test_netlab_offers_the_library_api_and_imports_it_only_when_asked() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+#: the old module names of what moved to netlab.impair, and the names each held
+MOVED_TO_IMPAIR = {
+    "netlab.experiments.impair": ("netlab.impair.decisions", [
+        "CONVERTERS", "REORDER_HOLD", "DatagramImpairer", "ImpairStats", "ImpairmentError", "Impairments",
+        "StreamImpairer", "impairments_from_text"]),
+    "netlab.experiments.relay": ("netlab.impair.relay", [
+        "MAX_CONNECTIONS", "MAX_PEERS", "PASS_BUFFER", "PEER_QUEUE", "SEND_TIMEOUT", "STREAM_BUFFER", "STREAM_QUEUE",
+        "Relay", "RelayStats", "check_applicable", "log", "run_relay"]),
+    "netlab.experiments.kernel": ("netlab.impair.kernel", [
+        "KERNEL_IMPAIRMENTS", "SKIP_REASON", "SNMP_KEYS", "TABLE", "TOOLS", "KernelImpairments", "check_kernel_mode",
+        "find_tools", "kernel_mode_available", "numgen_fraction", "parse_nft_counters", "parse_qdisc_drops",
+        "parse_snmp", "privilege_problem", "read_snmp", "ruleset"]),
+}
+#: what netlab.experiments.compare offered before its types and report had modules of their own
+COMPARE_NAMES = ["CompareSettings", "TransportResult", "boundaries_cell", "boundaries_note", "compare_one",
+                 "conclusions", "expectations", "for_each_pair", "plot", "report", "run_compare"]
+
+
+def test_the_old_experiment_modules_still_offer_every_name_they_had() -> None:
+    import importlib
+
+    for old, (new, names) in MOVED_TO_IMPAIR.items():
+        before, now = importlib.import_module(old), importlib.import_module(new)
+        assert not [name for name in names if getattr(before, name, None) is not getattr(now, name)], old
+    compare = importlib.import_module("netlab.experiments.compare")
+    missing = [name for name in COMPARE_NAMES if not hasattr(compare, name)]
+    assert not missing, missing
+
+
+def test_the_experiments_and_impair_packages_import_nothing_until_asked() -> None:
+    """``import netlab.experiments`` (which every ``netlab.experiments.X`` runs first) imports
+    no experiment, and the registry is there when asked for."""
+    code = (
+        "import sys, netlab.experiments, netlab.impair\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('netlab.experiments.', 'netlab.impair.')))\n"
+        "assert not loaded, loaded\n"
+        "from netlab.experiments import EXPERIMENTS, ExperimentOptions, ResultTable\n"
+        "import netlab.results, netlab.experiments.base\n"
+        "assert ResultTable is netlab.results.ResultTable\n"
+        "assert ExperimentOptions is netlab.experiments.base.ExperimentOptions\n"
+        "assert EXPERIMENTS['loss'].name == 'loss' and 'netlab.experiments.loss' in sys.modules\n"
+        "assert set(netlab.experiments.__all__) <= set(dir(netlab.experiments))\n"
+        "try:\n    netlab.experiments.no_such_name\nexcept AttributeError:\n    pass\nelse:\n"
+        "    raise SystemExit('no error')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
