@@ -301,17 +301,18 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
                                size=s["size"], rate=s["rate"], concurrency=s["concurrency"], timeout=s["timeout"],
                                seed=s["seed"], parallel=False)
     netem, not_applied = tc_setup(tools, kimp)
-    state: dict[str, Any] = {}
+    installed: dict[str, str] = {}  # the ruleset, once the server is bound
+    before = {key: 0 for key in SNMP_KEYS}  # the counters then (0 if it never was)
 
     async def on_server(address: Address) -> None:
         transport = get_transport(address.scheme)
         proto = port = None
-        if transport.uses_ip:  # the rules match the server's port; AF_UNIX gets catch-all rules that see nothing
+        if transport.uses_ip:  # rules for the server's port; AF_UNIX gets catch-all rules that see nothing
             proto, port = NFT_PROTOCOLS[transport.protocol], address.port
-        state["ruleset"] = ruleset(kimp, proto, port)
-        await trio.to_thread.run_sync(partial(run_tool, tools["nft"], "-f", "-", stdin=state["ruleset"],
-                                                  what="installing the loss rule"))
-        state["before"] = read_snmp()
+        installed["ruleset"] = ruleset(kimp, proto, port)
+        await trio.to_thread.run_sync(partial(run_tool, tools["nft"], "-f", "-", stdin=installed["ruleset"],
+                                              what="installing the loss rule"))
+        before.update(read_snmp())
         _emit({"event": "ready", "pid": os.getpid(), "netns": os.readlink("/proc/self/ns/net"),
                "server": str(address)})
 
@@ -326,7 +327,6 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
 
     result = await compare_one(job["transport"], job["service"], settings, tick, on_server=on_server)
     after = read_snmp()
-    before = state.get("before", {key: 0 for key in SNMP_KEYS})
     listing = run_tool(tools["nft"], "-j", "list", "ruleset", what="reading the rule counters").stdout
     qdiscs = run_tool(tools["tc"], "-s", "-j", "qdisc", "show", "dev", "lo",
                       what="reading the qdisc counters").stdout
@@ -341,7 +341,7 @@ async def _child_run(job: dict[str, Any]) -> dict[str, Any]:
         "netns": os.readlink("/proc/self/ns/net"), "netem": netem, "impairments": asdict(kimp),
         "rules": parse_nft_counters(listing), "snmp": {key: after[key] - before[key] for key in SNMP_KEYS},
         "qdisc_drops": parse_qdisc_drops(qdiscs),
-        "ruleset": state.get("ruleset"),
+        "ruleset": installed.get("ruleset"),
     }
     return asdict(result)
 
