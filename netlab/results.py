@@ -3,8 +3,7 @@ latency percentiles and distributions from an HdrHistogram, and the environment 
 must carry to be read correctly later.
 
 A neutral module: it imports neither `netlab.experiments` nor `netlab.bench`, so both
-import it without importing each other. (`netlab.experiments.base` and
-`netlab.experiments.measure` still give the same names.)
+import it without importing each other.
 """
 
 from __future__ import annotations
