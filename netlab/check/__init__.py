@@ -22,6 +22,7 @@ from .client import CLIENT_CASES, check_client
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES
 from .report import CaseResult, CheckReport, junit
 from .run import check_server, grade
+from .usage import check_usage
 
 __all__ = ["AUTO_FORMATS", "CASES", "CLIENT_CASES", "DEFAULT_FORMAT", "PROFILES", "Case", "CaseResult", "CheckReport",
-           "CheckSettings", "check_client", "check_server", "grade", "junit", "select_cases"]
+           "CheckSettings", "check_client", "check_server", "check_usage", "grade", "junit", "select_cases"]

@@ -12,7 +12,6 @@ import typer
 from rich.progress import Progress
 
 from .. import render
-from ..errors import UsageError
 from ..output import Outputs
 from ..transports import Address
 from . import common
@@ -87,7 +86,7 @@ def check(
 ) -> None:
     """Check anyone's echo or sum server (or client): a report per case, with the likely cause
     and fix of each failure. Exit 0 if no case failed, 1 if one did."""
-    from ..check import CheckSettings, check_client, check_server, grade, junit
+    from ..check import CheckSettings, check_client, check_server, check_usage, grade, junit
     from ..check.grading import (Rubric, grade_rows, gradescope, gradescope_targets, grades_csv, grades_json,
                                 known_cases, scored_json)
     from ..check.run import request_format
@@ -99,26 +98,12 @@ def check(
                              request=request if template is None else template.decode("utf-8", "surrogateescape"),
                              timeout=timeout, only=tuple(case or ()),
                              idle_window=idle_window, startup=startup, namespaces=namespaces)
-    if client is not None:
-        if listen is None or run is not None or names or at is not None:
-            raise UsageError("--client goes with --listen ADDR (and no --run, --at or address)")
-    elif listen is not None:
-        raise UsageError("--listen goes with --client")
-    elif stdin is not None and run is None:
-        raise UsageError("--stdin goes with --run or --client: netlab feeds it to the program it starts")
-    elif run is None and len(names) != 1:
-        raise UsageError("give one address to check (tcp:127.0.0.1:50000), or --run CMD to start the server")
-    elif run is not None and "{}" not in run and names:
-        raise UsageError("with --run, the address goes in --at; to check several files, put {} in --run")
-    elif run is not None and "{}" in run and (not names or at is not None):
-        raise UsageError("--run with {} checks each SUBMISSION file given after the options (and takes no --at)")
-    if jobs is not None and not (run is not None and "{}" in run):
-        raise UsageError("--jobs goes with --run 'CMD {}' and the SUBMISSION files to check at once")
-    folder = client is None and run is not None and "{}" in run
-    if client is None:
+    kind = check_usage(targets=names, run=run, at=at, client=client, listen=listen, stdin=stdin, jobs=jobs)
+    folder = kind == "folder"
+    if kind != "client":
         request_format(settings)  # a bad profile or request, before the rubric is read against its cases
     rubric = (Rubric() if rubric_file is None else
-              Rubric.load(rubric_file, known_cases(client is not None, service, profile)))
+              Rubric.load(rubric_file, known_cases(kind == "client", service, profile)))
     gradescope_files = (None if gradescope_file is None else
                         gradescope_targets(gradescope_file, names if folder else None))
     for output in (junit_file, csv_file):
@@ -131,8 +116,8 @@ def check(
         def step(what: str, done: int, total: int) -> None:
             progress.update(task, description=f"check: {what}", completed=done, total=total)
 
-        if client is not None:
-            assert listen is not None
+        if kind == "client":
+            assert client is not None and listen is not None
             checked = [(client, trio.run(partial(check_client, client, listen, settings, stdin=stdin,
                                                  progress=step)))]
         elif folder:
