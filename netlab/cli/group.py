@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
@@ -118,19 +118,11 @@ class NetlabGroup(TyperGroup):
             raise typer.Exit(code) from None
 
 
-class _UsageContext(Protocol):
-    """What a usage message needs of the context a usage error arose in."""
-
-    command_path: str
-
-    def get_usage(self) -> str: ...
-
-
 def _usage_error(exc: typer.TyperException, args: Sequence[str]) -> int:
     """A usage error typer found (a missing option, a bad value): one ``netlab: error:`` line
     and the command's usage on a second (or, for ``--json FILE``, what --json means now); exit 2."""
     say("error: " + " ".join(exc.format_message().split()))
-    ctx: _UsageContext | None = getattr(exc, "ctx", None)  # typer's usage errors carry theirs
+    ctx: Context | None = getattr(exc, "ctx", None)  # the context the usage error arose in
     after_json = [b for a, b in zip(args, args[1:]) if a == "--json" and not b.startswith("-")]
     if after_json and "unexpected extra argument" in exc.format_message():
         say(f"--json prints JSON on stdout; to write it to a file: --json-file {after_json[0]}")
