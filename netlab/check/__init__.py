@@ -12,7 +12,8 @@ whole process group is stopped at the end.
 
 Modules: `cases` (the registry and the conversations), `judge` (pure judging), `run` (the
 runner), `program` (the program under test), `procnet` (where it listens, from /proc),
-`reach` (can another machine reach it?), `client` (checking a client), `report`.
+`reach` (can another machine reach it?), `client` (checking a client), `report`, `usage`
+(which inputs of a check go together: `check_usage`, for the command and the library).
 """
 
 from __future__ import annotations
