@@ -71,7 +71,7 @@ bench-quick: $(STAMP)
 LOWEST  ?= .venv-lowest
 LOWEST_STAMP = $(LOWEST)/.installed
 LOWEST_TESTS ?= tests/test_cli_conventions.py tests/test_cli_library.py tests/test_explore_cli.py \
-                tests/test_check_usage.py tests/test_architecture.py tests/test_errors.py \
+                tests/test_check_usage.py tests/test_cli_impairments.py tests/test_architecture.py tests/test_errors.py \
                 tests/test_addresses.py tests/test_framing.py tests/test_impair.py tests/test_tls.py
 
 $(LOWEST_STAMP): pyproject.toml
