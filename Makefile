@@ -6,12 +6,14 @@
 #   make bench  the same set-up, then benchmarks/run.py (writes benchmarks/RESULTS.md)
 #   make bench-quick  a few minutes: the target table of the datagram path, the relay and
 #               the cross-core runs, beside main's server (benchmarks/results/targets.md)
+#   make test-lowest  the lowest versions pyproject.toml allows, in .venv-lowest: the strict
+#               type check and a quick part of the suite (are the floors true?)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test typecheck soak bench bench-quick install clean kernel-tools
+.PHONY: demo test typecheck soak bench bench-quick install clean kernel-tools test-lowest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,5 +64,30 @@ BEFORE ?= main
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/run.py --targets --before $(BEFORE) $(BENCH_ARGS)
 
+# The lowest versions pyproject.toml allows: pip has no lowest-version resolution, so each
+# `>=` floor of the dependencies (and of the test extra) is pinned with `==` in a constraints
+# file, and the rest (what those need) resolves as usual. A floor that is no release (0.10
+# when the first is 0.10.1) fails to install: write the floor as the release it is.
+LOWEST  ?= .venv-lowest
+LOWEST_STAMP = $(LOWEST)/.installed
+LOWEST_TESTS ?= tests/test_cli_conventions.py tests/test_cli_library.py tests/test_explore_cli.py \
+                tests/test_check_usage.py tests/test_cli_impairments.py tests/test_architecture.py tests/test_errors.py \
+                tests/test_addresses.py tests/test_framing.py tests/test_impair.py tests/test_tls.py
+
+$(LOWEST_STAMP): pyproject.toml
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) -c 'import re, tomllib; project = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	  wanted = project["dependencies"] + [d for ds in project.get("optional-dependencies", {}).values() for d in ds]; \
+	  print("\n".join(re.sub(r"\s*>=\s*", "==", d) for d in wanted if ">=" in d))' > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test]'
+	touch $(LOWEST_STAMP)
+
+test-lowest: $(LOWEST_STAMP)
+	@echo "lowest versions:"; $(LOWEST)/bin/python -m pip freeze --exclude-editable | sed 's/^/  /'
+	$(LOWEST)/bin/python -m mypy
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_TESTS) $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST) build *.egg-info .pytest_cache .hypothesis

@@ -24,7 +24,7 @@ import pytest
 import trio
 from rich.console import Console
 
-import netlab.cli
+import netlab.cli.common
 from netlab.runner import serve
 from netlab.services.sum import SumService
 from netlab.transports import COMPARE_SCHEMES, TRANSPORTS
@@ -42,7 +42,7 @@ def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Render tables as for a pipe, which is what CliRunner's stdout is. netlab.cli picks
     its console width when imported, from the real stdout: under ``pytest -s`` in a narrow
     terminal that would squeeze (and ellipsize) the tables these tests read."""
-    monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+    monkeypatch.setattr(netlab.cli.common, "out", Console(width=160))
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ import typer
 from rich.cells import cell_len
 from rich.console import Console
 
-import netlab.cli
+import netlab.cli.common
 from netlab import render
 from netlab.cli import app
 from netlab.experiments import EXPERIMENTS, ExperimentOptions
@@ -163,7 +163,7 @@ def capture_views(monkeypatch: pytest.MonkeyPatch, name: str, width: int) -> lis
         view(console, *args)
 
     monkeypatch.setattr(render, name, both)
-    monkeypatch.setattr(netlab.cli, "out", render.console(width=width))
+    monkeypatch.setattr(netlab.cli.common, "out", render.console(width=width))
     return wide
 
 
@@ -192,7 +192,7 @@ def test_bench_fits_and_loses_nothing(width: int, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_experiment_tables_fit_and_lose_nothing(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netlab.cli, "out", render.console(width=width))
+    monkeypatch.setattr(netlab.cli.common, "out", render.console(width=width))
     result = invoke(["experiment", "run", "size-limits"])
     assert result.exit_code == 0, result.output
     assert_fits(result.stdout, width)
@@ -251,7 +251,7 @@ JSON_CASES: dict[str, Callable[[Any], list[Any]]] = {
 
 @pytest.mark.parametrize("path", command_paths())
 def test_every_command_prints_json(path: str, netlab_process: Any) -> None:
-    assert path in JSON_CASES, f"netlab {path} is new: give it --json (see netlab/cli.py) and a case in JSON_CASES"
+    assert path in JSON_CASES, f"netlab {path} is new: give it --json (see netlab/cli/__init__.py) and a case in JSON_CASES"
     documents = JSON_CASES[path](netlab_process)
     assert documents and all(isinstance(d, (dict, list)) for d in documents)
 

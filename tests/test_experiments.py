@@ -20,7 +20,7 @@ import pytest
 import trio
 from typer.testing import CliRunner
 
-import netlab.cli
+import netlab.cli.common
 from netlab.cli import app
 from netlab.experiments import EXPERIMENTS, ExperimentOptions, ExperimentResult
 from netlab.experiments.size_limits import TRUNC_BUFFER, fragments, predicted_loss
@@ -275,7 +275,7 @@ def test_size_limits_kernel_fragments_each_datagram() -> None:
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     from rich.console import Console
 
-    monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+    monkeypatch.setattr(netlab.cli.common, "out", Console(width=160))
 
 
 def invoke(args: list[str]):

@@ -25,7 +25,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import netlab.cli
+import netlab.cli.common
 from netlab.cli import app
 from netlab.errors import KernelModeError, MissingToolError, PrivilegeError
 from netlab.experiments import EXPERIMENTS, ExperimentOptions
@@ -101,7 +101,7 @@ def invoke(args: list[str]):
 
 @pytest.fixture(autouse=True)
 def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+    monkeypatch.setattr(netlab.cli.common, "out", Console(width=160))
 
 
 # -- the rules and the arithmetic (no privilege needed) ---------------------------------------

@@ -12,7 +12,8 @@ whole process group is stopped at the end.
 
 Modules: `cases` (the registry and the conversations), `judge` (pure judging), `run` (the
 runner), `program` (the program under test), `procnet` (where it listens, from /proc),
-`reach` (can another machine reach it?), `client` (checking a client), `report`.
+`reach` (can another machine reach it?), `client` (checking a client), `report`, `usage`
+(which inputs of a check go together: `check_usage`, for the command and the library).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .client import CLIENT_CASES, check_client
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES
 from .report import CaseResult, CheckReport, junit
 from .run import check_server, grade
+from .usage import check_usage
 
 __all__ = ["AUTO_FORMATS", "CASES", "CLIENT_CASES", "DEFAULT_FORMAT", "PROFILES", "Case", "CaseResult", "CheckReport",
-           "CheckSettings", "check_client", "check_server", "grade", "junit", "select_cases"]
+           "CheckSettings", "check_client", "check_server", "check_usage", "grade", "junit", "select_cases"]
