@@ -385,3 +385,31 @@ def test_a_rubric_that_makes_the_only_failure_a_warning_exits_0(tmp_path: Path) 
     result = invoke(["check", "--run", f"{PYTHON} {STUDENTS / 'one_client.py'} 0", "--timeout", "3",
                      "--case", "clients.concurrent"])
     assert result.exit_code == 1 and "score 0/1" in result.stdout, result.output
+
+
+def test_stdin_reaches_the_program_from_the_command_line() -> None:
+    """`--stdin` is fed to a --run program (one that asks for its host), alone and in a folder."""
+    real = STUDENTS / "real" / "asks_host.py"
+    alone = invoke(["check", "--run", f"{PYTHON} {real}", "--stdin", "127.0.0.1\\n", "--timeout", "3",
+                    "--case", "sum.small", "--json"])
+    assert alone.exit_code == 0, alone.output
+    assert json.loads(alone.stdout)["cases"][0]["outcome"] == "pass"
+    folder = invoke(["check", "--run", f"{PYTHON} {{}}", str(real), "--stdin", "127.0.0.1\\n", "--jobs", "1",
+                     "--timeout", "3", "--case", "sum.small", "--json"])
+    assert folder.exit_code == 0, folder.output
+    assert json.loads(folder.stdout)["submissions"][0]["cases"][0]["outcome"] == "pass"
+
+
+def test_jobs_reaches_grade(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--jobs N` is what grade() is given."""
+    import netlab.check
+
+    seen: dict[str, object] = {}
+
+    async def fake_grade(template, submissions, settings, progress=None, *, jobs=None, stdin=None):
+        seen.update(jobs=jobs, stdin=stdin)
+        return []
+
+    monkeypatch.setattr(netlab.check, "grade", fake_grade)
+    invoke(["check", "--run", f"{PYTHON} {{}}", str(STUDENTS / "sum_server.py"), "--jobs", "3", "--stdin", "x"])
+    assert seen == {"jobs": 3, "stdin": b"x"}

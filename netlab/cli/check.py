@@ -122,10 +122,11 @@ def check(
                                                  progress=step)))]
         elif folder:
             assert run is not None
-            checked = trio.run(partial(grade, run, names, settings, progress=step))
+            checked = trio.run(partial(grade, run, names, settings, progress=step, jobs=jobs, stdin=stdin))
         else:
             address = at if run is not None else address_value(names[0])
-            report = trio.run(partial(check_server, address, run=run, settings=settings, progress=step))
+            report = trio.run(partial(check_server, address, run=run, settings=settings, progress=step,
+                                      stdin=stdin))
             checked = [(report.target, report)]
     graded = [(name, rubric.apply(report)) for name, report in checked]
     reports = [report for _, report in graded]
