@@ -20,6 +20,7 @@ from netlab.check.isolate import isolation
 
 pytestmark = pytest.mark.skipif(not isolation().available,
                                 reason=f"needs root or user namespaces ({isolation().detail})")
+pytestmark = [pytestmark, pytest.mark.process]  # every test here starts a program
 
 STUDENT = '''
 import socket

@@ -141,6 +141,20 @@ def test_sentences_wrap_and_figures_do_not() -> None:
     assert words(text) == words(rendered(lambda c: c.print(made), 200))
 
 
+def test_render_exports_every_view_it_defines() -> None:
+    """`render.__all__` names every public function, class and constant the module defines
+    (and nothing it merely imports)."""
+    import ast
+
+    tree = ast.parse(Path(render.__file__).read_text())
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if isinstance(target, ast.Name)}
+    public = {name for name in defined if not name.startswith("_")}
+    assert set(render.__all__) == public
+
+
 def test_piped_output_is_plain_and_fixed_width(tmp_path: Path) -> None:
     """Not a terminal: no colour codes, PLAIN_WIDTH wide whatever $COLUMNS says."""
     env = dict(os.environ, COLUMNS="50")
