@@ -40,6 +40,7 @@ for at least some number (``max(1000, settings.default.max_examples)``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -47,6 +48,7 @@ import signal
 import subprocess
 import _posixsubprocess
 import sys
+import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -61,6 +63,7 @@ from netlab.runner import Limits, Server
 from netlab.services import Service
 from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport, parse_address
 
+from heap import Heap
 from helpers import LogWatch
 
 settings.register_profile("ci", max_examples=300, deadline=None)
@@ -225,6 +228,16 @@ def server_log() -> Iterator[LogWatch]:
     finally:
         logger.removeHandler(watch)
         logger.setLevel(level)
+
+
+@pytest.fixture
+def heap() -> Iterator[Heap]:
+    """Measures of the netlab-attributed Python heap (`heap.Heap`); tracing stops afterwards."""
+    try:
+        yield Heap()
+    finally:
+        tracemalloc.stop()
+        gc.unfreeze()
 
 
 StartRelay = Callable[..., Awaitable[Relay]]

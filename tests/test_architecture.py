@@ -209,6 +209,7 @@ def test_runner_still_offers_every_name_it_had() -> None:
     assert netlab.runner.open_client is netlab.client.open_client and netlab.runner.Client is netlab.client.Client
 
 
+@pytest.mark.process
 def test_netlab_offers_the_library_api_and_imports_it_only_when_asked() -> None:
     """``from netlab import serve`` works, and ``import netlab`` alone (which every process
     under the package runs first, the load generator too) does not import trio."""

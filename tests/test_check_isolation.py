@@ -6,7 +6,6 @@ no SO_REUSEADDR, one recv, a crash on bad input."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap

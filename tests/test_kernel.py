@@ -234,6 +234,7 @@ async def test_loss_experiment_through_the_relay_states_what_it_measured() -> No
 
 
 @needs_kernel
+@pytest.mark.process
 async def test_tcp_through_kernel_loss_delivers_everything_and_retransmits() -> None:
     r = await run_in_namespace("tcp", "echo", settings("tcp", 200), LOSS)
     a = r.kernel["attribution"]
@@ -244,6 +245,7 @@ async def test_tcp_through_kernel_loss_delivers_everything_and_retransmits() -> 
 
 
 @needs_kernel
+@pytest.mark.process
 async def test_udp_loss_is_exactly_what_the_rule_dropped() -> None:
     r = await run_in_namespace("udp", "echo", settings("udp", 300), LOSS)
     rules, a = r.kernel["rules"], r.kernel["attribution"]
@@ -258,6 +260,7 @@ async def test_udp_loss_is_exactly_what_the_rule_dropped() -> None:
 
 
 @needs_kernel
+@pytest.mark.process
 async def test_unix_datagrams_never_meet_the_rule() -> None:
     r = await run_in_namespace("unix-dgram", "echo", settings("unix-dgram", 200), LOSS)
     assert r.lost == 0 and r.verified == 200
@@ -267,6 +270,7 @@ async def test_unix_datagrams_never_meet_the_rule() -> None:
 
 
 @needs_kernel
+@pytest.mark.process
 async def test_loss_experiment_facts_support_its_findings() -> None:
     result = await EXPERIMENTS["loss"].run(ExperimentOptions(messages=300, loss=0.1, kernel=True))
     assert result.mode == "kernel"
@@ -288,6 +292,7 @@ async def test_loss_experiment_facts_support_its_findings() -> None:
 
 
 @needs_kernel
+@pytest.mark.process
 def test_compare_kernel_cli_json(tmp_path: Path) -> None:
     out = tmp_path / "k.json"
     result = invoke(["compare", "--kernel", "--loss", "0.1", "-n", "100", "--rate", "500", "--transports", "tcp,udp",
@@ -325,6 +330,7 @@ def _start_child(messages: int = 20_000) -> tuple[subprocess.Popen, str]:
 
 @needs_kernel
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+@pytest.mark.process
 def test_a_child_stopped_mid_run_leaves_nothing(signum: int) -> None:
     child, netns = _start_child()
     assert processes_in(netns) == [child.pid]
@@ -336,6 +342,7 @@ def test_a_child_stopped_mid_run_leaves_nothing(signum: int) -> None:
 
 @needs_kernel
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+@pytest.mark.process
 def test_a_parent_stopped_mid_run_leaves_nothing(signum: int) -> None:
     parent = subprocess.Popen([sys.executable, "-m", "netlab", "experiment", "run", "loss", "--kernel",
                                "-n", "20000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -361,6 +368,7 @@ def test_a_parent_stopped_mid_run_leaves_nothing(signum: int) -> None:
             parent.wait()
 
 
+@pytest.mark.process
 def test_the_child_refuses_to_run_outside_a_namespace() -> None:
     job = kernel._job("udp", "echo", settings("udp", 10), LOSS, {"nft": "nft", "ip": "ip", "tc": "tc",
                                                                  "unshare": "unshare"})

@@ -626,6 +626,7 @@ def stop(proc: subprocess.Popen, signum: int) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.process
 def test_relay_process_udp_loss_and_summary_on_sigint() -> None:
     with serving("udp:127.0.0.1:0", "sum") as served:
         proc = start(["relay", "--listen", "udp:127.0.0.1:0", "--to", served.address, "--loss", "0.3/0",
@@ -666,6 +667,7 @@ def assert_clean(text: str) -> None:
     assert "…" not in text, text  # a piped summary is not cut to 80 columns
 
 
+@pytest.mark.process
 def test_relay_process_tcp_slice_half_close_and_sigterm(netlab_dir: Path) -> None:
     with serving(f"unix:{netlab_dir}/s.sock", "echo") as served:
         proc = start(["relay", "-l", "tcp:127.0.0.1:0", "--to", served.address, "--slice", "1:10", "--delay", "2"])
@@ -692,6 +694,7 @@ def test_relay_process_tcp_slice_half_close_and_sigterm(netlab_dir: Path) -> Non
     assert "connections 1, upstream failures 0" in err
 
 
+@pytest.mark.process
 def test_relay_process_kinds_differ_exits_2_cleanly() -> None:
     result = run(["relay", "--listen", "tcp:127.0.0.1:0", "--to", "udp:127.0.0.1:9"])
     assert result.returncode == 2, result

@@ -10,7 +10,6 @@ The relay runs in the test's nursery: if it died, its exception would end the te
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import struct
@@ -26,11 +25,11 @@ import trio.testing
 
 from netlab import errors
 from netlab.experiments.relay import PEER_QUEUE, STREAM_BUFFER, Relay
-from netlab.runner import Server, open_client
+from netlab.runner import open_client
 from netlab.transports import Connection, Transport, send_data, send_eof, socket_of
 
 from conftest import StartServer
-from heap import Heap, heap  # noqa: F401 - heap is a fixture
+from heap import Heap
 from helpers import framed, read_pieces, read_to_end, send_request
 from test_process import NETLAB, ROOT, finish, inet, read_line, serving
 from test_process_safety import FD_LIMIT, _low_fd_limit
@@ -128,6 +127,7 @@ time.sleep(60)
 
 
 @pytest.mark.transports(kind=("stream", "seqpacket"), encrypted=False)  # a plain socket client; the reset and
+@pytest.mark.process
 async def test_client_is_killed(transport: Transport, start_server: StartServer,  # close cases cover tls
                                 netlab_relay: StartRelay) -> None:
     """A client process SIGKILLed with requests in flight and replies unread."""
@@ -182,7 +182,7 @@ async def test_a_client_that_does_not_read_costs_the_relay_a_bounded_buffer(
     of 64 KiB per direction, ~8 MiB per stalled connection."""
     server = await start_server("echo")
     relay = await netlab_relay(server)
-    heap.mark_baseline()
+    await heap.mark_baseline()
     heap.start_peak()
     stalled = [await transport.connect(relay.address) for _ in range(4)]
     sent = [0] * len(stalled)
@@ -289,6 +289,7 @@ async def test_relay_counts_what_the_kernel_dropped_before_it_read(
 # -- the relay process: out of file descriptors ---------------------------------------------------
 
 
+@pytest.mark.process
 def test_relay_survives_running_out_of_file_descriptors(netlab_dir: Path) -> None:
     """With RLIMIT_NOFILE low, clients connect until the relay cannot accept (EMFILE): it
     keeps relaying for those it has, logs one line for the episode (no traceback every
