@@ -34,6 +34,8 @@ from netlab.experiments.compare import CompareSettings
 from netlab.experiments.impair import ImpairmentError, Impairments
 from netlab.experiments.kernel import KernelImpairments, numgen_fraction, run_in_namespace
 
+from helpers import eventually_blocking
+
 UNAVAILABLE = kernel.kernel_mode_available()
 needs_kernel = pytest.mark.skipif(UNAVAILABLE is not None, reason=kernel.SKIP_REASON)
 LOSS = KernelImpairments(loss_forward=0.1, loss_backward=0.1)
@@ -76,17 +78,8 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def assert_nothing_left(netns: str) -> None:
-    assert wait_until(lambda: not processes_in(netns), 5.0), f"processes left in {netns}: {processes_in(netns)}"
+    eventually_blocking(lambda: not processes_in(netns), timeout=5.0, what=f"no process left in {netns}")
     assert "netlab" not in host_tables()
 
 
@@ -347,7 +340,7 @@ def test_a_parent_stopped_mid_run_leaves_nothing(signum: int) -> None:
     parent = subprocess.Popen([sys.executable, "-m", "netlab", "experiment", "run", "loss", "--kernel",
                                "-n", "20000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        assert wait_until(lambda: len(children_of(parent.pid)) == 4), "the four kernel-mode children did not start"
+        eventually_blocking(lambda: len(children_of(parent.pid)) == 4, what="the four kernel-mode children started")
         namespaces = set()
         for pid in children_of(parent.pid):
             try:

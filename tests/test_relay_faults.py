@@ -30,7 +30,7 @@ from netlab.transports import Connection, Transport, send_data, send_eof, socket
 
 from conftest import StartServer
 from heap import Heap
-from helpers import framed, read_pieces, read_to_end, send_request
+from helpers import eventually, framed, read_pieces, read_to_end, send_request
 from test_process import NETLAB, ROOT, finish, inet, read_line, serving
 from test_process_safety import FD_LIMIT, _low_fd_limit
 
@@ -53,9 +53,7 @@ async def through(netlab_relay: StartRelay, start_server: StartServer, **setting
 
 
 async def until_closed(relay: Relay) -> None:
-    with trio.fail_after(TIMEOUT):
-        while relay.active:
-            await trio.sleep(0.01)
+    await eventually(lambda: not relay.active, timeout=TIMEOUT)
 
 
 # -- connection transports (stream and seqpacket) -----------------------------------------------
@@ -141,8 +139,7 @@ async def test_client_is_killed(transport: Transport, start_server: StartServer,
     try:
         with trio.fail_after(TIMEOUT):
             assert await trio.to_thread.run_sync(proc.stdout.readline) == b"sent\n"  # type: ignore[union-attr]
-            while relay.active < 1:
-                await trio.sleep(0.01)
+            await eventually(lambda: relay.active >= 1)
         proc.send_signal(signal.SIGKILL)
         await trio.to_thread.run_sync(proc.wait)
     finally:
@@ -232,15 +229,21 @@ async def test_datagram_client_that_never_reads_is_bounded_then_forgotten(
     s.setblocking(False)
     target = relay.address.unix_sockaddr()
     sent = 0
-    with trio.fail_after(TIMEOUT):
-        while relay.stats.queue_full == 0:
+
+    def queue_full() -> bool:
+        """Send until the relay's queue for us is full; False meanwhile, so that it runs."""
+        nonlocal sent
+        for _ in range(50):
+            if relay.stats.queue_full:
+                return True
             try:
                 s.sendto(b"%d 1" % sent, target)
-                sent += 1
             except BlockingIOError:
-                await trio.sleep(0.001)
-            if sent % 50 == 0:
-                await trio.sleep(0)
+                return False
+            sent += 1
+        return False
+
+    await eventually(queue_full, timeout=TIMEOUT, interval=0.001)
     await answered(relay, transport)
     s.close()
     failures = relay.stats.send_failures
@@ -276,9 +279,7 @@ async def test_relay_counts_what_the_kernel_dropped_before_it_read(
         # the last datagram read carried the count as of its arrival: one more settles it
         s.sendto(b"1 1", (relay.address.host, relay.address.port))
         sent += 1
-        with trio.fail_after(TIMEOUT):
-            while relay.stats.forward.received == seen:
-                await trio.sleep(0.01)
+        await eventually(lambda: relay.stats.forward.received != seen, timeout=TIMEOUT)
     received = relay.stats.forward.received - before
     dropped = relay.stats.kernel_dropped_forward
     assert dropped is not None and dropped > 0, "the burst did not overflow the relay's queue"
