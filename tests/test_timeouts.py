@@ -243,6 +243,8 @@ def test_out_of_descriptors_is_one_line_per_episode() -> None:
         clock.jump(0.1)
         assert not summary.filter(failed_accept(errno.EMFILE))
     assert summary.filter(failed_accept(errno.ECONNABORTED))  # another error: as trio logs it
+    clock.jump(0.9)
+    assert not summary.filter(failed_accept(errno.EMFILE))  # under a second's gap: the same episode
     clock.jump(1.5)
     assert summary.filter(failed_accept(errno.ENFILE))  # a new episode
 
