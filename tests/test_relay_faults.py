@@ -179,7 +179,7 @@ async def test_a_client_that_does_not_read_costs_the_relay_a_bounded_buffer(
     of 64 KiB per direction, ~8 MiB per stalled connection."""
     server = await start_server("echo")
     relay = await netlab_relay(server)
-    await heap.mark_baseline()
+    heap.mark_baseline()
     heap.start_peak()
     stalled = [await transport.connect(relay.address) for _ in range(4)]
     sent = [0] * len(stalled)
