@@ -60,6 +60,7 @@ def pingpong() -> core.BenchResult:
     return quick("pingpong", ("tcp", "udp", "unix-seq"), repeats=2)
 
 
+@pytest.mark.process
 def test_pingpong_counts_match_histograms_and_ratios_pair_repeats(pingpong: core.BenchResult) -> None:
     result = pingpong
     check_latency_rows(result, "pingpong")
@@ -81,6 +82,7 @@ def test_pingpong_counts_match_histograms_and_ratios_pair_repeats(pingpong: core
     assert ("trio_floor", "tcp") in targets and ("trio_floor", "unix-seq") in targets
 
 
+@pytest.mark.process
 def test_environment_is_recorded(pingpong: core.BenchResult) -> None:
     env = pingpong.environment
     for key in ("cores", "kernel", "python", "trio", "loopback_mtu", "default_socket_buffers", "sysctl",
@@ -117,6 +119,7 @@ def test_stream_without_iperf3_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.skipif(core.iperf3_path() is None, reason="iperf3 is not installed")
+@pytest.mark.process
 def test_stream_with_iperf3_gives_a_ratio() -> None:
     result = quick("stream", ("tcp",), repeats=1, duration=1.0, warmup=0.0, chunk=65536)
     netlab = next(r for r in rows(result) if r.server == "netlab")
@@ -237,6 +240,7 @@ def test_a_server_that_cannot_start_is_reported_not_fatal(tmp_path: Path) -> Non
     assert result.failed
 
 
+@pytest.mark.process
 def test_tables_have_a_row_per_transport_and_the_targets(pingpong: core.BenchResult) -> None:
     drawn = tables(pingpong)
     headline = drawn[0]
