@@ -30,9 +30,11 @@ test: $(STAMP) kernel-tools typecheck lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # the quick loop: no subprocess, no namespace (tests marked `process` are left out; an
-# unmarked test that starts a process fails, so the mark stays true: tests/conftest.py)
+# unmarked test that starts a process fails, so the mark stays true: tests/conftest.py),
+# in four pytest-xdist workers: many of these tests wait on timeouts rather than compute
+QUICK_WORKERS ?= 4
 test-quick: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not process" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not process" -n $(QUICK_WORKERS) $(PYTEST_ARGS)
 
 # ruff over netlab/ and tests/ (rules in pyproject.toml)
 lint: $(STAMP)
