@@ -11,6 +11,7 @@ import hashlib
 import random
 import socket
 from collections import defaultdict
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -131,13 +132,8 @@ async def test_a_datagram_server_answers_every_datagram_of_a_burst_in_order(
     with trio.fail_after(TIMEOUT):
         for i in range(per_client):
             for k, c in enumerate(clients):
-                while True:  # a unix sender waits when the queue is full: it never loses
-                    try:
-                        c.send(b"%d" % i)
-                        break
-                    except BlockingIOError:
-                        await trio.sleep(0.001)
-                        _drain(clients, replies)
+                # a unix sender waits when the queue is full: it never loses
+                await eventually(partial(_sent, c, b"%d" % i, lambda: _drain(clients, replies)), interval=0.001)
             if i % 50 == 0:
                 _drain(clients, replies)
 
@@ -150,6 +146,16 @@ async def test_a_datagram_server_answers_every_datagram_of_a_burst_in_order(
     assert server.stats.datagrams == 4 * per_client and server.stats.reply_failures == 0
     for c in clients:
         c.close()
+
+
+def _sent(sock: socket.socket, data: bytes, meanwhile: Callable[[], None]) -> bool:
+    """Send `data` if the receiver's queue has room; else do `meanwhile` and say False."""
+    try:
+        sock.send(data)
+    except BlockingIOError:
+        meanwhile()
+        return False
+    return True
 
 
 def _drain(clients: list[socket.socket], replies: dict[int, list[int]]) -> None:
@@ -181,13 +187,7 @@ async def test_the_relay_passes_all_of_a_burst_from_a_plain_peer(nursery: trio.N
 
     with client, trio.fail_after(TIMEOUT):
         for i in range(n):
-            while True:
-                try:
-                    client.send(b"%d" % i)
-                    break
-                except BlockingIOError:
-                    drain()
-                    await trio.sleep(0.001)
+            await eventually(partial(_sent, client, b"%d" % i, drain), interval=0.001)
             if i % 100 == 0:
                 drain()
                 await trio.sleep(0)
