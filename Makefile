@@ -31,10 +31,12 @@ test: $(STAMP) kernel-tools typecheck lint
 
 # the quick loop: no subprocess, no namespace (tests marked `process` are left out; an
 # unmarked test that starts a process fails, so the mark stays true: tests/conftest.py),
-# in four pytest-xdist workers: many of these tests wait on timeouts rather than compute
+# in four pytest-xdist workers (many of these tests wait on timeouts rather than compute),
+# with hypothesis's "quick" profile (50 examples a property, not 300; see tests/conftest.py)
 QUICK_WORKERS ?= 4
 test-quick: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not process" -n $(QUICK_WORKERS) $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(BIN)/python -m pytest -q -m "not process" \
+	  -n $(QUICK_WORKERS) $(PYTEST_ARGS)
 
 # ruff over netlab/ and tests/ (rules in pyproject.toml)
 lint: $(STAMP)

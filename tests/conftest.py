@@ -32,9 +32,10 @@ quick run stays what it claims to be.
 
 Hypothesis runs under a profile chosen with the ``HYPOTHESIS_PROFILE`` environment
 variable: ``ci`` (the default: a bounded number of examples, so the suite stays fast),
-``dev`` (more), ``soak`` (many more, for a long run). Property tests take their example
-count from the profile, never from a fixed number of their own, except where a test asks
-for at least some number (``max(1000, settings.default.max_examples)``).
+``quick`` (fewer: ``make test-quick``), ``dev`` (more), ``soak`` (many more, for a long
+run). Property tests take their example count from the profile, never from a fixed number
+of their own, except where a test asks for at least some number
+(``max(1000, settings.default.max_examples)``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport
 from heap import Heap
 from helpers import LogWatch
 
+settings.register_profile("quick", max_examples=50, deadline=None)
 settings.register_profile("ci", max_examples=300, deadline=None)
 settings.register_profile("dev", max_examples=2_000, deadline=None)
 settings.register_profile("soak", max_examples=50_000, deadline=None,
