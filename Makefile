@@ -1,6 +1,8 @@
 # netlab: two commands do all the set-up on a fresh machine with Python 3.11 and make.
 #   make demo   virtual environment + netlab, then `netlab compare`
-#   make test   the same set-up, then the strict type check and the whole test suite
+#   make test   the same set-up, then the strict type check, the linter and the whole test suite
+#   make test-quick  the same set-up, then the linter and every test that starts no process
+#               and no namespace (those marked `process` are left out): well under a minute
 #   make soak   the same set-up, then the long soak: 200 clients x 1,000 messages over every
 #               transport, a tenth of them killed mid-stream; prints what was lost and leaked
 #   make bench  the same set-up, then benchmarks/run.py (writes benchmarks/RESULTS.md)
@@ -13,7 +15,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test typecheck soak bench bench-quick install clean kernel-tools test-lowest
+.PHONY: demo test test-quick lint typecheck soak bench bench-quick install clean kernel-tools test-lowest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +28,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/netlab compare
 
-test: $(STAMP) kernel-tools typecheck
+test: $(STAMP) kernel-tools typecheck lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the quick loop: no subprocess, no namespace (tests marked `process` are left out; an
+# unmarked test that starts a process fails, so the mark stays true: tests/conftest.py),
+# in four pytest-xdist workers (many of these tests wait on timeouts rather than compute),
+# with hypothesis's "quick" profile (50 examples a property, not 300; see tests/conftest.py)
+QUICK_WORKERS ?= 4
+test-quick: $(STAMP) lint
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(BIN)/python -m pytest -q -m "not process" \
+	  -n $(QUICK_WORKERS) $(PYTEST_ARGS)
+
+# ruff over netlab/ and tests/ (rules in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/python -m ruff check netlab tests benchmarks
 
 # the strict type check over netlab/ (settings in pyproject.toml)
 typecheck: $(STAMP)

@@ -128,11 +128,11 @@ class AddressUnavailableError(TransportError):
     pass
 
 
-class ConnectionRefusedError(TransportError):  # noqa: A001 - deliberately netlab's own
+class ConnectionRefusedError(TransportError):  # deliberately netlab's own, shadowing the builtin
     pass
 
 
-class ConnectionResetError(TransportError):  # noqa: A001
+class ConnectionResetError(TransportError):  # netlab's own, as above
     pass
 
 
@@ -140,7 +140,7 @@ class MessageTooLargeError(TransportError):
     pass
 
 
-class TimeoutError(TransportError):  # noqa: A001
+class TimeoutError(TransportError):  # netlab's own, as above
     pass
 
 

@@ -532,13 +532,7 @@ def raw_listened(event: RawEvent, *, hexdump: bool) -> None:
         print(f"{who} {event.detail}", flush=True)
 
 
-__all__ = ["Column", "bench", "compare", "constants", "dash", "explanation", "host", "kernel_compare", "prefixes",
-           "raw_data", "raw_listened", "raw_received", "raw_summary", "relay_summary", "relaying", "resolution",
-           "result_table", "serving", "table", "transports", "yes_no"]
-
-
 # -- netlab check ------------------------------------------------------------------------------
-
 
 
 def check_summary(report: CheckReport) -> str:
@@ -586,3 +580,9 @@ def check_grades(console: Console, rows: Sequence[GradeRow]) -> None:
         ([row.submission, row.score.text(), dash("\n".join(f"{case_id}: {reason}" for case_id, reason in row.failed)),
           dash(", ".join(row.warned))] for row in rows),
         title="netlab check: one row per submission"))
+
+
+__all__ = ["PLAIN_WIDTH", "Column", "FitTable", "bench", "bits_per_second", "check_grades", "check_notes",
+           "check_report", "check_summary", "compare", "console", "constants", "dash", "explanation", "host",
+           "kernel_compare", "prefixes", "raw_data", "raw_listened", "raw_received", "raw_summary", "relay_summary",
+           "relaying", "resolution", "result_table", "serving", "table", "transports", "yes_no"]

@@ -203,6 +203,7 @@ def test_runner_still_offers_every_name_it_had() -> None:
     assert netlab.runner.open_client is netlab.client.open_client and netlab.runner.Client is netlab.client.Client
 
 
+@pytest.mark.process
 def test_netlab_offers_the_library_api_and_imports_it_only_when_asked() -> None:
     """``from netlab import serve`` works, and ``import netlab`` alone (which every process
     under the package runs first, the load generator too) does not import trio."""
@@ -249,6 +250,7 @@ def test_the_old_experiment_modules_still_offer_every_name_they_had() -> None:
     assert not missing, missing
 
 
+@pytest.mark.process
 def test_the_experiments_and_impair_packages_import_nothing_until_asked() -> None:
     """``import netlab.experiments`` (which every ``netlab.experiments.X`` runs first) imports
     no experiment, and the registry is there when asked for."""

@@ -84,7 +84,7 @@ def server_thread(service: str, address: str) -> Iterator[str]:
     def run() -> None:
         try:
             trio.run(main)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:  # handed to the test thread
             started.put(exc)
 
     thread = threading.Thread(target=run, name=f"netlab-{service}-server", daemon=True)
@@ -437,6 +437,7 @@ def test_chat_without_half_close_waits_its_timeout() -> None:
     assert result.stdout == "3\n"
 
 
+@pytest.mark.process
 def test_serve_states_the_framing_and_hints(netlab_process) -> None:
     """The real process: the startup line names the framing; a plain socket client that
     sends no newline waits, and the server's stderr says why."""

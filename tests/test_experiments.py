@@ -256,6 +256,7 @@ def test_size_limits_kernel_without_kernel_mode_is_a_labelled_prediction(monkeyp
 
 
 @pytest.mark.skipif(kernel_skip_reason() is not None, reason=str(kernel_skip_reason()))
+@pytest.mark.process
 def test_size_limits_kernel_fragments_each_datagram() -> None:
     result = run_experiment("size-limits", kernel=True, loss=0.1, messages=200)
     frag = result.facts["fragmentation"]

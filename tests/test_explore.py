@@ -180,6 +180,7 @@ async def test_family_unix_takes_the_host_as_the_path() -> None:
 # -- host -------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_host_info_agrees_with_the_socket_module() -> None:
     info = host_info()
     assert info.hostname == socket.gethostname()
@@ -200,6 +201,7 @@ def test_host_info_agrees_with_the_socket_module() -> None:
         assert ("::1", 128, "host") in [(a.address, a.prefixlen, a.scope) for a in loopback.ipv6]
 
 
+@pytest.mark.process
 def test_ioctl_fallback_finds_the_same_primary_ipv4() -> None:
     by_ip = host_info()
     by_ioctl = host_info(use_ip_command=False)
@@ -211,6 +213,7 @@ def test_ioctl_fallback_finds_the_same_primary_ipv4() -> None:
             assert b.ipv4[0].address in [x.address for x in a.ipv4]
 
 
+@pytest.mark.process
 def test_a_host_name_that_does_not_resolve_is_a_fact(monkeypatch) -> None:
     def fail(_name):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")

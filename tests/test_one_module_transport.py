@@ -93,6 +93,7 @@ def tcpka() -> Iterator[Transport]:
         TRANSPORTS.update(registry)
 
 
+@pytest.mark.process
 def test_the_suites_run_on_it_unchanged() -> None:
     """The conformance suite and check's own-profile test, on tcpka alone, in a child pytest."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}

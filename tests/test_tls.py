@@ -55,6 +55,7 @@ async def test_throwaway_certificate_names_localhost_and_loopback(netlab_server:
         assert await client.request(b"1 1", timeout=TIMEOUT) == b"2\n"
 
 
+@pytest.mark.process
 def test_serve_prints_the_ca(netlab_process: type[NetlabProcess]) -> None:
     process = netlab_process("serve", "--transport", "tls:127.0.0.1:0", "--service", "sum")
     bound = parse_address(process.listening)
@@ -159,6 +160,7 @@ def test_file_options_round_trip() -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+@pytest.mark.process
 def test_openssl_s_client(netlab_process: type[NetlabProcess]) -> None:
     """The README's example. s_client -quiet implies -ign_eof: it prints the reply, then waits
     for the server to close, which --idle-timeout makes prompt (and -no_ign_eof would close

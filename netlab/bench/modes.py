@@ -91,11 +91,6 @@ class Measure:
                 **self.knobs(settings, level)}
 
 
-ALL_KINDS: frozenset[Kind] = frozenset({"stream", "datagram", "seqpacket"})
-CONNECTED_KINDS: frozenset[Kind] = frozenset({"stream", "seqpacket"})
-MESSAGE_KINDS: frozenset[Kind] = frozenset({"datagram", "seqpacket"})
-
-
 @dataclass(frozen=True)
 class Mode:
     """One mode of ``netlab bench``: where it runs, what it measures there, what else it does."""
@@ -103,8 +98,12 @@ class Mode:
     name: str
     text: str  # one line, for the list of modes
     measure: Measure
-    kinds: frozenset[Kind] = ALL_KINDS
-    not_applicable: str | None = None  # why a transport of another kind is not run
+    #: where it runs, by what a transport declares: only where there are connections
+    #: (`Transport.connected`: stream and seqpacket), only where messages keep their
+    #: boundaries (`Transport.boundaries`: datagram and seqpacket); both False: everywhere
+    connections: bool = False
+    messages: bool = False
+    not_applicable: str | None = None  # why a transport it does not run on is not run
     by_kind: Mapping[Kind, Measure] = field(default_factory=dict)  # a kind's measure, when not `measure`
     refuses_encrypted: str | None = None  # why an encrypted transport is not run (None: it is)
     levels: bool = False  # runs once per concurrency level (--levels)
@@ -117,7 +116,7 @@ class Mode:
 
     def why_not(self, transport: Transport) -> str | None:
         """Why this mode does not run on `transport` (None: it does)."""
-        if transport.kind not in self.kinds:
+        if (self.connections and not transport.connected) or (self.messages and not transport.boundaries):
             return self.not_applicable or f"{self.name} does not run on {transport.kind} transports"
         if transport.encrypted and self.refuses_encrypted:
             return self.refuses_encrypted
@@ -217,12 +216,12 @@ REGISTRY: dict[str, Mode] = {mode.name: mode for mode in (
     Mode("rate", "open loop at a fixed rate; latency from each message's due time (coordinated omission corrected)",
          RATE, one_datagram=True),
     Mode("stream", "one-way bulk transfer into a discard server (connection transports)", STREAM,
-         kinds=CONNECTED_KINDS, not_applicable="no connection to stream over: see the datagrams mode", iperf3=True),
+         connections=True, not_applicable="no connection to stream over: see the datagrams mode", iperf3=True),
     Mode("datagrams", "datagrams a discard server takes per second, flat out, and where the rest went", DATAGRAMS,
-         kinds=MESSAGE_KINDS, not_applicable="a byte stream has no datagrams: see the stream mode",
+         messages=True, not_applicable="a byte stream has no datagrams: see the stream mode",
          one_datagram=True),
     Mode("connect", "connections per second: connect, a 1-byte echo, close (connection transports)", CONNECT,
-         kinds=CONNECTED_KINDS, not_applicable="connectionless: nothing to accept"),
+         connections=True, not_applicable="connectionless: nothing to accept"),
     Mode("concurrency",
          "ping-pong at 1, 10, 100, 1000 connections, and how many idle connections one server holds",
          CONCURRENCY, levels=True, hold=HOLD, one_datagram=True),

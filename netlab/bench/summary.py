@@ -158,6 +158,8 @@ TARGETS = {
     "relay_select": "netlab relay passes at least as many datagrams as the minimal select relay, with no "
                     "kernel drops (ratio >= 1.0)",
 }
+#: the transport a target is stated for, where its text names one (iperf3 measures TCP only)
+TARGET_TRANSPORTS = {"iperf3": "tcp", "hold_10k": "tcp"}
 
 
 def evaluate_targets(rows: list[Row], pin: str = "same") -> list[dict[str, Any]]:
@@ -170,9 +172,9 @@ def evaluate_targets(rows: list[Row], pin: str = "same") -> list[dict[str, Any]]
             out.append({"target": "trio_floor", "text": TARGETS["trio_floor"], "transport": r.transport,
                         "mode": r.mode, "value": ratio["median"], "spread": [ratio["min"], ratio["max"]],
                         "cost_ratio": cost["median"] if cost else None, "met": ratio["median"] >= 0.95})
-        if r.mode == "stream" and r.transport == "tcp" and "iperf3" in r.ratios:
+        if r.mode == "stream" and r.transport == TARGET_TRANSPORTS["iperf3"] and "iperf3" in r.ratios:
             ratio = r.ratios["iperf3"]
-            out.append({"target": "iperf3", "text": TARGETS["iperf3"], "transport": "tcp", "mode": "stream",
+            out.append({"target": "iperf3", "text": TARGETS["iperf3"], "transport": r.transport, "mode": "stream",
                         "value": ratio["median"], "spread": [ratio["min"], ratio["max"]],
                         "met": ratio["median"] >= 0.25})
         if r.mode == "relay-datagrams" and "select" in r.ratios:
@@ -182,9 +184,10 @@ def evaluate_targets(rows: list[Row], pin: str = "same") -> list[dict[str, Any]]
                         "mode": "relay", "value": ratio["median"], "spread": [ratio["min"], ratio["max"]],
                         "cost_ratio": (r.cost_ratios.get("select") or {}).get("median"),
                         "met": ratio["median"] >= 1.0 and drops == 0 and r.details.get("lost", 0) == 0})
-        if r.mode == "hold" and r.transport == "tcp":
+        if r.mode == "hold" and r.transport == TARGET_TRANSPORTS["hold_10k"]:
             d = r.details
-            out.append({"target": "hold_10k", "text": TARGETS["hold_10k"], "transport": "tcp", "mode": "concurrency",
+            out.append({"target": "hold_10k", "text": TARGETS["hold_10k"], "transport": r.transport,
+                        "mode": "concurrency",
                         "value": d.get("answering"), "held": d.get("held"), "wanted": d.get("wanted"),
                         "met": (d.get("answering") or 0) >= 10_000 and d.get("answering") == d.get("held")})
     for mode in ("pingpong", "concurrency"):
@@ -200,4 +203,4 @@ def evaluate_targets(rows: list[Row], pin: str = "same") -> list[dict[str, Any]]
     return out
 
 
-__all__ = ["TARGETS", "BenchResult", "Run", "evaluate_targets", "summarize"]
+__all__ = ["TARGETS", "TARGET_TRANSPORTS", "BenchResult", "Run", "evaluate_targets", "summarize"]

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 # each module registers its commands on app as it is imported: in this order, the order of --help
 from .common import app
-from . import serve  # isort: skip
-from . import experiments  # isort: skip
-from . import bench  # isort: skip
-from . import explore  # isort: skip
-from . import check  # isort: skip
+from . import serve as serve  # isort: skip
+from . import experiments as experiments  # isort: skip
+from . import bench as bench  # isort: skip
+from . import explore as explore  # isort: skip
+from . import check as check  # isort: skip
 
 __all__ = ["app", "main"]
 

@@ -260,7 +260,7 @@ def _buffer_facts(sock: socket.socket, address: Address) -> dict[str, Fact]:
     return facts
 
 
-def _bind_inet(sock: socket.socket, sockaddr: tuple[Any, ...], address: Address, probe: Probe) -> bool:  # noqa: C901
+def _bind_inet(sock: socket.socket, sockaddr: tuple[Any, ...], address: Address, probe: Probe) -> bool:
     """Bind the throwaway socket at `sockaddr`; fall back to port 0 if busy or privileged."""
     port = sockaddr[1]
     unprivileged = read_proc_int(UNPRIVILEGED_FILE)

@@ -1,15 +1,19 @@
 """`serve` a service on a transport, and the `Server` it hands to ``nursery.start``.
 
-The listening sockets the transport opens decide how the server works: `Listeners` accept
-connections, each admitted (`Admission`) and handed to the handler of its contract (a
-`ByteStream` to `StreamHandler`, a `MessageChannel` to `MessageHandler`); a
-`DatagramEndpoint` answers every peer from one socket (`serve_datagrams`).
+What the transport declares decides how the server works: a connected kind listens with
+`Listeners` that accept connections, each admitted (`Admission`) and handed to the handler
+of its contract (a `ByteStream` to `StreamHandler`, a `MessageChannel` to
+`MessageHandler`); a datagram kind listens with one `DatagramEndpoint` that answers every
+peer (`serve_datagrams`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+
+import socket
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -18,7 +22,8 @@ from ..logs import summarise_accept_errors
 from ..services import Service, get_service
 from ..services.framing import Framing
 from ..transports import (
-    Address, Connection, DatagramEndpoint, Listeners, Listening, MessageChannel, Transport, get_transport, parse_address,
+    Address, Connection, DatagramEndpoint, Listeners, Listening, MessageChannel, Transport, get_transport,
+    listen_connections, listen_datagrams, parse_address,
 )
 from . import messages, streams
 from .admission import Admission
@@ -66,22 +71,20 @@ class Server:
                 await trio.sleep(0.01)
         self._everything.cancel()
 
-    async def _run(self, listening: Listening, task_status: trio.TaskStatus[Server]) -> None:
-        """Serve from `listening` until drained or cancelled, then close it."""
+    async def _run(self, listening: Listening, serving: Callable[[], Awaitable[None]]) -> None:
+        """Serve from `listening` (`serving` does) until drained or cancelled, then close it."""
         self._listening = listening
         try:
             with self._everything:
-                if isinstance(listening, DatagramEndpoint):
-                    task_status.started(self)
-                    with self._stop_accepting:
-                        await serve_datagrams(self, listening)
-                    # draining: a datagram server has no requests in flight between datagrams
-                elif isinstance(listening, Listeners):
-                    await self._serve_connections(listening, task_status)
-                else:
-                    raise TypeError(f"cannot serve from {listening!r}: neither Listeners nor a DatagramEndpoint")
+                await serving()
         finally:
             await listening.aclose()
+
+    async def _serve_datagrams(self, endpoint: DatagramEndpoint, task_status: trio.TaskStatus[Server]) -> None:
+        task_status.started(self)
+        with self._stop_accepting:
+            await serve_datagrams(self, endpoint)
+        # draining: a datagram server has no requests in flight between datagrams
 
     async def _serve_connections(self, listening: Listeners[Connection], task_status: trio.TaskStatus[Server]) -> None:
         admission = Admission(self)
@@ -119,7 +122,7 @@ async def serve(
     address = parse_address(address)
     transport = get_transport(address.scheme)
     if (limits.allow_uids is not None or limits.allow_gids is not None) and (
-        transport.target != "unix" or not transport.connected
+        transport.family != socket.AF_UNIX or not transport.connected  # where the kernel has SO_PEERCRED
     ):
         raise AddressError(f"allow-uid/allow-gid check peer credentials (SO_PEERCRED), which only unix stream "
                            f"and unix-seq sockets have; {address.scheme}: has none")
@@ -129,6 +132,11 @@ async def serve(
     if transport.boundaries and service.framing not in (None, Framing()):
         raise ServiceOptionError(f"framing {service.framing} is for byte streams (tcp, tcp6, unix, tls); "
                                  f"on {address.scheme}: each message is one request already")
-    listening = await transport.listen(address)
-    server = Server(service, transport, address, listening.bound, limits)
-    await server._run(listening, task_status)
+    if transport.connected:  # declared: connections to accept, each a ByteStream or a MessageChannel
+        listeners = await listen_connections(address)
+        server = Server(service, transport, address, listeners.bound, limits)
+        await server._run(listeners, partial(server._serve_connections, listeners, task_status))
+    else:  # one socket for every peer
+        endpoint = await listen_datagrams(address)
+        server = Server(service, transport, address, endpoint.bound, limits)
+        await server._run(endpoint, partial(server._serve_datagrams, endpoint, task_status))

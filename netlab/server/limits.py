@@ -52,7 +52,7 @@ class Limits:
         reply budget only on byte streams, the datagram rate only on datagrams, peer
         credentials only when asked for."""
         connected = transport is None or transport.connected
-        streams = transport is None or transport.kind == "stream"
+        streams = transport is None or not transport.boundaries  # a request may span reads
         datagrams = transport is None or not transport.connected
         limits: dict[str, object] = {}
         if connected:

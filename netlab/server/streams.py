@@ -109,7 +109,7 @@ class StreamHandler:
                                 silent = not await _readable_by(fd, wake)
                             waited = True
                 except OSError as exc:
-                    raise _broken(exc)  # noqa: B904 - _broken sets the cause
+                    raise _broken(exc)  # _broken sets the cause
                 if n < 0:
                     silent = False
                     assert unfinished is not None
@@ -125,7 +125,7 @@ class StreamHandler:
                     except BlockingIOError:
                         sent = 0
                     except OSError as exc:
-                        raise _broken(exc)  # noqa: B904 - _broken sets the cause
+                        raise _broken(exc)  # _broken sets the cause
                     if sent < len(reply):
                         deadline.arm()
                         deadline.sending = True

@@ -178,7 +178,7 @@ class Listeners(Listening, Generic[C_co]):
         without waiting for a checkpoint (`aclose` still closes the listeners properly and
         removes socket files)."""
         for listener in self.listeners:
-            sock: trio.socket.SocketType = getattr(listener, "socket")  # noqa: B009 - every netlab listener has one; trio's Listener ABC does not declare it
+            sock: trio.socket.SocketType = getattr(listener, "socket")  # every netlab listener has one; trio's Listener ABC does not declare it
             sock.close()
 
     async def aclose(self) -> None:

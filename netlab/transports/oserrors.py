@@ -126,7 +126,7 @@ def describe_os_error(exc: OSError, what: object, op: str, transport: Transport 
     return _describe(exc, str(what), op, what, transport)
 
 
-class translate_os_errors:  # noqa: N801 - used like a function: ``with translate_os_errors(...)``
+class translate_os_errors:  # lower case: used like a function: ``with translate_os_errors(...)``
     """Run a block of socket calls; re-raise OS errors as netlab errors naming `what`.
 
     `what` is usually an `Address` (its canonical text is used); `op` is the verb for the

@@ -21,6 +21,11 @@ Installed with netlab, they are there in every pytest-trio test, no import neede
   deep pytest tmp_path can exceed).
 
 Everything is torn down when the test ends: the nursery is cancelled, socket files go.
+
+``check_message_channel(maker)`` checks the `MessageChannel` contract on the pairs `maker`
+opens (whole messages, the size limit, end of stream, closing), as trio's
+``check_half_closeable_stream`` checks a byte stream: the conformance suite runs it on every
+message transport, and a new one passes it or learns where it does not.
 """
 
 from __future__ import annotations
@@ -35,12 +40,13 @@ from typing import Any
 import pytest
 import trio
 
-from .impair.decisions import Impairments
-from .impair.relay import Relay, run_relay
-from .logs import forget_repeats
-from .server import Limits, Server, serve
-from .services import Service
-from .transports import COMPARE_SCHEMES, Address, parse_address
+from ..impair.decisions import Impairments
+from ..impair.relay import Relay, run_relay
+from ..logs import forget_repeats
+from ..server import Limits, Server, serve
+from ..services import Service
+from ..transports import COMPARE_SCHEMES, Address, parse_address
+from ._check_channels import ChannelMaker, check_message_channel
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +103,6 @@ def netlab_relay(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Await
         return relay
 
     return start
+
+
+__all__ = ["ChannelMaker", "check_message_channel", "netlab_dir", "netlab_relay", "netlab_server"]
