@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
     from .check import CheckReport
     from .check.grading import GradeRow, Score
+    from .check.listing import CaseEntry
     from .results import ResultTable
     from .experiments.compare import CompareSettings, TransportResult
     from .experiments.relay import Relay
@@ -575,6 +576,14 @@ def check_notes(console: Console, reports: Sequence[CheckReport]) -> None:
         for line in report.cleanup:
             who = f"{report.target}: " if len(reports) > 1 else ""
             console.print(f"cleaned up: {who}{line}", highlight=False, markup=False)
+
+
+def check_cases(console: Console, entries: Sequence[CaseEntry]) -> None:
+    """``netlab check --list``: every case, its id, what it checks and where it applies."""
+    console.print(table([Column("case", wrap=False), Column("what it checks", wrap=True),
+                         Column("where it applies", wrap=True)],
+                        ([entry.id, entry.checks, entry.applies] for entry in entries),
+                        title="netlab check: every case, in the order they run (servers, then clients)"))
 
 
 def check_grades(console: Console, rows: Sequence[GradeRow]) -> None:
