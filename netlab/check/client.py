@@ -8,8 +8,8 @@ as a server's are (`netlab.check.registry`), with the transports it runs on (a r
 pieces needs a byte stream, a lost reply datagrams); ``netlab check --list`` lists them.
 
 A case is an async function of a `ClientRun`: it serves the client with the reference's way
-of replying (``await run.serve(Reply.send_late)``), which starts the client and waits for it
-to exit, then judges what the client did.
+of replying to each request (``await run.serve(lambda reply: reply.send_late())``), which
+starts the client and waits for it to exit, then judges what the client did.
 
 Judged by the client's exit status and whether its output holds the answer: stdout *or*
 stderr (the course's skeleton logs what it receives on stderr), read by
@@ -204,14 +204,14 @@ case = CaseList[ClientRun]()
 
 @case("client.plain", "an ordinary reply: the client prints the answer and exits 0")
 async def client_plain(run: ClientRun) -> Verdict:
-    await run.serve(Reply.send)
+    await run.serve(lambda reply: reply.send())
     return _never_asked(run) or _answered(run)
 
 
 @case("client.split_reply", "the reply in 1-byte pieces with pauses: the client reads all of it", on=(BYTE_STREAMS,),
       extra=lambda settings: 32 * _pause(settings))  # a reply of up to 32 bytes, a pause after each
 async def client_split_reply(run: ClientRun) -> Verdict:
-    await run.serve(Reply.send_in_pieces)
+    await run.serve(lambda reply: reply.send_in_pieces())
     await run.sent_in_pieces()
     size = len(run.seen.answers[0]) if run.seen.connected else 0
     return _never_asked(run) or _answered(run, missed=lambda text: text + _stopped_reading(run.seen, size,
@@ -220,7 +220,7 @@ async def client_split_reply(run: ClientRun) -> Verdict:
 
 @case("client.slow_reply", "the reply comes late (2 s): the client waits for it", extra=_slow)
 async def client_slow_reply(run: ClientRun) -> Verdict:
-    await run.serve(Reply.send_late)
+    await run.serve(lambda reply: reply.send_late())
     return _never_asked(run) or _answered(run, reads_to_close=False, missed=lambda text: _too_early(run) or text)
 
 
@@ -238,13 +238,13 @@ def _too_early(run: ClientRun) -> str | None:
 @case("client.server_closes", "the server closes without replying: the client exits, without hanging",
       on=(CONNECTIONS,))
 async def client_server_closes(run: ClientRun) -> Verdict:
-    await run.serve(Reply.close)
+    await run.serve(lambda reply: reply.close())
     return _never_asked(run) or _gave_up(run)
 
 
 @case("client.no_reply", "the server never replies: the client gives up within --timeout")
 async def client_no_reply(run: ClientRun) -> Verdict:
-    await run.serve(Reply.hold)
+    await run.serve(lambda reply: reply.hold())
     return _never_asked(run) or _gave_up(run)
 
 
@@ -266,7 +266,7 @@ async def client_lost_reply(run: ClientRun) -> Verdict:
 async def client_request_end(run: ClientRun) -> Verdict:
     """The reference reads a line, as netlab serve does: a request with no newline and no
     half-close waits there for ever (a warning)."""
-    await run.serve(Reply.send, line=True)
+    await run.serve(lambda reply: reply.send(), line=True)
     seen = run.seen
     if seen.unfinished is not None:
         return "warn", _unfinished(seen.unfinished)

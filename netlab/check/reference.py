@@ -6,8 +6,8 @@ bytes back. A request is complete at a newline (or a closing ``]``), at the clie
 stream, or after `QUIET` seconds without more; read as a line (``line=True``), only a newline
 or the end of the stream end it, as a line-reading server such as netlab serve waits.
 
-How it replies to each request is the case's to say, with a `Reply` method
-(`netlab.check.client`): at once (`Reply.send`), late (`send_late`), in 1-byte pieces
+How it replies to each request is the case's to say, calling a `Reply` method
+(`netlab.check.client`): at once (`send`), late (`send_late`), in 1-byte pieces
 (`send_in_pieces`), never while the connection stays open (`hold`), or not at all, closing
 the connection (`close`). What it saw (the requests, how each ended, when the reply went, and
 whether the client stopped reading a reply in pieces) is noted in `_Seen`, for the verdict.
@@ -215,7 +215,7 @@ class Reply(abc.ABC):
         """Send nothing: the connection closes as the reference is done with it."""
 
 
-#: a case's way of replying to each request: ``Reply.send``, ``Reply.hold``, ...
+#: a case's way of replying to each request: ``lambda reply: reply.send()``, ...
 ReplyWith = Callable[[Reply], Awaitable[None]]
 
 
