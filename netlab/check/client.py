@@ -195,8 +195,6 @@ def _unfinished(request: bytes) -> str:
             f"as the end of a request")
 
 
-
-
 # -- the cases --------------------------------------------------------------------------------
 
 case = CaseList[ClientRun]()

@@ -30,7 +30,6 @@ def _sum_done(ctx: CaseContext, a: str, b: str, request: bytes, *, exact: bool) 
     return lambda got: got.endswith(b"\n") and judge.sum_matches(got, a, b, exact=exact)
 
 
-
 def judge_sum(ctx: CaseContext, a: str, b: str, request: bytes, conv: Conversation, *, exact: bool,
               split: bool = False) -> Verdict:
     """The verdict on a sum conversation."""
@@ -139,19 +138,16 @@ def _first_difference(a: bytes, b: bytes) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-
 async def _any_exchange(ctx: CaseContext) -> tuple[Verdict, Conversation]:
     if ctx.settings.service == "echo":
         return await echo_exchange(ctx, b"hello\n")
     return await sum_exchange(ctx, "2", "3")
 
 
-
 async def _two_clients(ctx: CaseContext) -> tuple[Verdict, Conversation]:
     if ctx.settings.service == "echo":
         return await echo_exchange(ctx, b"another client\n")
     return await sum_exchange(ctx, "40", "2")
-
 
 
 __all__ = ["echo_exchange", "judge_sum", "sum_exchange"]

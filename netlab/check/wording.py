@@ -47,7 +47,6 @@ def stuck_note(ctx: CaseContext, conv: Conversation) -> str | None:
     return text
 
 
-
 def why_no_reply(ctx: CaseContext, conv: Conversation, request: bytes, *, waited: str = "") -> str:
     """The sentence for a conversation that brought no reply at all."""
     stuck = stuck_note(ctx, conv)
@@ -91,7 +90,6 @@ def newline_hint(ctx: CaseContext, request: bytes) -> str:
         return ""
     return (" (the request has no newline: a server that reads a line waits for one; try --request auto, or a "
             "format ending in \\n)")
-
 
 
 def program_state(ctx: CaseContext) -> str | None:

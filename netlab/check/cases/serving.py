@@ -163,5 +163,4 @@ async def case_close_on_eof(ctx: CaseContext) -> Verdict:
                     f"the client is done: close the connection (and stop reading)")
 
 
-
 __all__ = ["case"]
