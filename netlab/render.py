@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
     from .check import CheckReport
     from .check.grading import GradeRow, Score
+    from .check.listing import CaseEntry
     from .results import ResultTable
     from .experiments.compare import CompareSettings, TransportResult
     from .experiments.relay import Relay
@@ -571,6 +572,14 @@ def check_notes(console: Console, reports: Sequence[CheckReport]) -> None:
             console.print(f"cleaned up: {who}{line}", highlight=False, markup=False)
 
 
+def check_cases(console: Console, entries: Sequence[CaseEntry]) -> None:
+    """``netlab check --list``: every case, its id, what it checks and where it applies."""
+    console.print(table([Column("case", wrap=False), Column("what it checks", wrap=True),
+                         Column("where it applies", wrap=True)],
+                        ([entry.id, entry.checks, entry.applies] for entry in entries),
+                        title="netlab check: every case, in the order they run (servers, then clients)"))
+
+
 def check_grades(console: Console, rows: Sequence[GradeRow]) -> None:
     """One row per submission, in the order graded: its score out of the same maximum for
     everyone, each failed case with a short reason, and the ids that warned."""
@@ -582,7 +591,7 @@ def check_grades(console: Console, rows: Sequence[GradeRow]) -> None:
         title="netlab check: one row per submission"))
 
 
-__all__ = ["PLAIN_WIDTH", "Column", "FitTable", "bench", "bits_per_second", "check_grades", "check_notes",
+__all__ = ["PLAIN_WIDTH", "Column", "FitTable", "bench", "bits_per_second", "check_cases", "check_grades", "check_notes",
            "check_report", "check_summary", "compare", "console", "constants", "dash", "explanation", "host",
            "kernel_compare", "prefixes", "raw_data", "raw_listened", "raw_received", "raw_summary", "relay_summary",
            "relaying", "resolution", "result_table", "serving", "table", "transports", "yes_no"]

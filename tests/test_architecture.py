@@ -30,15 +30,11 @@ MAX_LINES = 600
 #: modules over MAX_LINES that other parts of issue 20 are splitting now (paths under
 #: netlab/); the integrator empties this list
 STILL_SPLITTING: dict[str, str] = {
-    "check/cases.py": "issue 20 item 4: the framework apart from the cases",
 }
 
 #: imports that close a cycle today, outside netlab/server and netlab/client.py, each with
 #: why (importer, imported); the integrator empties this list
 KNOWN_CYCLES: dict[tuple[str, str], str] = {
-    ("netlab.check.cases", "netlab.check.reach"):
-        "reach needs the case module's foundation types; cases imports reach in function bodies "
-        "(issue 20 item 4 moves the foundation out)",
 }
 
 

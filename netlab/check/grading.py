@@ -51,9 +51,10 @@ from pathlib import Path
 
 from ..errors import OutputError, UsageError
 from ..transports.oserrors import missing_directory
-from .cases import CASES, Outcome
+from .cases import CASES
 from .client import CLIENT_CASES
 from .report import CheckReport, printable
+from .settings import Outcome
 
 #: where Gradescope shows a test to students
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")

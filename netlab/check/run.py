@@ -28,11 +28,16 @@ import trio
 from ..errors import UsageError
 from ..transports import Address, parse_address
 from . import isolate, procnet
-from .cases import Case, CaseContext, CheckSettings, Outcome, program_state, select_cases, sum_exchange
+from .cases import select_cases
+from .context import CaseContext
+from .exchange import sum_exchange
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES, RequestFormat
 from .procnet import ListeningSocket
 from .program import Program
+from .registry import Case, evaluate_skip
 from .report import CaseResult, CheckReport
+from .settings import CheckSettings, Outcome
+from .wording import program_state
 from .usage import check_usage
 
 #: progress(what, done, total): called before each case
@@ -219,7 +224,7 @@ class _Run:
         return (f"understood none of the request formats tried ({', '.join(repr(t) for t in AUTO_FORMATS)}); "
                 f"cases use {self.fmt}")
 
-    async def run_case(self, case: Case) -> CaseResult:
+    async def run_case(self, case: Case[CaseContext]) -> CaseResult:
         started = trio.current_time()
         ready = await self.ready()
         if isinstance(ready, str):
@@ -230,8 +235,12 @@ class _Run:
         ctx.deadline = trio.current_time() + own
         outcome: Outcome = "fail"
         detail = ""
+        skip = evaluate_skip(case, ctx)  # where it applies is decided before it runs
         with trio.move_on_at(ctx.deadline + HARD_MARGIN) as scope:
-            outcome, detail = await case.run(ctx)
+            if skip is not None:
+                outcome, detail = "skip", skip
+            else:
+                outcome, detail = await case.run(ctx)
         if scope.cancelled_caught:
             outcome, detail = "fail", f"no verdict within the case's hard deadline ({own:g} s): the server never answered"
         state = await self.settled(ctx)

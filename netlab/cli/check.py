@@ -12,10 +12,11 @@ import typer
 from rich.progress import Progress
 
 from .. import render
+from ..errors import UsageError
 from ..output import Outputs
 from ..transports import Address
 from . import common
-from .common import address_value, app, escaped_bytes, print_json, wrote
+from .common import address_value, app, emit, escaped_bytes, print_json, wrote
 
 _CHECK = "Checking"
 _GRADING = "Grading"
@@ -70,6 +71,8 @@ def check(
                                                   "(as root, or in a user namespace) and test reach.interfaces "
                                                   "from a second one; off: on the host")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON instead of a table")] = False,
+    list_cases: Annotated[bool, typer.Option("--list", help="list every case (id, what it checks, where it "
+                                                           "applies) and exit")] = False,
     junit_file: Annotated[Optional[Path], typer.Option("--junit", metavar="FILE", rich_help_panel=_GRADING,
                                                        help="also write the report as JUnit XML")] = None,
     rubric_file: Annotated[Optional[Path], typer.Option(
@@ -86,7 +89,14 @@ def check(
 ) -> None:
     """Check anyone's echo or sum server (or client): a report per case, with the likely cause
     and fix of each failure. Exit 0 if no case failed, 1 if one did."""
-    from ..check import CheckSettings, check_client, check_server, check_usage, grade, junit
+    from ..check import CheckSettings, case_list, check_client, check_server, check_usage, grade, junit
+    if list_cases:
+        if targets or run is not None or client is not None:
+            raise UsageError("--list goes alone (or with --json): it lists every case")
+        listing = case_list()
+        emit(as_json, lambda: {"cases": [entry.as_json() for entry in listing]},
+             partial(render.check_cases, common.out, listing))
+        return
     from ..check.grading import (Rubric, grade_rows, gradescope, gradescope_targets, grades_csv, grades_json,
                                 known_cases, scored_json)
     from ..check.run import request_format
