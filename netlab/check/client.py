@@ -307,9 +307,8 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
     if settings.only:
         cases = [c for c in cases if c.id in settings.only or c.group in settings.only]
     report = CheckReport(command, settings.service, "client", None)
-    listening = await transport.listen(address)
-    async with listening:
-        ref = reference(listening, settings.service, _slow(settings), _pause(settings))
+    ref = await reference(address, settings.service, _slow(settings), _pause(settings))
+    async with ref.listening:
         for i, case in enumerate(cases):
             if progress is not None:
                 progress(case.id, i, len(cases))

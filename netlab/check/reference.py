@@ -28,7 +28,8 @@ from ..server.unfinished import HINT_AFTER
 from ..services.lenient import NotTwoNumbers, two_numbers
 from ..services.sum import SumError, add
 from ..transports import (
-    Connection, DatagramEndpoint, Listeners, Listening, receive_data, send_data, socket_of,
+    Address, Connection, DatagramEndpoint, Listeners, Listening, get_transport, listen_connections, listen_datagrams,
+    receive_data, send_data, socket_of,
 )
 from ..transports.base import Peer
 from .judge import numbers_in
@@ -279,7 +280,8 @@ class Reference(abc.ABC):
     """The reference server on its listening socket (`reference` makes one), serving one
     case at a time: `serve` until cancelled."""
 
-    def __init__(self, service: str, slow: float, pause: float) -> None:
+    def __init__(self, listening: Listening, service: str, slow: float, pause: float) -> None:
+        self.listening: Listening = listening  # what the caller closes when the check is over
         self.service, self.slow, self.pause = service, slow, pause
 
     @abc.abstractmethod
@@ -289,14 +291,14 @@ class Reference(abc.ABC):
 
 
 class _Connections(Reference):
-    def __init__(self, listening: Listeners[Connection], service: str, slow: float, pause: float) -> None:
-        super().__init__(service, slow, pause)
-        self.listening = listening
+    def __init__(self, listeners: Listeners[Connection], service: str, slow: float, pause: float) -> None:
+        super().__init__(listeners, service, slow, pause)
+        self.listeners = listeners
 
     async def serve(self, reply_with: ReplyWith, seen: _Seen, *, line: bool = False) -> None:
         async with trio.open_nursery() as nursery:
             while True:
-                conn = await self.listening.listeners[0].accept()
+                conn = await self.listeners.listeners[0].accept()
                 nursery.start_soon(self._serve_connection, conn, reply_with, seen, line)
 
     async def _serve_connection(self, conn: Connection, reply_with: ReplyWith, seen: _Seen, line: bool) -> None:
@@ -313,7 +315,7 @@ class _Connections(Reference):
 
 class _Datagrams(Reference):
     def __init__(self, endpoint: DatagramEndpoint, service: str, slow: float, pause: float) -> None:
-        super().__init__(service, slow, pause)
+        super().__init__(endpoint, service, slow, pause)
         self.endpoint = endpoint
 
     async def serve(self, reply_with: ReplyWith, seen: _Seen, *, line: bool = False) -> None:
@@ -328,14 +330,13 @@ class _Datagrams(Reference):
                 await reply_with(_DatagramReply(self.endpoint, answer, message.peer, seen, self.slow, nursery))
 
 
-def reference(listening: Listening, service: str, slow: float, pause: float) -> Reference:
-    """The reference server on `listening`: connections (stream and seqpacket kinds) or
-    datagrams, chosen once here, by the contract `Transport.listen` gave."""
-    if isinstance(listening, DatagramEndpoint):
-        return _Datagrams(listening, service, slow, pause)
-    if isinstance(listening, Listeners):
-        return _Connections(listening, service, slow, pause)
-    raise TypeError(f"cannot serve from {listening!r}: neither Listeners nor a DatagramEndpoint")
+async def reference(address: Address, service: str, slow: float, pause: float) -> Reference:
+    """The reference server at `address`: connections (stream and seqpacket kinds) or
+    datagrams, chosen once here by what the transport declares (`connected`); the transports'
+    narrowing openers hand over the matching contract. The caller closes `.listening`."""
+    if get_transport(address.scheme).connected:
+        return _Connections(await listen_connections(address), service, slow, pause)
+    return _Datagrams(await listen_datagrams(address), service, slow, pause)
 
 
 __all__ = ["QUIET", "UNFINISHED", "Reference", "Reply", "ReplyWith", "reference"]
