@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from netlab.bench.core import (  # noqa: E402
     BenchResult, BenchSettings, planned_runs, plot, report, run_bench, tables, target_text,
 )
-from netlab.experiments.base import ResultTable  # noqa: E402
+from netlab.results import ResultTable  # noqa: E402
 
 BEFORE = "dd2a927"  # the server as it was before the hot-path changes (issue 7)
 
@@ -365,7 +365,7 @@ run, never absolute figures across runs**, and read the min–max spreads.
   **minimal trio** server (`serve_listeners` + `async for data in stream: send_all`, the
   cost floor for trio), an **asyncio** server (protocol callbacks) and a **threads** server
   (blocking sockets, a thread per connection). For `stream` on TCP, **iperf3** too.
-* One load generator (`netlab/bench/loadgen.py`) drives them all, a process of its own,
+* One load generator (`netlab/bench/loadgen/`) drives them all, a process of its own,
   started afresh for every measurement: plain blocking sockets for one connection, one
   epoll loop for more, a preallocated request and a reused receive buffer. It reads its
   own CPU time and the server's (`/proc/PID/stat`) at the edges of the measured window.

@@ -1,4 +1,4 @@
-"""netlab's exceptions, and the one place where OS errors become netlab errors.
+"""netlab's exceptions and the exit codes they mean: nothing else.
 
 The tree::
 
@@ -33,22 +33,18 @@ Exit codes come from this tree, nowhere else: `exit_code` maps a `UsageError` to
 other `NetlabError` to 1, and an interruption (Ctrl-C, `Interrupted`) to 130. Each message
 names the address involved and, where the OS error is cryptic, what it means in practice.
 
-This module imports only the standard library's ``errno`` at its top, so that the sans-IO
-services can raise netlab errors without loading trio or socket; the translation below
-imports them when it runs.
+This module imports nothing but the standard library's ``typing``, so that the sans-IO
+services can raise netlab errors without loading trio or socket.
 
-OS errors are translated in exactly one place, `translate_os_errors`, a context manager
-the transports wrap around their socket calls. It also unwraps trio's
-`BrokenResourceError`, whose ``__cause__`` holds the OSError that broke the stream, and
-the ``UnicodeError`` that ``getaddrinfo`` raises for a host name IDNA cannot encode (a
-label over 63 characters, an empty label). Code that reports a failure as a fact instead
-of raising it (``netlab host``) gets the same words from `describe_os_error`.
+OS errors become these errors in one place beside the transports,
+`netlab.transports.oserrors.translate_os_errors` (``netlab.transports.translate_os_errors``
+above them), which words each from the transport the address belongs to, never from the
+address's text.
 """
 
 from __future__ import annotations
 
-import errno
-from typing import ClassVar, Literal, cast
+from typing import ClassVar, cast
 
 __all__ = [
     "NetlabError",
@@ -74,9 +70,6 @@ __all__ = [
     "Interrupted",
     "exit_code",
     "netlab_error",
-    "translate_os_errors",
-    "describe_os_error",
-    "missing_directory",
 ]
 
 
@@ -135,11 +128,11 @@ class AddressUnavailableError(TransportError):
     pass
 
 
-class ConnectionRefusedError(TransportError):  # noqa: A001 - deliberately netlab's own
+class ConnectionRefusedError(TransportError):  # deliberately netlab's own, shadowing the builtin
     pass
 
 
-class ConnectionResetError(TransportError):  # noqa: A001
+class ConnectionResetError(TransportError):  # netlab's own, as above
     pass
 
 
@@ -147,7 +140,7 @@ class MessageTooLargeError(TransportError):
     pass
 
 
-class TimeoutError(TransportError):  # noqa: A001
+class TimeoutError(TransportError):  # netlab's own, as above
     pass
 
 
@@ -199,135 +192,3 @@ def exit_code(exc: BaseException) -> int | None:
         return 130
     error = netlab_error(exc)
     return None if error is None else error.exit_code
-
-
-def missing_directory(path: str) -> str | None:
-    """Why no file can be made at `path` for want of its directory, naming the first part of
-    the path that is missing (or is not a directory); None when its directory is there."""
-    import os
-
-    parent = os.path.dirname(path) or "."
-    if os.path.isdir(parent):
-        return None
-    first_missing, above = None, parent
-    while not os.path.lexists(above):
-        first_missing, up = above, os.path.dirname(above)
-        if not up or up == above:
-            break
-        above = up
-    if os.path.lexists(above) and not os.path.isdir(above):
-        return f"{above} is not a directory"
-    if first_missing is None or first_missing == parent:
-        return f"directory {parent} does not exist"
-    return f"directory {first_missing} does not exist (nor {parent} in it)"
-
-
-def _loopback_hint(where: object) -> str:
-    """For "refused" from an inet address that is not loopback: the server may listen on
-    loopback only, which no other address reaches. Empty for loopback and non-inet targets."""
-    import ipaddress
-
-    host, port, scheme = (getattr(where, name, None) for name in ("host", "port", "scheme"))
-    if not isinstance(host, str) or host in ("localhost", "*"):
-        return ""
-    try:
-        if ipaddress.ip_address(host.partition("%")[0]).is_loopback:
-            return ""
-        every = "[::]" if ":" in host else "0.0.0.0"
-    except ValueError:  # a host name: it may name this machine's or another's outside address
-        every = "0.0.0.0"
-    return (f"; if the server listens on loopback only (127.0.0.1, ::1, or no host: {scheme}:{port}), it cannot "
-            f"be reached at {host}: serve on every interface with {scheme}:{every}:{port} (then anyone who can "
-            f"reach that machine can connect)")
-
-
-def _describe(exc: OSError, what: str, op: str, where: object = None) -> TransportError:
-    """Map one OSError to the netlab error that explains it. `what` is the address text,
-    `where` the address itself when there is one (its host or path sharpens the message)."""
-    import socket  # here, not at the top: the sans-IO services import this module
-
-    code = exc.errno
-    reason = exc.strerror or str(exc)
-    if isinstance(exc, socket.gaierror):
-        hint = ""
-        if code == socket.EAI_SERVICE:
-            hint = " (no such service name for this socket type in /etc/services)"
-        return ResolveError(f"cannot resolve {what}: {reason}{hint}", errno=code)
-    if code == errno.EADDRINUSE:
-        return AddressInUseError(f"cannot bind {what}: address already in use", errno=code)
-    if code in (errno.EACCES, errno.EPERM):
-        hint = ""
-        if op == "bind" and ("tcp" in what or "udp" in what):
-            hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-        return PermissionDeniedError(f"cannot {op} {what}: permission denied{hint}", errno=code)
-    if code == errno.EADDRNOTAVAIL:
-        return AddressUnavailableError(
-            f"cannot {op} {what}: that address is not available on this machine", errno=code
-        )
-    if code == errno.ECONNREFUSED:
-        if what.startswith("udp"):
-            why = "port unreachable (ICMP): nothing is listening there"
-        else:
-            why = "nothing is listening there"
-        return ConnectionRefusedError(f"connection refused by {what}: {why}{_loopback_hint(where)}", errno=code)
-    path = getattr(where, "path", None)
-    if code in (errno.ENOENT, errno.ENOTDIR) and (isinstance(path, str) or what.startswith("unix")):
-        missing = missing_directory(path) if isinstance(path, str) else None
-        error = ConnectionRefusedError if op in ("connect to", "send to") else TransportError
-        if missing is not None:
-            return error(f"cannot {op} {what}: {missing}", errno=code)
-        return error(f"cannot {op} {what}: no such socket file (is the server running?)", errno=code)
-    if code in (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN):
-        return ConnectionResetError(f"connection to {what} was reset by the peer", errno=code)
-    if code == errno.EMSGSIZE:
-        return MessageTooLargeError(f"datagram too large for {what}: {reason}", errno=code)
-    if code in (errno.ETIMEDOUT,):
-        return TimeoutError(f"{op} {what} timed out", errno=code)
-    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        return ConnectionRefusedError(f"cannot {op} {what}: {reason}", errno=code)
-    return TransportError(f"cannot {op} {what}: {reason}", errno=code)
-
-
-def describe_os_error(exc: OSError, what: object, op: str) -> TransportError:
-    """The netlab error that explains `exc` (without raising it): same words as `translate_os_errors`."""
-    return _describe(exc, str(what), op, what)
-
-
-class translate_os_errors:  # noqa: N801 - used like a function: ``with translate_os_errors(...)``
-    """Run a block of socket calls; re-raise OS errors as netlab errors naming `what`.
-
-    `what` is usually an `Address` (its canonical text is used); `op` is the verb for the
-    message ("bind", "connect", "send to", "receive from").
-
-    A class rather than a generator-based context manager: it wraps every datagram a
-    server receives, and entering and leaving this costs a third of what a
-    ``@contextlib.contextmanager`` does.
-    """
-
-    __slots__ = ("what", "op")
-
-    def __init__(self, what: object, op: str) -> None:
-        self.what = what
-        self.op = op
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, etype: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> Literal[False]:
-        if exc is None or isinstance(exc, NetlabError):
-            return False
-        import trio  # loaded already by whoever makes socket calls; a dict lookup from here
-
-        if isinstance(exc, trio.BrokenResourceError):
-            cause = exc.__cause__
-            if isinstance(cause, OSError):
-                raise _describe(cause, str(self.what), self.op, self.what) from exc
-            raise ConnectionResetError(f"connection to {self.what} is broken") from exc
-        if isinstance(exc, OSError):
-            raise _describe(exc, str(self.what), self.op, self.what) from exc
-        if isinstance(exc, UnicodeError) and self.op == "resolve":
-            # getaddrinfo IDNA-encodes host names before asking the resolver
-            raise ResolveError(f"cannot resolve {self.what}: not a valid host name "
-                               f"(each dot-separated label must be 1 to 63 characters)") from exc
-        return False

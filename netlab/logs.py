@@ -12,6 +12,8 @@ loggers themselves (so they work with any handler, the CLI's or pytest's):
 * `AcceptErrorSummary`, on trio's ``serve_listeners`` logger: an accept that fails for
   lack of file descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM) logs one line, without the
   traceback, per episode; an episode ends when no such failure came for a second.
+
+Both read `time.monotonic` unless given another ``clock`` (a test's fake one).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from collections.abc import Callable
 
 #: seconds a kind of record is summarised over
 WINDOW = 10.0
@@ -29,9 +32,10 @@ RATE_LIMITED = "netlab_rate_limited"
 class RepeatSummary(logging.Filter):
     """Let one record of each kind through per `window` seconds; count the rest, and say so."""
 
-    def __init__(self, window: float = WINDOW) -> None:
+    def __init__(self, window: float = WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.window = window
+        self.clock = clock
         # kind -> (when the one let through was, records held back since)
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
@@ -42,7 +46,7 @@ class RepeatSummary(logging.Filter):
         if getattr(record, RATE_LIMITED, False):
             return True
         kind = (record.name, record.levelno, str(record.msg))
-        now = time.monotonic()
+        now = self.clock()
         shown, held = self._seen.get(kind, (-self.window, 0))
         if now - shown < self.window:
             self._seen[kind] = (shown, held + 1)
@@ -63,16 +67,17 @@ class AcceptErrorSummary(logging.Filter):
     0.1 s: while out of file descriptors, that is ten tracebacks a second. One line per
     episode instead."""
 
-    def __init__(self, gap: float = 1.0) -> None:
+    def __init__(self, gap: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.gap = gap
+        self.clock = clock
         self._last = -gap
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if not isinstance(exc, OSError) or exc.errno not in _OUT_OF_DESCRIPTORS:
             return True
-        now = time.monotonic()
+        now = self.clock()
         first = now - self._last > self.gap
         self._last = now
         if not first:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import OutputError, UsageError, missing_directory
+from .errors import OutputError, UsageError
+from .transports.oserrors import missing_directory
 
 #: what ``--plot`` can write: the formats matplotlib's Agg backend saves without a LaTeX
 #: install (tests/test_cli_conventions.py checks each against matplotlib itself)

@@ -3,6 +3,8 @@
 Every table the CLI prints is made by `table` (rich). The views below take the console to
 print on (the CLI's, which tests replace) and a result from the library; they decide
 layout only: every figure and every sentence of conclusion comes from the library.
+`netlab check`'s views are `netlab.check.view`'s, and `netlab trace`'s `netlab.trace.view`'s,
+on the same tables.
 """
 
 from __future__ import annotations
@@ -23,14 +25,12 @@ from rich.text import Text
 
 if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
-    from .check import CheckReport
-    from .check.grading import GradeRow, Score
-    from .experiments.base import ResultTable
+    from .results import ResultTable
     from .experiments.compare import CompareSettings, TransportResult
     from .experiments.relay import Relay
     from .explore import ConstantsTable, Explanation, HostInfo, RawEvent, RawResult, Resolution
     from .explore.explain import Fact
-    from .runner import Limits, Server
+    from .server import Limits, Server
     from .transports import Address, Transport
 
 
@@ -545,57 +545,7 @@ def raw_listened(event: RawEvent, *, hexdump: bool) -> None:
         print(f"{who} {event.detail}", flush=True)
 
 
-__all__ = ["Column", "bench", "compare", "constants", "dash", "explanation", "host", "kernel_compare", "prefixes",
-           "raw_data", "raw_listened", "raw_received", "raw_summary", "relay_summary", "relaying", "resolution",
-           "result_table", "serving", "table", "transports", "yes_no"]
-
-
-# -- netlab check ------------------------------------------------------------------------------
-
-
-
-def check_summary(report: CheckReport) -> str:
-    summary = report.summary
-    warnings = "warning" if summary["warn"] == 1 else "warnings"
-    return (f"{summary['pass']} passed, {summary['fail']} failed, {summary['warn']} {warnings}, "
-            f"{summary['skip']} skipped")
-
-
-def check_report(console: Console, report: CheckReport, score: Score | None = None) -> None:
-    """One row per case: its id, the outcome, the points it earned, and the sentence saying
-    what happened."""
-    points = {c.id: f"{c.points:g}/{c.max_points:g}" for c in score.cases} if score is not None else {}
-    columns = [Column("case", wrap=False), Column("result", wrap=False)]
-    if score is not None:
-        columns.append(Column("points", right=True, wrap=False))
-    columns.append(Column("what happened", wrap=True))
-    console.print(table(columns,
-                        ([case.id, case.outcome, *([points.get(case.id, "-")] if score is not None else []),
-                          case.detail] for case in report.cases),
-                        title=f"netlab check {report.service} ({report.profile} profile): {report.target}"))
-    if report.request is not None:
-        console.print(f"requests written as {report.request}", highlight=False, markup=False)
-    console.print(check_summary(report) + (f"; score {score.text()}" if score is not None else ""), highlight=False)
-    check_notes(console, [report])
-
-
-def check_notes(console: Console, reports: Sequence[CheckReport]) -> None:
-    """How the programs ran (isolated or not), and what netlab cleaned up after each."""
-    notes = sorted({r.isolation for r in reports if r.isolation})
-    for note in notes:
-        console.print(note, highlight=False, markup=False)
-    for report in reports:
-        for line in report.cleanup:
-            who = f"{report.target}: " if len(reports) > 1 else ""
-            console.print(f"cleaned up: {who}{line}", highlight=False, markup=False)
-
-
-def check_grades(console: Console, rows: Sequence[GradeRow]) -> None:
-    """One row per submission, in the order graded: its score out of the same maximum for
-    everyone, each failed case with a short reason, and the ids that warned."""
-    console.print(table(
-        [Column("submission", wrap=True), Column("score", right=True, wrap=False), Column("failed", wrap=True),
-         Column("warnings", wrap=True)],
-        ([row.submission, row.score.text(), dash("\n".join(f"{case_id}: {reason}" for case_id, reason in row.failed)),
-          dash(", ".join(row.warned))] for row in rows),
-        title="netlab check: one row per submission"))
+__all__ = ["PLAIN_WIDTH", "Column", "FitTable", "bench", "bits_per_second", "compare", "console", "constants", "dash",
+           "explanation", "host", "kernel_compare", "prefixes", "raw_data", "raw_listened", "raw_received",
+           "raw_summary", "relay_summary", "relaying", "resolution", "result_table", "serving", "table", "transports",
+           "yes_no"]

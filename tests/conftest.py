@@ -2,8 +2,8 @@
 
 This is the ONE place that parametrizes over transports. Every test that asks for
 `transport_name` (directly, or through `make_address` / `start_server`) runs once per
-socket variant in `netlab.transports.COMPARE_SCHEMES`; a new transport joins the whole
-suite by adding one entry there.
+socket variant in `netlab.transports.COMPARE_SCHEMES` (the registry's transports that declare a
+`compare_address`); a new transport joins the whole suite by its one registry line.
 
 A test narrows the set with a marker instead of a second parameter list::
 
@@ -24,22 +24,32 @@ one in front of `echo_server`::
     async def test_something(relay: Relay, echo_server: Server) -> None:
         async with open_client(relay.address, "echo") as client: ...
 
+Tests that start a process (a ``netlab`` child, a student's program, ``unshare``, a
+``pytester`` run) carry ``@pytest.mark.process`` (or ``pytestmark`` for a whole module):
+``make test-quick`` leaves them out (``-m "not process"``), ``make test`` runs them all. An
+unmarked test that starts one fails, saying so (`_processes_only_where_marked`), so the
+quick run stays what it claims to be.
+
 Hypothesis runs under a profile chosen with the ``HYPOTHESIS_PROFILE`` environment
 variable: ``ci`` (the default: a bounded number of examples, so the suite stays fast),
-``dev`` (more), ``soak`` (many more, for a long run). Property tests take their example
-count from the profile, never from a fixed number of their own, except where a test asks
-for at least some number (``max(1000, settings.default.max_examples)``).
+``quick`` (fewer: ``make test-quick``), ``dev`` (more), ``soak`` (many more, for a long
+run). Property tests take their example count from the profile, never from a fixed number
+of their own, except where a test asks for at least some number
+(``max(1000, settings.default.max_examples)``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import os
 import signal
 import subprocess
+import _posixsubprocess
 import sys
+import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -54,8 +64,10 @@ from netlab.runner import Limits, Server
 from netlab.services import Service
 from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport, parse_address
 
+from heap import Heap
 from helpers import LogWatch
 
+settings.register_profile("quick", max_examples=50, deadline=None)
 settings.register_profile("ci", max_examples=300, deadline=None)
 settings.register_profile("dev", max_examples=2_000, deadline=None)
 settings.register_profile("soak", max_examples=50_000, deadline=None,
@@ -73,8 +85,8 @@ TRANSPORT_NAMES: list[str] = list(COMPARE_SCHEMES)
 
 
 def transport_of(name: str) -> Transport:
-    """The transport behind a COMPARE_SCHEMES entry (its template's scheme)."""
-    return get_transport(COMPARE_SCHEMES[name].partition(":")[0])
+    """The transport behind a COMPARE_SCHEMES entry."""
+    return get_transport(name)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -84,6 +96,56 @@ def pytest_configure(config: pytest.Config) -> None:
         "kind ('stream'/'datagram'/'seqpacket', or a tuple of them), target ('inet'/'unix'), and/or "
         "that keep message boundaries",
     )
+
+
+class UnmarkedProcessError(BaseException):
+    """A test not marked ``process`` started one. A BaseException, so that no handler in the
+    code under test takes it for an ordinary failure to start a program."""
+
+
+#: what an unmarked test tried to start, for its report
+_STARTED = pytest.StashKey[list[str]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """While a test not marked ``process`` runs (its fixtures too, whatever their scope),
+    starting a process (subprocess, fork, posix_spawn) raises `UnmarkedProcessError`:
+    ``make test-quick`` runs exactly the unmarked tests, and they start none."""
+    if item.get_closest_marker("process") is not None:
+        return (yield)
+    started = item.stash[_STARTED] = []
+
+    def refuse(what: str) -> Callable[..., object]:
+        def refused(*args: object, **kwargs: object) -> object:
+            started.append(what)
+            raise UnmarkedProcessError(
+                f"{item.nodeid} starts a process ({what}) but is not marked @pytest.mark.process: "
+                f"mark it, so that `make test-quick` leaves it out")
+        return refused
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(subprocess.Popen, "_execute_child", refuse("subprocess"))
+    patch.setattr(_posixsubprocess, "fork_exec", refuse("fork_exec"))
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp"):
+        if hasattr(os, name):
+            patch.setattr(os, name, refuse(f"os.{name}"))
+    try:
+        return (yield)
+    finally:
+        patch.undo()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A test that tried to start a process fails, even where the code under test caught the error."""
+    report: pytest.TestReport = yield
+    started = item.stash.get(_STARTED, None)
+    if started and report.passed and report.when == "call":
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} tried to start a process ({', '.join(started)}) but is not marked "
+                           f"@pytest.mark.process: mark it, so that `make test-quick` leaves it out")
+    return report
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -168,6 +230,16 @@ def server_log() -> Iterator[LogWatch]:
     finally:
         logger.removeHandler(watch)
         logger.setLevel(level)
+
+
+@pytest.fixture
+def heap() -> Iterator[Heap]:
+    """Measures of the netlab-attributed Python heap (`heap.Heap`); tracing stops afterwards."""
+    try:
+        yield Heap()
+    finally:
+        tracemalloc.stop()
+        gc.unfreeze()
 
 
 StartRelay = Callable[..., Awaitable[Relay]]

@@ -5,10 +5,14 @@ Import them by name: ``from helpers import table_rows, within_binomial``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random
 import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import trio
 from typer.testing import CliRunner
@@ -16,6 +20,50 @@ from typer.testing import CliRunner
 from netlab.cli import app
 from netlab.runner import Client
 from netlab.transports import COMPARE_SCHEMES, Connection, MessageChannel, Transport, receive_data, send_data
+
+
+T = TypeVar("T")
+
+#: how long `eventually` waits by default: generous, since the machine may be loaded; a
+#: deadline for a test that is stuck, never a measure of speed
+EVENTUALLY = 10.0
+
+
+def _described(condition: Callable[[], object], what: str | None) -> str:
+    if what:
+        return what
+    try:
+        return inspect.getsource(condition).strip()
+    except (OSError, TypeError):
+        return repr(condition)
+
+
+async def eventually(condition: Callable[[], T], *, timeout: float = EVENTUALLY, interval: float = 0.01,
+                     what: str | None = None) -> T:
+    """Wait until `condition()` is true and return what it returned: checked at once, then
+    every `interval` s, for at most `timeout` s (trio's clock: under a fake clock no time
+    passes). Fails naming `what` (by default the condition's source) if it never comes::
+
+        await eventually(lambda: server.stats.active == 0)
+
+    For a counter the code under test moves, where nothing else can be waited on; wait for
+    an event (a reply, a log record: `LogWatch.wait_for`) where there is one."""
+    with trio.move_on_after(timeout):
+        while not (value := condition()):
+            await trio.sleep(interval)
+        return value
+    raise AssertionError(f"not so within {timeout:g} s: {_described(condition, what)}")
+
+
+def eventually_blocking(condition: Callable[[], T], *, timeout: float = EVENTUALLY, interval: float = 0.05,
+                        what: str | None = None) -> T:
+    """`eventually` outside trio (a test of processes): blocks, polling every `interval` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not so within {timeout:g} s: {_described(condition, what)}")
+        time.sleep(interval)
+    return value
 
 
 def payload(size: int) -> bytes:

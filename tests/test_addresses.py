@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from netlab.errors import AddressError
-from netlab.transports import TRANSPORTS, Address, parse_address
+from netlab.transports import TRANSPORTS, Address, get_transport, parse_address
 from netlab.transports.addresses import UNIX_PATH_MAX, bound_address, format_sockaddr
 
 
@@ -132,7 +132,7 @@ def test_fields() -> None:
     assert parse_address("unix:%40x").path == "@x"  # a file named @x, not an abstract name
     assert parse_address("tcp:127.0.0.1:1").with_port(5).port == 5
     assert parse_address(path) is path
-    assert path.transport is TRANSPORTS["unix"]
+    assert get_transport(path.scheme) is TRANSPORTS["unix"]
 
 
 def test_unix_path_length_limit() -> None:

@@ -11,6 +11,7 @@ import hashlib
 import random
 import socket
 from collections import defaultdict
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from netlab.experiments.impair import DatagramImpairer, Impairments, StreamImpai
 from netlab.experiments.relay import run_relay
 from netlab.runner import serve
 from netlab.transports import listen_datagrams, open_pair, parse_address
-from netlab.transports.base import BATCH, MessageStream
+from netlab.transports import MessageStream
+from netlab.transports.base import BATCH
+
+from helpers import eventually
 
 TIMEOUT = 10
 
@@ -81,9 +85,7 @@ async def test_a_batch_waits_for_the_first_datagram_then_returns_it_at_once(netl
         with unix_client(f"{netlab_dir}/w.sock") as client:
             client.send(b"one")
             client.send(b"two")
-            with trio.fail_after(TIMEOUT):
-                while not result:
-                    await trio.sleep(0.001)
+            await eventually(lambda: result, interval=0.001)
         assert result == [1]  # it had to wait: the one that woke it comes back at once
         assert [m.data for m in await endpoint.receive_batch()] == [b"two"]
         # a batch that did not have to wait still checkpoints: cancellation gets in
@@ -130,22 +132,30 @@ async def test_a_datagram_server_answers_every_datagram_of_a_burst_in_order(
     with trio.fail_after(TIMEOUT):
         for i in range(per_client):
             for k, c in enumerate(clients):
-                while True:  # a unix sender waits when the queue is full: it never loses
-                    try:
-                        c.send(b"%d" % i)
-                        break
-                    except BlockingIOError:
-                        await trio.sleep(0.001)
-                        _drain(clients, replies)
+                # a unix sender waits when the queue is full: it never loses
+                await eventually(partial(_sent, c, b"%d" % i, lambda: _drain(clients, replies)), interval=0.001)
             if i % 50 == 0:
                 _drain(clients, replies)
-        while sum(len(v) for v in replies.values()) < 4 * per_client:
-            await trio.sleep(0.001)
-            _drain(clients, replies)
+
+    def all_answered() -> bool:
+        _drain(clients, replies)
+        return sum(len(v) for v in replies.values()) >= 4 * per_client
+
+    await eventually(all_answered, interval=0.001)
     assert all(replies[k] == list(range(per_client)) for k in range(4))
     assert server.stats.datagrams == 4 * per_client and server.stats.reply_failures == 0
     for c in clients:
         c.close()
+
+
+def _sent(sock: socket.socket, data: bytes, meanwhile: Callable[[], None]) -> bool:
+    """Send `data` if the receiver's queue has room; else do `meanwhile` and say False."""
+    try:
+        sock.send(data)
+    except BlockingIOError:
+        meanwhile()
+        return False
+    return True
 
 
 def _drain(clients: list[socket.socket], replies: dict[int, list[int]]) -> None:
@@ -177,19 +187,11 @@ async def test_the_relay_passes_all_of_a_burst_from_a_plain_peer(nursery: trio.N
 
     with client, trio.fail_after(TIMEOUT):
         for i in range(n):
-            while True:
-                try:
-                    client.send(b"%d" % i)
-                    break
-                except BlockingIOError:
-                    drain()
-                    await trio.sleep(0.001)
+            await eventually(partial(_sent, client, b"%d" % i, drain), interval=0.001)
             if i % 100 == 0:
                 drain()
                 await trio.sleep(0)
-        while len(got) < n:
-            await trio.sleep(0.001)
-            drain()
+        await eventually(lambda: drain() or len(got) >= n, interval=0.001)
     assert got == list(range(n))
     fwd, back = relay.stats.forward, relay.stats.backward
     assert fwd.received == fwd.passed == back.received == back.passed == n

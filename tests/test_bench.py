@@ -24,7 +24,7 @@ from netlab.bench import core
 from netlab.bench.core import BenchSettings, planned_runs, report, run_bench, tables
 from netlab.cli import app
 from netlab.errors import BenchError
-from netlab.transports import COMPARE_SCHEMES, parse_address
+from netlab.transports import COMPARE_SCHEMES, get_transport, parse_address
 
 QUICK = {"duration": 0.1, "warmup": 0.02, "repeats": 1, "baselines": ("trio",)}
 BASELINES = Path(__file__).resolve().parent.parent / "benchmarks" / "baselines"
@@ -60,6 +60,7 @@ def pingpong() -> core.BenchResult:
     return quick("pingpong", ("tcp", "udp", "unix-seq"), repeats=2)
 
 
+@pytest.mark.process
 def test_pingpong_counts_match_histograms_and_ratios_pair_repeats(pingpong: core.BenchResult) -> None:
     result = pingpong
     check_latency_rows(result, "pingpong")
@@ -81,6 +82,7 @@ def test_pingpong_counts_match_histograms_and_ratios_pair_repeats(pingpong: core
     assert ("trio_floor", "tcp") in targets and ("trio_floor", "unix-seq") in targets
 
 
+@pytest.mark.process
 def test_environment_is_recorded(pingpong: core.BenchResult) -> None:
     env = pingpong.environment
     for key in ("cores", "kernel", "python", "trio", "loopback_mtu", "default_socket_buffers", "sysctl",
@@ -89,6 +91,7 @@ def test_environment_is_recorded(pingpong: core.BenchResult) -> None:
     assert env["pin"]["mode"] == "same" and env["pin"]["server_cpus"] == env["pin"]["client_cpus"]
 
 
+@pytest.mark.process
 def test_rate_counts_add_up() -> None:
     result = quick("rate", ("tcp", "unix-dgram"), rate=2000.0, repeats=2)
     for row in rows(result, "rate"):
@@ -98,6 +101,7 @@ def test_rate_counts_add_up() -> None:
         assert d["send_lag_p99_us"] is not None
 
 
+@pytest.mark.process
 def test_stream_counts_bytes_into_discard_servers() -> None:
     result = quick("stream", ("tcp", "unix-seq", "udp"), chunk=65536, iperf3=False)
     for row in rows(result, "stream"):
@@ -106,6 +110,7 @@ def test_stream_counts_bytes_into_discard_servers() -> None:
     assert {"transport": "udp", "reason": core._NOT_APPLICABLE["stream"]} in result.skipped
 
 
+@pytest.mark.process
 def test_stream_without_iperf3_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "iperf3_path", lambda: None)
     result = quick("stream", ("tcp",), repeats=1, chunk=65536)
@@ -114,6 +119,7 @@ def test_stream_without_iperf3_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.skipif(core.iperf3_path() is None, reason="iperf3 is not installed")
+@pytest.mark.process
 def test_stream_with_iperf3_gives_a_ratio() -> None:
     result = quick("stream", ("tcp",), repeats=1, duration=1.0, warmup=0.0, chunk=65536)
     netlab = next(r for r in rows(result) if r.server == "netlab")
@@ -121,6 +127,7 @@ def test_stream_with_iperf3_gives_a_ratio() -> None:
     assert any(t["target"] == "iperf3" for t in result.targets)
 
 
+@pytest.mark.process
 def test_datagrams_sent_are_taken_or_dropped() -> None:
     result = quick("datagrams", ("udp", "unix-dgram", "unix-seq"))
     for row in rows(result, "datagrams"):
@@ -130,6 +137,7 @@ def test_datagrams_sent_are_taken_or_dropped() -> None:
             assert d["dropped"] == 0  # unix senders wait instead
 
 
+@pytest.mark.process
 def test_relay_datagrams_and_streams_through_each_relay() -> None:
     result = quick("relay", ("udp", "unix-dgram", "unix", "unix-seq", "tls"), baselines=("select",), rate=2000.0)
     assert result.settings.servers == ("netlab", "select")
@@ -156,6 +164,7 @@ def _socat_relays() -> int:
     return count
 
 
+@pytest.mark.process
 def test_relay_socat_runs_where_it_can_and_says_why_not_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
     socat_before = _socat_relays()
     settings = BenchSettings("relay", ("udp", "unix-dgram"), **{**QUICK, "baselines": ("socat",)})  # type: ignore[arg-type]
@@ -173,12 +182,14 @@ def test_relay_socat_runs_where_it_can_and_says_why_not_elsewhere(monkeypatch: p
     assert "socat is not installed" in (next(r for r in result.rows if r.server == "socat").error or "")
 
 
+@pytest.mark.process
 def test_connect_counts_match_histograms() -> None:
     result = quick("connect", ("tcp", "unix-seq"), repeats=2)
     check_latency_rows(result, "connect")
     assert all(r.details["failures"] == 0 for r in rows(result))
 
 
+@pytest.mark.process
 def test_tls_connect_and_pingpong_count_real_replies() -> None:
     """Every server speaks TLS with the run's certificate, and the load generator verifies
     it: a connection that answers its echo is a handshake that succeeded."""
@@ -194,6 +205,7 @@ def test_tls_connect_and_pingpong_count_real_replies() -> None:
                    for run in result.runs)
 
 
+@pytest.mark.process
 def test_tls_stream_rate_and_hold_run() -> None:
     result = quick("stream", ("tls",), chunk=65536, iperf3=False)
     assert all(row.details["bytes"] > 0 for row in rows(result))
@@ -203,6 +215,7 @@ def test_tls_stream_rate_and_hold_run() -> None:
     assert all(row.details["held"] == row.details["answering"] == 20 for row in rows(result, "hold"))
 
 
+@pytest.mark.process
 def test_concurrency_levels_and_hold() -> None:
     result = quick("concurrency", ("tcp",), levels=(1, 4), hold=40, repeats=1)
     check_latency_rows(result, "concurrency")
@@ -216,6 +229,7 @@ def test_concurrency_levels_and_hold() -> None:
     assert target["value"] == 40 and target["met"] is False  # 40 is not 10,000
 
 
+@pytest.mark.process
 def test_a_server_that_cannot_start_is_reported_not_fatal(tmp_path: Path) -> None:
     settings = BenchSettings("pingpong", ("unix",), duration=0.1, warmup=0.0, repeats=1, baselines=("trio",),
                              baselines_dir=str(tmp_path))
@@ -226,6 +240,7 @@ def test_a_server_that_cannot_start_is_reported_not_fatal(tmp_path: Path) -> Non
     assert result.failed
 
 
+@pytest.mark.process
 def test_tables_have_a_row_per_transport_and_the_targets(pingpong: core.BenchResult) -> None:
     drawn = tables(pingpong)
     headline = drawn[0]
@@ -277,6 +292,7 @@ def test_cli_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.process
 def test_cli_writes_json_and_plot(tmp_path: Path) -> None:
     out, png = tmp_path / "b.json", tmp_path / "b.png"
     result = invoke(["bench", "pingpong", "--transports", "unix", "--baselines", "trio", "--duration", "0.1",
@@ -297,6 +313,7 @@ def test_cli_unwritable_json_exits_1(tmp_path: Path) -> None:
     assert f"directory {tmp_path / 'no'} does not exist" in result.output
 
 
+@pytest.mark.process
 def test_cli_a_failed_server_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "baselines_dir", lambda settings: tmp_path)
     result = invoke(["bench", "pingpong", "--transports", "unix", "--baselines", "trio", "--duration", "0.1",
@@ -309,13 +326,14 @@ def test_cli_a_failed_server_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.parametrize("script", sorted(core.BASELINES.values()))
+@pytest.mark.process
 def test_baseline_servers_echo_and_discard_on_every_transport(script: str, tmp_path: Path) -> None:
     """Each baseline prints the address it bound and echoes (or discards) on all seven transports."""
     procs: dict[tuple[str, bool], tuple[subprocess.Popen, str]] = {}
     try:
         certificate = core.certificate_options(tmp_path / "certificate")
         for name, template in COMPARE_SCHEMES.items():
-            if parse_address(template.format(dir=tmp_path)).transport.encrypted:
+            if get_transport(parse_address(template.format(dir=tmp_path)).scheme).encrypted:
                 template += certificate
             for discard in (False, True) if name in ("tcp", "tls", "unix-dgram", "unix-seq") else (False,):
                 directory = tmp_path / f"{name}-{discard}"
@@ -359,12 +377,14 @@ def test_baseline_servers_echo_and_discard_on_every_transport(script: str, tmp_p
                 proc.wait()
 
 
+@pytest.mark.process
 def test_baseline_usage_error() -> None:
     result = subprocess.run([sys.executable, str(BASELINES / "trio_echo.py")], capture_output=True, text=True,
                             timeout=30)
     assert result.returncode != 0 and "usage:" in result.stderr
 
 
+@pytest.mark.process
 def test_loadgen_reports_errors_as_json() -> None:
     spec = {"mode": "pingpong", "family": int(socket.AF_UNIX), "type": int(socket.SOCK_STREAM),
             "address": "/nonexistent/socket", "size": 64, "warmup": 0, "duration": 0.1}
@@ -386,6 +406,7 @@ def _loadgen(spec: dict) -> tuple[int, dict]:
     ("tls", "certificate verify failed"),  # a certificate the CA given did not sign
     ("tcp", "TLS handshake with the server failed"),  # no TLS at all: the echo of the client's own hello
 ])
+@pytest.mark.process
 def test_loadgen_tls_refuses_a_server_it_cannot_verify_at_once(server: str, reason: str, tmp_path: Path) -> None:
     """Not counted as failed connections, over and over: one clear error."""
     options = core.certificate_options(tmp_path / "theirs") if server == "tls" else ""
@@ -410,3 +431,13 @@ def test_loadgen_target_needs_the_ca_of_a_tls_server() -> None:
     assert "tls" not in core.loadgen_target("tcp:127.0.0.1:4433")
     with pytest.raises(BenchError, match=r"no \?ca=FILE"):
         core.loadgen_target("tls:127.0.0.1:4433")
+
+
+@pytest.mark.process
+def test_cli_plots_relay_mode(tmp_path: Path) -> None:
+    """relay's runs measure relay-datagrams (and relay-stream): its plot draws them."""
+    png = tmp_path / "relay.png"
+    result = invoke(["bench", "relay", "--transports", "udp", "--baselines", "select", "--duration", "0.1",
+                     "--warmup", "0", "--repeats", "1", "--rate", "2000", "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert png.stat().st_size > 0

@@ -112,6 +112,7 @@ def test_junit_xml_shape() -> None:
 
 
 @pytest.mark.parametrize("service", ["sum", "echo"])
+@pytest.mark.process
 async def test_netlab_passes_its_own_profile_everywhere(start_server, transport_name: str, service: str) -> None:
     server: Server = await start_server(service)
     report = await check_server(server.address, settings=CheckSettings(service=service, profile="netlab",
@@ -120,6 +121,7 @@ async def test_netlab_passes_its_own_profile_everywhere(start_server, transport_
     assert report.summary["pass"] >= 7
 
 
+@pytest.mark.process
 async def test_netlab_passes_the_assignment_on_tcp(netlab_server) -> None:
     server: Server = await netlab_server("sum", "tcp:0.0.0.0:0")  # reachable from other machines
     address = f"tcp:127.0.0.1:{server.address.port}"
@@ -129,6 +131,7 @@ async def test_netlab_passes_the_assignment_on_tcp(netlab_server) -> None:
     assert "0.0.0.0" in next(c.detail for c in report.cases if c.id == "reach.interfaces")
 
 
+@pytest.mark.process
 async def test_nothing_listening_skips_the_rest(netlab_dir: Path) -> None:
     report = await check_server(f"unix:{netlab_dir}/nobody.sock", settings=CheckSettings(timeout=2.0))
     assert report.failed == ["connect"]
@@ -194,6 +197,7 @@ def student_reports() -> Iterator[dict[str, tuple[CheckReport, bool]]]:
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
+@pytest.mark.process
 def test_student_fails_exactly_its_bug(student_reports, name: str) -> None:
     report, finished = student_reports[name]
     assert finished
@@ -204,12 +208,14 @@ def test_student_fails_exactly_its_bug(student_reports, name: str) -> None:
         assert words in failed[case_id], failed[case_id]
 
 
+@pytest.mark.process
 def test_auto_finds_the_json_format(student_reports) -> None:
     report, _ = student_reports["json_array"]
     assert report.request == repr('["{a}", "{b}"]')
     assert "understood requests written as" in report.cases[0].detail
 
 
+@pytest.mark.process
 def test_reach_is_checked_from_a_second_namespace(student_reports) -> None:
     good, _ = student_reports["sum_server"]
     local, _ = student_reports["localhost_only"]
@@ -222,6 +228,7 @@ def test_reach_is_checked_from_a_second_namespace(student_reports) -> None:
     assert "checked for real" in local_detail and "could not reach 10.199.0.1" in local_detail
 
 
+@pytest.mark.process
 def test_a_crash_is_recorded_and_the_program_restarted(student_reports) -> None:
     report, _ = student_reports["dies_on_bad_input"]
     bad = next(c for c in report.cases if c.id == "input.bad")
@@ -230,12 +237,14 @@ def test_a_crash_is_recorded_and_the_program_restarted(student_reports) -> None:
     assert report.outcome("close.on_eof") == "pass" and report.outcome("reach.interfaces") == "pass"
 
 
+@pytest.mark.process
 def test_hard_coded_address_skips_the_rest(student_reports) -> None:
     report, _ = student_reports["hardcoded_ip"]
     assert {c.outcome for c in report.cases[1:]} == {"skip"}
 
 
 @pytest.mark.parametrize("name", HANGING)
+@pytest.mark.process
 def test_no_run_hangs(student_reports, name: str) -> None:
     report, finished = student_reports[name]
     assert finished, f"{name}: the check did not finish within the sum of its case timeouts"
@@ -247,6 +256,7 @@ def test_no_run_hangs(student_reports, name: str) -> None:
     assert "no reply" in next(c.detail for c in report.cases if c.id == "sum.small")
 
 
+@pytest.mark.process
 def test_process_group_is_stopped(netlab_dir: Path) -> None:
     marker = "7777.25"  # a sleep no one else runs: found by its argument
     command = f"sleep {marker} & exec {student('sum_server', '0')}"
@@ -294,6 +304,7 @@ def client_reports() -> dict[str, CheckReport]:
 
 
 @pytest.mark.parametrize("name", list(CLIENTS))
+@pytest.mark.process
 def test_client_fails_exactly_its_bug(client_reports, name: str) -> None:
     report = client_reports[name]
     assert set(report.failed) == CLIENTS[name], [(c.id, c.outcome, c.detail) for c in report.cases]
@@ -301,6 +312,7 @@ def test_client_fails_exactly_its_bug(client_reports, name: str) -> None:
                                             "client.server_closes", "client.no_reply", "client.request_end"}
 
 
+@pytest.mark.process
 def test_client_without_timeout_is_named(client_reports) -> None:
     detail = next(c.detail for c in client_reports["client_no_timeout"].cases if c.id == "client.no_reply")
     assert "no timeout" in detail
@@ -325,6 +337,7 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
     assert_no_traceback(result)
 
 
+@pytest.mark.process
 def test_cli_json_and_junit(netlab_process, netlab_dir: Path) -> None:
     server = netlab_process("serve", "--transport", f"unix:{netlab_dir}/sum.sock", "--service", "sum")
     junit_file = netlab_dir / "report.xml"
@@ -341,6 +354,7 @@ def test_cli_json_and_junit(netlab_process, netlab_dir: Path) -> None:
     assert ET.parse(junit_file).getroot().tag == "testsuites"
 
 
+@pytest.mark.process
 def test_cli_grades_a_folder() -> None:
     result = invoke(["check", "--run", f"{PYTHON} {{}} 0", "--timeout", "3", "--case", "clients",
                      str(STUDENTS / "sum_server.py"), str(STUDENTS / "one_client.py")])

@@ -331,6 +331,7 @@ def test_gradescope_brace_for_one_check_is_a_usage_error(tmp_path: Path) -> None
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.mark.process
 def test_cli_grades_a_folder_for_the_platforms(tmp_path: Path) -> None:
     (tmp_path / "rubric.toml").write_text('warn = ["clients.concurrent"]\n[points]\n"clients.sequential" = 3\n')
     (tmp_path / "gs").mkdir()
@@ -360,6 +361,7 @@ def test_cli_grades_a_folder_for_the_platforms(tmp_path: Path) -> None:
     assert set(junit_cases) == {"clients.sequential", "clients.concurrent"}
 
 
+@pytest.mark.process
 def test_cli_grade_table_rows_in_order_with_reasons(tmp_path: Path) -> None:
     missing_port = tmp_path / "dies.py"
     missing_port.write_text("raise SystemExit('no port for you')\n")
@@ -374,6 +376,7 @@ def test_cli_grade_table_rows_in_order_with_reasons(tmp_path: Path) -> None:
     assert "clients.concurrent: the server serves one client at a time" in result.stdout
 
 
+@pytest.mark.process
 def test_a_rubric_that_makes_the_only_failure_a_warning_exits_0(tmp_path: Path) -> None:
     (tmp_path / "rubric.toml").write_text('warn = ["clients"]\n')
     result = invoke(["check", "--run", f"{PYTHON} {STUDENTS / 'one_client.py'} 0", "--timeout", "3",
@@ -385,3 +388,32 @@ def test_a_rubric_that_makes_the_only_failure_a_warning_exits_0(tmp_path: Path) 
     result = invoke(["check", "--run", f"{PYTHON} {STUDENTS / 'one_client.py'} 0", "--timeout", "3",
                      "--case", "clients.concurrent"])
     assert result.exit_code == 1 and "score 0/1" in result.stdout, result.output
+
+
+@pytest.mark.process
+def test_stdin_reaches_the_program_from_the_command_line() -> None:
+    """`--stdin` is fed to a --run program (one that asks for its host), alone and in a folder."""
+    real = STUDENTS / "real" / "asks_host.py"
+    alone = invoke(["check", "--run", f"{PYTHON} {real}", "--stdin", "127.0.0.1\\n", "--timeout", "3",
+                    "--case", "sum.small", "--json"])
+    assert alone.exit_code == 0, alone.output
+    assert json.loads(alone.stdout)["cases"][0]["outcome"] == "pass"
+    folder = invoke(["check", "--run", f"{PYTHON} {{}}", str(real), "--stdin", "127.0.0.1\\n", "--jobs", "1",
+                     "--timeout", "3", "--case", "sum.small", "--json"])
+    assert folder.exit_code == 0, folder.output
+    assert json.loads(folder.stdout)["submissions"][0]["cases"][0]["outcome"] == "pass"
+
+
+def test_jobs_reaches_grade(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--jobs N` is what grade() is given."""
+    import netlab.check
+
+    seen: dict[str, object] = {}
+
+    async def fake_grade(template, submissions, settings, progress=None, *, jobs=None, stdin=None):
+        seen.update(jobs=jobs, stdin=stdin)
+        return []
+
+    monkeypatch.setattr(netlab.check, "grade", fake_grade)
+    invoke(["check", "--run", f"{PYTHON} {{}}", str(STUDENTS / "sum_server.py"), "--jobs", "3", "--stdin", "x"])
+    assert seen == {"jobs": 3, "stdin": b"x"}

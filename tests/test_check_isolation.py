@@ -6,7 +6,6 @@ no SO_REUSEADDR, one recv, a crash on bad input."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from netlab.check.isolate import isolation
 
 pytestmark = pytest.mark.skipif(not isolation().available,
                                 reason=f"needs root or user namespaces ({isolation().detail})")
+pytestmark = [pytestmark, pytest.mark.process]  # every test here starts a program
 
 STUDENT = '''
 import socket

@@ -37,6 +37,9 @@ import trio
 from netlab.check import CheckReport, CheckSettings, check_client, check_server, grade, select_cases
 from netlab.check.run import submission_command
 
+#: every test here starts a process (`make test-quick` leaves them out)
+pytestmark = pytest.mark.process
+
 REAL = Path(__file__).parent / "students" / "real"
 PORT = 50000
 TEMPLATE = f"{sys.executable} {{}}"

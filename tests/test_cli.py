@@ -24,7 +24,7 @@ import pytest
 import trio
 from rich.console import Console
 
-import netlab.cli
+import netlab.cli.common
 from netlab.runner import serve
 from netlab.services.sum import SumService
 from netlab.transports import COMPARE_SCHEMES, TRANSPORTS
@@ -42,7 +42,7 @@ def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Render tables as for a pipe, which is what CliRunner's stdout is. netlab.cli picks
     its console width when imported, from the real stdout: under ``pytest -s`` in a narrow
     terminal that would squeeze (and ellipsize) the tables these tests read."""
-    monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+    monkeypatch.setattr(netlab.cli.common, "out", Console(width=160))
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +84,7 @@ def server_thread(service: str, address: str) -> Iterator[str]:
     def run() -> None:
         try:
             trio.run(main)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+        except BaseException as exc:  # handed to the test thread
             started.put(exc)
 
     thread = threading.Thread(target=run, name=f"netlab-{service}-server", daemon=True)
@@ -437,6 +437,7 @@ def test_chat_without_half_close_waits_its_timeout() -> None:
     assert result.stdout == "3\n"
 
 
+@pytest.mark.process
 def test_serve_states_the_framing_and_hints(netlab_process) -> None:
     """The real process: the startup line names the framing; a plain socket client that
     sends no newline waits, and the server's stderr says why."""

@@ -32,7 +32,7 @@ import typer
 from rich.cells import cell_len
 from rich.console import Console
 
-import netlab.cli
+import netlab.cli.common
 from netlab import render
 from netlab.cli import app
 from netlab.experiments import EXPERIMENTS, ExperimentOptions
@@ -81,7 +81,7 @@ def words(text: str) -> set[str]:
 
 
 def rendered(draw: Callable[[Console], None], width: int) -> str:
-    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115 - closed with the console
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # closed with the console
     draw(console)
     console.file.close()
     return console.export_text()
@@ -141,6 +141,21 @@ def test_sentences_wrap_and_figures_do_not() -> None:
     assert words(text) == words(rendered(lambda c: c.print(made), 200))
 
 
+def test_render_exports_every_view_it_defines() -> None:
+    """`render.__all__` names every public function, class and constant the module defines
+    (and nothing it merely imports)."""
+    import ast
+
+    tree = ast.parse(Path(render.__file__).read_text())
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if isinstance(target, ast.Name)}
+    public = {name for name in defined if not name.startswith("_")}
+    assert set(render.__all__) == public
+
+
+@pytest.mark.process
 def test_piped_output_is_plain_and_fixed_width(tmp_path: Path) -> None:
     """Not a terminal: no colour codes, PLAIN_WIDTH wide whatever $COLUMNS says."""
     env = dict(os.environ, COLUMNS="50")
@@ -163,7 +178,7 @@ def capture_views(monkeypatch: pytest.MonkeyPatch, name: str, width: int) -> lis
         view(console, *args)
 
     monkeypatch.setattr(render, name, both)
-    monkeypatch.setattr(netlab.cli, "out", render.console(width=width))
+    monkeypatch.setattr(netlab.cli.common, "out", render.console(width=width))
     return wide
 
 
@@ -180,6 +195,7 @@ def test_compare_fits_and_loses_nothing(width: int, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.process
 def test_bench_fits_and_loses_nothing(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
     wide = capture_views(monkeypatch, "bench", width)
     result = invoke(["bench", "pingpong", "--transports", "tcp,unix", "--baselines", "trio,asyncio", "--duration",
@@ -192,7 +208,7 @@ def test_bench_fits_and_loses_nothing(width: int, monkeypatch: pytest.MonkeyPatc
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_experiment_tables_fit_and_lose_nothing(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netlab.cli, "out", render.console(width=width))
+    monkeypatch.setattr(netlab.cli.common, "out", render.console(width=width))
     result = invoke(["experiment", "run", "size-limits"])
     assert result.exit_code == 0, result.output
     assert_fits(result.stdout, width)
@@ -261,8 +277,9 @@ def _traced(args: list[str]) -> list[Any]:
 
 
 @pytest.mark.parametrize("path", command_paths())
+@pytest.mark.process
 def test_every_command_prints_json(path: str, netlab_process: Any) -> None:
-    assert path in JSON_CASES, f"netlab {path} is new: give it --json (see netlab/cli.py) and a case in JSON_CASES"
+    assert path in JSON_CASES, f"netlab {path} is new: give it --json (see netlab/cli/__init__.py) and a case in JSON_CASES"
     documents = JSON_CASES[path](netlab_process)
     assert documents and all(isinstance(d, (dict, list)) for d in documents)
 
@@ -299,6 +316,7 @@ def test_compare_json_is_the_iperf3_shape_on_stdout(tmp_path: Path) -> None:
 # -- 3. outputs checked before the run -------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_plot_with_an_unknown_extension_exits_2_before_the_run(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import netlab.bench.core
@@ -353,6 +371,7 @@ def test_json_file_names_the_missing_directory(tmp_path: Path) -> None:
 # -- 4. errors that name the real cause ------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_serving_in_a_missing_directory_says_so(tmp_path: Path) -> None:
     # a real process: serve sets up logging on its stderr, which must not outlive a CliRunner call
     result = subprocess.run([sys.executable, "-m", "netlab", "serve", "-t", f"unix:{tmp_path}/nodir/sub/sum.sock"],
@@ -400,6 +419,7 @@ print(json.dumps(results))
 
 
 @pytest.mark.skipif(_namespace_skip() is not None, reason=_namespace_skip() or "")
+@pytest.mark.process
 def test_refused_from_a_non_loopback_address_hints_at_a_loopback_only_server() -> None:
     """In a network namespace of its own: a server bound to 127.0.0.1 answers on 127.0.0.1,
     and is refused at the namespace's other address, with the hint."""
@@ -411,7 +431,7 @@ def test_refused_from_a_non_loopback_address_hints_at_a_loopback_only_server() -
         assert results[f"{scheme}:127.0.0.1"][:2] == [0, "5\n"], results
         code, _, err = results[f"{scheme}:10.99.0.1"]
         assert code == 1 and err.count("\n") == 1 and err.startswith("netlab: error: connection refused"), err
-        assert f"listens on loopback only" in err and f"{scheme}:0.0.0.0:7000" in err and "anyone" in err, err
+        assert "listens on loopback only" in err and f"{scheme}:0.0.0.0:7000" in err and "anyone" in err, err
 
 
 def test_refused_on_loopback_has_no_hint(netlab_dir: Path) -> None:
@@ -475,6 +495,7 @@ def test_version() -> None:
     assert re.fullmatch(rf"netlab {re.escape(netlab.__version__)} \(Python \S+, trio \S+\)\n", result.stdout)
 
 
+@pytest.mark.process
 def test_shell_completion_is_installable_and_completes() -> None:
     shown = invoke(["--show-completion", "bash"])
     assert shown.exit_code == 0 and "_NETLAB_COMPLETE" in shown.stdout, shown.output
@@ -493,6 +514,7 @@ def complete(words: str) -> set[str]:
     return set(done.stdout.split())
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(("words", "offered"), [
     ("netlab experiment run ", {"boundaries", "overload", "addressing", "refused", "size-limits", "loss", "framing",
                                 "close"}),

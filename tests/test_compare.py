@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import netlab.cli
+import netlab.cli.common
 from netlab.experiments.compare import CompareSettings, TransportResult, plot, report, run_compare
 from netlab.experiments.impair import Impairments
 from rich.console import Console
@@ -151,7 +151,7 @@ async def test_report_has_iperf3_shape_and_adds_up(tmp_path: Path) -> None:
 @pytest.fixture
 def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables rendered as for a pipe, whatever the terminal pytest runs in (see test_cli.py)."""
-    monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+    monkeypatch.setattr(netlab.cli.common, "out", Console(width=160))
 
 
 def test_cli_compare_table_equals_json_and_states_the_expectation(tmp_path: Path, piped_console: None) -> None:

@@ -5,6 +5,7 @@ once per socket variant in ``COMPARE_SCHEMES``, or per kind with ``@pytest.mark.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 
@@ -15,13 +16,15 @@ import trio.testing
 from netlab import errors
 from netlab.runner import Server, open_client, serve
 from netlab.services.sum import SumService
+from netlab.testing import check_message_channel
 from netlab.transports import (
-    Address, DatagramTransport, SeqpacketTransport, StreamTransport, Transport, listen_connections,
+    Address, DatagramTransport, MessageChannel, SeqpacketTransport, StreamTransport, Transport, listen_connections,
+    open_pair,
 )
 from netlab.transports.udp import UDP4_MAX, UDP6_MAX
 
 from conftest import StartServer
-from helpers import LogWatch, framed, message_channel, payload, read_line, read_to_end
+from helpers import LogWatch, eventually, framed, message_channel, payload, read_line, read_to_end
 from sum_cases import BAD, BAD_IDS, GOOD
 
 #: generous: only here so a lost UDP datagram fails the test instead of hanging it
@@ -281,9 +284,7 @@ async def test_server_survives_a_client_that_vanishes(transport: Transport, echo
     async with open_client(echo_server.address, "echo") as client:
         assert await client.request(b"still there?", timeout=TIMEOUT) == b"still there?"
     if transport.kind in ("stream", "seqpacket"):
-        with trio.fail_after(TIMEOUT):
-            while echo_server.stats.active:
-                await trio.sleep(0.01)
+        await eventually(lambda: not echo_server.stats.active)
         assert echo_server.stats.connections == 2
     elif transport.target == "unix":
         # unix datagrams are ordered: the vanished client's datagram was handled first,
@@ -367,6 +368,21 @@ async def test_check_half_closeable_stream(
         return left, right
 
     await trio.testing.check_half_closeable_stream(stream_maker, clogged_stream_maker)
+
+
+@pytest.mark.transports(boundaries=True)
+async def test_check_message_channel(make_address: Callable[[], Address]) -> None:
+    """netlab's own conformance check for message channels (`netlab.testing`), on every
+    message transport: both ends of a pair, as `open_pair` makes them (a datagram client
+    and the server's socket connected back; a seqpacket client and the accepted one)."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def channel_maker() -> tuple[MessageChannel, MessageChannel]:
+            pair = await stack.enter_async_context(open_pair(make_address()))
+            assert isinstance(pair.client, MessageChannel) and isinstance(pair.server, MessageChannel)
+            return pair.client, pair.server
+
+        await check_message_channel(channel_maker)
 
 
 async def test_transport_declares_its_properties(transport: Transport) -> None:

@@ -20,7 +20,7 @@ import pytest
 import trio
 from typer.testing import CliRunner
 
-import netlab.cli
+import netlab.cli.common
 from netlab.cli import app
 from netlab.experiments import EXPERIMENTS, ExperimentOptions, ExperimentResult
 from netlab.experiments.size_limits import TRUNC_BUFFER, fragments, predicted_loss
@@ -247,7 +247,7 @@ def test_fragment_arithmetic() -> None:
 
 
 def test_size_limits_kernel_without_kernel_mode_is_a_labelled_prediction(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "netlab.experiments.kernel", None)  # as if the module were absent
+    monkeypatch.setitem(sys.modules, "netlab.impair.kernel", None)  # as if the module were absent
     result = run_experiment("size-limits", kernel=True, loss=0.01)
     frag = result.facts["fragmentation"]
     assert frag["measured"] is False
@@ -256,6 +256,7 @@ def test_size_limits_kernel_without_kernel_mode_is_a_labelled_prediction(monkeyp
 
 
 @pytest.mark.skipif(kernel_skip_reason() is not None, reason=str(kernel_skip_reason()))
+@pytest.mark.process
 def test_size_limits_kernel_fragments_each_datagram() -> None:
     result = run_experiment("size-limits", kernel=True, loss=0.1, messages=200)
     frag = result.facts["fragmentation"]
@@ -275,7 +276,7 @@ def test_size_limits_kernel_fragments_each_datagram() -> None:
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     from rich.console import Console
 
-    monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+    monkeypatch.setattr(netlab.cli.common, "out", Console(width=160))
 
 
 def invoke(args: list[str]):

@@ -22,7 +22,7 @@ from netlab.explore import resolve as resolve_host
 from netlab.explore.constants import NO_DESCRIPTION
 from netlab.explore.host import ipv6_from_proc
 from netlab.runner import serve
-from netlab.transports import parse_address
+from netlab.transports import get_transport, parse_address
 from netlab.transports.unix import probe_path
 
 HAVE_IPV6 = socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
@@ -122,8 +122,8 @@ async def test_resolve_rows_parse_back_to_the_same_endpoint() -> None:
         address = parse_address(row.address)
         assert str(address) == row.address
         assert (address.host, address.port) == row.sockaddr[:2]
-        assert address.transport.socktype.name == row.type
-        assert address.transport.family.name == row.family
+        assert get_transport(address.scheme).socktype.name == row.type
+        assert get_transport(address.scheme).family.name == row.family
     raw = [row for row in result.rows if not row.address]
     assert all("no transport" in row.note for row in raw)
 
@@ -180,6 +180,7 @@ async def test_family_unix_takes_the_host_as_the_path() -> None:
 # -- host -------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_host_info_agrees_with_the_socket_module() -> None:
     info = host_info()
     assert info.hostname == socket.gethostname()
@@ -200,6 +201,7 @@ def test_host_info_agrees_with_the_socket_module() -> None:
         assert ("::1", 128, "host") in [(a.address, a.prefixlen, a.scope) for a in loopback.ipv6]
 
 
+@pytest.mark.process
 def test_ioctl_fallback_finds_the_same_primary_ipv4() -> None:
     by_ip = host_info()
     by_ioctl = host_info(use_ip_command=False)
@@ -211,6 +213,7 @@ def test_ioctl_fallback_finds_the_same_primary_ipv4() -> None:
             assert b.ipv4[0].address in [x.address for x in a.ipv4]
 
 
+@pytest.mark.process
 def test_a_host_name_that_does_not_resolve_is_a_fact(monkeypatch) -> None:
     def fail(_name):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -289,6 +292,33 @@ async def test_explain_plans_the_calls_in_order() -> None:
              for prefix in ("getaddrinfo", "socket(AF_INET, SOCK_STREAM)", "setsockopt(SOL_SOCKET, SO_REUSEADDR",
                             "setsockopt(SOL_SOCKET, SO_RCVBUF, 8192)", "bind(", "listen(7)")]
     assert order == sorted(order)
+
+
+async def test_explain_tls_plans_certificates_and_the_handshake() -> None:
+    """The TLS plan is the TLS transport's own: the certificates before TCP's calls, the
+    handshake after; the TLS options say what applies without them, not a kernel default."""
+    plain = await explain("tls:127.0.0.1:0")
+    assert "throwaway CA" in plain.server_calls[0]
+    assert plain.server_calls.index("listen(4096)") < next(
+        i for i, call in enumerate(plain.server_calls) if call.startswith("TLS handshake"))
+    told = await explain("tls:127.0.0.1:0?ca=/etc/netlab/ca.pem")
+    assert told.server_calls[0].startswith("refused: ?ca= on a server")  # as server_context says
+    assert "load_verify_locations('/etc/netlab/ca.pem')" in told.client_calls[0]
+    assert told.client_calls[-2].startswith("TLS handshake") and "'127.0.0.1'" in told.client_calls[-2]
+    assert told.options["ca"].source == "given"
+    assert all("kernel" not in told.options[name].source for name in ("cert", "key", "insecure"))
+    given = await explain("tls:localhost:0?cert=/c.pem&key=/k.pem")
+    assert "load_cert_chain('/c.pem', '/k.pem')" in given.server_calls[0]
+    insecure = await explain("tls:localhost:0?insecure=1")
+    assert "CERT_NONE" in insecure.client_calls[0] and "not checked" in insecure.client_calls[-2]
+    assert insecure.server_calls[0].startswith("refused: ?insecure= is a client option")
+
+
+async def test_explain_unix_dgram_plans_the_servers_send_buffer(netlab_dir: Path) -> None:
+    told = await explain(f"unix-dgram:{netlab_dir}/d.sock")
+    assert told.server_calls[1].startswith("setsockopt(SOL_SOCKET, SO_SNDBUF, 67108864)")
+    given = await explain(f"unix-dgram:{netlab_dir}/d.sock?sndbuf=100000")
+    assert [c for c in given.server_calls if "SO_SNDBUF" in c] == ["setsockopt(SOL_SOCKET, SO_SNDBUF, 100000)"]
 
 
 async def test_explain_a_busy_port_probes_port_zero_and_says_so() -> None:
@@ -410,7 +440,7 @@ async def test_serve_still_replaces_stale_and_refuses_regular_files(netlab_dir: 
     open(regular, "w").close()
     address = parse_address(f"unix:{regular}")
     with pytest.raises(AddressInUseError, match="not a socket"):
-        await address.transport.listen(address)
+        await get_transport(address.scheme).listen(address)
     assert os.path.isfile(regular)
 
 

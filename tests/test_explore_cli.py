@@ -79,6 +79,7 @@ def test_addr_is_a_group_with_explain() -> None:
     ["constants", "AF_"], ["constants"], ["addr", "explain", "tcp:127.0.0.1:0"],
     ["addr", "explain", "unix-dgram:@netlab-json-test"],
 ])
+@pytest.mark.process
 def test_json_parses(args: list[str]) -> None:
     result = run(*args, "--json")
     assert result.exit_code == 0, result.stderr
@@ -97,6 +98,7 @@ def test_raw_json_parses(http_server: int) -> None:
 # -- host -------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_host_shows_the_real_names_and_addresses() -> None:
     result = run("host")
     assert result.exit_code == 0
@@ -106,6 +108,7 @@ def test_host_shows_the_real_names_and_addresses() -> None:
     assert "127.0.0.1/8" in result.stdout
 
 
+@pytest.mark.process
 def test_host_reports_an_unresolvable_name_as_a_fact(monkeypatch) -> None:
     def fail(_name):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -153,6 +156,7 @@ def _families() -> list[tuple[str, str, str, str]]:
 
 
 @pytest.mark.parametrize("serve_at,host,family,kind", _families())
+@pytest.mark.process
 def test_a_resolve_row_pasted_into_send_reaches_a_server(netlab_process, serve_at, host, family, kind) -> None:
     server = netlab_process("serve", "--transport", serve_at, "--service", "sum")
     port = parse_address(server.listening).port
@@ -207,6 +211,7 @@ def test_raw_hex_and_byte_limit(http_server: int) -> None:
     assert result.stdout == "00000000  48 54 54 50" + " " * 39 + "|HTTP|\n"
 
 
+@pytest.mark.process
 def test_raw_reads_stdin_and_half_closes(netlab_process) -> None:
     server = netlab_process("serve", "--transport", "tcp:127.0.0.1:0", "--service", "sum")
     result = run("raw", server.listening, input="2 3\n40 2\n")
@@ -228,6 +233,7 @@ def test_raw_bad_escape_and_misplaced_options_are_usage_errors() -> None:
     assert run("raw", "--listen", "tcp:127.0.0.1:0", "--send", "x").exit_code == 2
 
 
+@pytest.mark.process
 def test_raw_listen_shows_a_datagrams_sender(netlab_process) -> None:
     listener = netlab_process("raw", "--listen", "udp:127.0.0.1:0", "--count", "1", "--reply", r"ack\n")
     port = parse_address(listener.listening).port
@@ -243,6 +249,7 @@ def test_raw_listen_shows_a_datagrams_sender(netlab_process) -> None:
     assert f"[{me}] replied 4 bytes" in out
 
 
+@pytest.mark.process
 def test_raw_listen_json_lines_and_a_stream_client(netlab_process) -> None:
     listener = netlab_process("raw", "--listen", "tcp:127.0.0.1:0", "--count", "1", "--json")
     first = json.loads(listener.first_line)
@@ -259,6 +266,7 @@ def test_raw_listen_json_lines_and_a_stream_client(netlab_process) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.process
 def test_raw_listen_stops_cleanly_on_a_signal(netlab_process, netlab_dir, signum) -> None:
     path = os.path.join(netlab_dir, "raw.sock")
     listener = netlab_process("raw", "--listen", f"unix:{path}")

@@ -23,8 +23,8 @@ from netlab.services.base import REPLY_BUDGET
 from netlab.transports import Connection, StreamTransport, Transport, send_data, send_eof, socket_of
 
 from conftest import StartServer
-from heap import RETAINED_TOLERANCE, Heap, heap  # noqa: F401 - heap is a fixture
-from helpers import read_pieces, read_to_end, send_request
+from heap import RETAINED_TOLERANCE, Heap
+from helpers import eventually, read_pieces, read_to_end, send_request
 
 #: generous: only here so that a hang fails the test instead of the suite
 TIMEOUT = 10
@@ -63,16 +63,15 @@ async def start(start_server: StartServer, heap: Heap, service: str = "sum", lim
 
 async def settle(server: Server, *, datagrams: int | None = None) -> None:
     """Wait until the server has closed every connection (or handled `datagrams`)."""
-    with trio.fail_after(TIMEOUT):
-        while server.stats.active or (datagrams is not None and server.stats.datagrams < datagrams):
-            await trio.sleep(0.01)
+    await eventually(lambda: not server.stats.active
+                     and (datagrams is None or server.stats.datagrams >= datagrams), timeout=TIMEOUT)
 
 
 async def recovered(server: Server, heap: Heap, *, attempts: int = 1) -> None:
     await settle(server)
     await ask(server, attempts=attempts)
     await settle(server)  # the fresh client's connection too
-    retained = heap.retained()
+    retained = await heap.retained()
     assert retained < RETAINED_TOLERANCE, f"{retained} bytes of netlab heap still alive after the fault"
 
 
@@ -191,7 +190,7 @@ async def test_ten_mebibytes_without_a_newline(transport: StreamTransport, start
     limit = server.limits.max_line
     assert bytes(received) == b"ERR request too long (limit %d bytes)\n5\n" % limit
     assert peak < 2 * 1024 * 1024, f"{peak} bytes of Python heap in use at once for a 10 MiB line"
-    del flood, stream
+    flood = stream = None  # dropped (rebound, not del: the sender above reads them)
     await recovered(server, heap)
 
 
@@ -229,7 +228,7 @@ async def test_client_that_never_reads_is_dropped_and_costs_only_itself(
     assert server.stats.stalled_closed == 1
     assert sent > 0
     assert held < 1024 * 1024, f"{held} bytes of Python heap in use while {sent} bytes went unread"
-    del conn
+    conn = None  # dropped (rebound, not del: the flood above reads it)
     await recovered(server, heap)
 
 
@@ -254,13 +253,15 @@ async def send_without_blocking(s: socket.socket, data: bytes, target: object) -
     """sendto from a plain socket in this thread, where the server runs too: a full unix
     datagram queue must make us yield to the server, not block the thread."""
     s.setblocking(False)
-    with trio.fail_after(TIMEOUT):
-        while True:
-            try:
-                s.sendto(data, target)
-                return
-            except BlockingIOError:
-                await trio.sleep(0.001)
+
+    def sent() -> bool:
+        try:
+            s.sendto(data, target)
+        except BlockingIOError:
+            return False
+        return True
+
+    await eventually(sent, timeout=TIMEOUT, interval=0.001)
 
 
 @pytest.mark.transports(kind="datagram")
@@ -323,14 +324,15 @@ async def test_flood_faster_than_it_can_be_answered(transport: Transport, start_
                 seen = server.stats.datagrams
                 await trio.sleep(0.05)
         else:  # unix: more than the flooder's own queue holds (net.unix.max_dgram_qlen), all read
-            with trio.fail_after(TIMEOUT):
-                while sent < 100:
-                    with contextlib.suppress(BlockingIOError):
-                        flooder.sendto(b"1 1", target)
-                        sent += 1
-                    await trio.sleep(0.001)
-                while server.stats.datagrams < warm + sent:
-                    await trio.sleep(0.01)
+            def hundred_sent() -> bool:
+                nonlocal sent
+                with contextlib.suppress(BlockingIOError):
+                    flooder.sendto(b"1 1", target)
+                    sent += 1
+                return sent >= 100
+
+            await eventually(hundred_sent, timeout=TIMEOUT, interval=0.001)
+            await eventually(lambda: server.stats.datagrams >= warm + sent, timeout=TIMEOUT)
         began = trio.current_time()
         asked = await ask(server, attempts=5)  # a fresh client, behind the flood
         answered_after = trio.current_time() - began
@@ -376,12 +378,11 @@ async def test_a_worst_case_request_does_not_hold_up_another_client(transport: T
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(attack)
-            with trio.fail_after(TIMEOUT):
-                while server.stats.datagrams < 3 and sent < 3:  # the attack is under way
-                    await trio.sleep(0.01)
+            await eventually(lambda: server.stats.datagrams >= 3 or sent >= 3,  # the attack is under way
+                             timeout=TIMEOUT)
             await ask(server, attempts=3)
             nursery.cancel_scope.cancel()
-    del attacker
+    attacker = None  # dropped (rebound, not del: the task above reads it)
     await recovered(server, heap, attempts=3)
 
 
@@ -407,16 +408,14 @@ async def test_replies_to_a_client_that_does_not_read_are_bounded(transport: Str
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(flood)
-            with trio.fail_after(TIMEOUT):
-                while not server.stats.budget_waits:  # it is holding back: budget reached
-                    await trio.sleep(0.01)
+            await eventually(lambda: server.stats.budget_waits, timeout=TIMEOUT)  # holding back: budget reached
             await trio.testing.wait_all_tasks_blocked(0.05)  # the flood and the server are stuck
             await ask(server)  # the others are served meanwhile
             peak = heap.peak()
             nursery.cancel_scope.cancel()
     assert sent > 0
     assert peak < REPLY_BUDGET * 4 + 1024 * 1024, f"{peak} bytes of Python heap for a client that does not read"
-    del stream
+    stream = None  # dropped (rebound, not del: the task above reads it)
     await recovered(server, heap)
 
 
@@ -478,7 +477,6 @@ async def test_fresh_peers_that_never_read_do_not_stall_the_others(start_server:
     assert took < len(peers) * REPLY_TIMEOUT / 2, took
     assert server.stats.reply_queue_dropped + server.stats.reply_failures > 0
     del good  # the test's client and its buffer are not the server's memory
-    with trio.fail_after(TIMEOUT):  # the replies queued for the peers, now gone, fail and go
-        while server.stats.replies_queued:
-            await trio.sleep(0.01)
+    # the replies queued for the peers, now gone, fail and go
+    await eventually(lambda: not server.stats.replies_queued, timeout=TIMEOUT)
     await recovered(server, heap)

@@ -17,11 +17,11 @@ from functools import partial
 import pytest
 import trio
 
-import netlab.runner as runner
+import netlab.server.datagrams as datagrams
 from netlab.runner import Limits, Server, open_client, serve
 from netlab.transports import Address, Connection, DatagramEndpoint, DatagramTransport, Transport, socket_of
 
-from helpers import read_to_end
+from helpers import eventually, read_to_end
 
 IDLE = 0.3
 
@@ -99,9 +99,7 @@ async def test_a_client_that_does_not_read_its_replies_is_closed_as_stalled(
                     await stream.send_all(b"x" * 65536)
             except trio.BrokenResourceError:
                 pass
-        with trio.fail_after(5):
-            while not server.stats.stalled_closed:
-                await trio.sleep(0.02)
+        await eventually(lambda: server.stats.stalled_closed, timeout=5)
     assert server.stats.stalled_closed == 1 and server.stats.idle_closed == 0
 
 
@@ -154,14 +152,17 @@ async def test_a_flooding_client_does_not_starve_another(
     flood = await connect(transport, server.address)
     other = await connect(transport, server.address)
     stop = trio.Event()
+    flooded = 0
 
     async def flooding() -> None:
+        nonlocal flooded
         while not stop.is_set():
             await flood.send_all(b"z" * 65536)
+            flooded += 1
 
     async with flood, other, trio.open_nursery() as inner:
         inner.start_soon(flooding)
-        await trio.sleep(0.2)
+        await eventually(lambda: flooded >= 16)  # the flood is under way: 1 MiB sent
         # the discard server reads this one too, promptly, while the flood goes on: it closes
         # our half-closed connection once it has read our end of stream
         await other.send_eof()
@@ -180,7 +181,7 @@ async def test_a_reply_the_peer_cannot_take_is_dropped_after_the_reply_timeout(
     which spares it the kernel's per-receiver queue limit (net.unix.max_dgram_qlen): its
     unread replies pile up until they fill the server's send buffer, which they are
     charged to, and the next must wait."""
-    monkeypatch.setattr(runner, "REPLY_TIMEOUT", 0.2)
+    monkeypatch.setattr(datagrams, "REPLY_TIMEOUT", 0.2)
     server = await start(nursery, make_address())
     assert isinstance(server._listening, DatagramEndpoint)
     sndbuf = server._listening.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
@@ -189,9 +190,7 @@ async def test_a_reply_the_peer_cannot_take_is_dropped_after_the_reply_timeout(
         for _ in range(sndbuf // 150_000 + 3):
             await silent.send(b"r" * 150_000)
         began = trio.current_time()
-        with trio.fail_after(10):
-            while server.stats.reply_failures == 0:
-                await trio.sleep(0.01)
+        await eventually(lambda: server.stats.reply_failures, timeout=10)
         assert trio.current_time() - began >= 0.2 * 0.95 - 0.05
     # (while the silent client lives, its unread replies keep the server's send buffer
     # full, and no reply can go to anyone: closing it frees them)
@@ -206,7 +205,5 @@ async def test_discard_client_request_returns_at_once_on_every_transport(
         for _ in range(3):
             assert await client.request(b"into the void", timeout=2) == b""
     if transport.boundaries:  # each was read as one message, none answered
-        with trio.fail_after(2):
-            while server.stats.datagrams < 3:
-                await trio.sleep(0.01)
+        await eventually(lambda: server.stats.datagrams >= 3, timeout=2)
         assert server.stats.datagrams == 3 and server.stats.reply_failures == 0

@@ -144,6 +144,7 @@ def test_compare_of_every_transport_is_one_test_of_many_streams() -> None:
         assert interval["sum"]["bytes"] == sum(s["bytes"] for s in interval["streams"])
 
 
+@pytest.mark.process
 def test_bench_reads_as_iperf3(tmp_path: Path) -> None:
     result = invoke(["bench", "datagrams", "--transports", "udp", "--baselines", "trio", "--duration", "0.2",
                      "--warmup", "0", "--repeats", "2", "--json"])
@@ -161,6 +162,7 @@ def test_bench_reads_as_iperf3(tmp_path: Path) -> None:
     assert consumer.local_cpu_total == pytest.approx(consumer.local_cpu_user + consumer.local_cpu_system)
 
 
+@pytest.mark.process
 def test_bench_stream_reads_as_iperf3_tcp() -> None:
     result = invoke(["bench", "stream", "--transports", "tcp", "--baselines", "none", "--no-iperf3", "--duration",
                      "0.2", "--warmup", "0", "--repeats", "1", "--json"])

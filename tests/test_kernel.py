@@ -25,14 +25,17 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-import netlab.cli
+import netlab.cli.common
 from netlab.cli import app
 from netlab.errors import KernelModeError, MissingToolError, PrivilegeError
 from netlab.experiments import EXPERIMENTS, ExperimentOptions
 from netlab.experiments import kernel
+from netlab.impair import kernel as kernel_impairments  # patched where check_kernel_mode and find_tools read them
 from netlab.experiments.compare import CompareSettings
 from netlab.experiments.impair import ImpairmentError, Impairments
 from netlab.experiments.kernel import KernelImpairments, numgen_fraction, run_in_namespace
+
+from helpers import eventually_blocking
 
 UNAVAILABLE = kernel.kernel_mode_available()
 needs_kernel = pytest.mark.skipif(UNAVAILABLE is not None, reason=kernel.SKIP_REASON)
@@ -76,17 +79,8 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def assert_nothing_left(netns: str) -> None:
-    assert wait_until(lambda: not processes_in(netns), 5.0), f"processes left in {netns}: {processes_in(netns)}"
+    eventually_blocking(lambda: not processes_in(netns), timeout=5.0, what=f"no process left in {netns}")
     assert "netlab" not in host_tables()
 
 
@@ -100,7 +94,7 @@ def invoke(args: list[str]):
 
 @pytest.fixture(autouse=True)
 def piped_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netlab.cli, "out", Console(width=160))
+    monkeypatch.setattr(netlab.cli.common, "out", Console(width=160))
 
 
 # -- the rules and the arithmetic (no privilege needed) ---------------------------------------
@@ -185,7 +179,7 @@ NO_ROOT = ("--kernel needs root (CAP_SYS_ADMIN for a private network namespace, 
     ["compare", "--kernel", "--loss", "0.1", "-n", "10", "--transports", "udp"],
 ])
 def test_without_privilege_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
-    monkeypatch.setattr(kernel, "privilege_problem", lambda: NO_ROOT)
+    monkeypatch.setattr(kernel_impairments, "privilege_problem", lambda: NO_ROOT)
     result = invoke(args)
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
@@ -207,8 +201,8 @@ def test_privilege_follows_netlabs_one_namespace_rule(monkeypatch: pytest.Monkey
 
 
 def test_a_missing_tool_names_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_which = kernel.shutil.which
-    monkeypatch.setattr(kernel.shutil, "which", lambda name, path=None: None if name in ("nft", "tc")
+    real_which = kernel_impairments.shutil.which
+    monkeypatch.setattr(kernel_impairments.shutil, "which", lambda name, path=None: None if name in ("nft", "tc")
                         else real_which(name, path=path))
     with pytest.raises(MissingToolError, match=r"needs nft, tc.*install iproute2 and nftables"):
         kernel.find_tools()
@@ -234,6 +228,7 @@ async def test_loss_experiment_through_the_relay_states_what_it_measured() -> No
 
 
 @needs_kernel
+@pytest.mark.process
 async def test_tcp_through_kernel_loss_delivers_everything_and_retransmits() -> None:
     r = await run_in_namespace("tcp", "echo", settings("tcp", 200), LOSS)
     a = r.kernel["attribution"]
@@ -244,6 +239,7 @@ async def test_tcp_through_kernel_loss_delivers_everything_and_retransmits() -> 
 
 
 @needs_kernel
+@pytest.mark.process
 async def test_udp_loss_is_exactly_what_the_rule_dropped() -> None:
     r = await run_in_namespace("udp", "echo", settings("udp", 300), LOSS)
     rules, a = r.kernel["rules"], r.kernel["attribution"]
@@ -258,6 +254,7 @@ async def test_udp_loss_is_exactly_what_the_rule_dropped() -> None:
 
 
 @needs_kernel
+@pytest.mark.process
 async def test_unix_datagrams_never_meet_the_rule() -> None:
     r = await run_in_namespace("unix-dgram", "echo", settings("unix-dgram", 200), LOSS)
     assert r.lost == 0 and r.verified == 200
@@ -267,6 +264,7 @@ async def test_unix_datagrams_never_meet_the_rule() -> None:
 
 
 @needs_kernel
+@pytest.mark.process
 async def test_loss_experiment_facts_support_its_findings() -> None:
     result = await EXPERIMENTS["loss"].run(ExperimentOptions(messages=300, loss=0.1, kernel=True))
     assert result.mode == "kernel"
@@ -288,6 +286,7 @@ async def test_loss_experiment_facts_support_its_findings() -> None:
 
 
 @needs_kernel
+@pytest.mark.process
 def test_compare_kernel_cli_json(tmp_path: Path) -> None:
     out = tmp_path / "k.json"
     result = invoke(["compare", "--kernel", "--loss", "0.1", "-n", "100", "--rate", "500", "--transports", "tcp,udp",
@@ -325,6 +324,7 @@ def _start_child(messages: int = 20_000) -> tuple[subprocess.Popen, str]:
 
 @needs_kernel
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+@pytest.mark.process
 def test_a_child_stopped_mid_run_leaves_nothing(signum: int) -> None:
     child, netns = _start_child()
     assert processes_in(netns) == [child.pid]
@@ -336,11 +336,12 @@ def test_a_child_stopped_mid_run_leaves_nothing(signum: int) -> None:
 
 @needs_kernel
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+@pytest.mark.process
 def test_a_parent_stopped_mid_run_leaves_nothing(signum: int) -> None:
     parent = subprocess.Popen([sys.executable, "-m", "netlab", "experiment", "run", "loss", "--kernel",
                                "-n", "20000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        assert wait_until(lambda: len(children_of(parent.pid)) == 4), "the four kernel-mode children did not start"
+        eventually_blocking(lambda: len(children_of(parent.pid)) == 4, what="the four kernel-mode children started")
         namespaces = set()
         for pid in children_of(parent.pid):
             try:
@@ -361,6 +362,7 @@ def test_a_parent_stopped_mid_run_leaves_nothing(signum: int) -> None:
             parent.wait()
 
 
+@pytest.mark.process
 def test_the_child_refuses_to_run_outside_a_namespace() -> None:
     job = kernel._job("udp", "echo", settings("udp", 10), LOSS, {"nft": "nft", "ip": "ip", "tc": "tc",
                                                                  "unshare": "unshare"})

@@ -13,13 +13,14 @@ import os
 
 import pytest
 import trio
+import trio.testing
 
 from netlab import errors, logs
 from netlab.runner import Limits, Server, open_client, serve
 from netlab.transports import Address, Transport
 
 from conftest import StartServer
-from helpers import framed, message_channel, read_to_end, send_request
+from helpers import eventually, framed, message_channel, read_to_end, send_request
 
 TIMEOUT = 10
 
@@ -41,9 +42,7 @@ async def test_max_connections_says_busy_and_keeps_serving_the_others(
         assert server.stats.busy == 1
         for client in (first, second):  # the two are unaffected
             assert await client.request(b"2 2", timeout=TIMEOUT) == framed(b"4", transport)
-    with trio.fail_after(TIMEOUT):
-        while server.stats.active:
-            await trio.sleep(0.01)
+    await eventually(lambda: not server.stats.active, timeout=TIMEOUT)
     async with open_client(server.address, "sum") as again:  # room again once they left
         assert await again.request(b"3 3", timeout=TIMEOUT) == framed(b"6", transport)
     assert server.stats.busy == 1
@@ -96,9 +95,7 @@ async def test_amplification_cap(start_server: StartServer) -> None:
         assert len(reply) == len(most) + limits.amplification
         for request in (b"9e%d 1" % (exponent + 1), b"9e9990 1"):
             await message_channel(client).send(request)
-        with trio.fail_after(TIMEOUT):
-            while server.stats.datagrams < 3:
-                await trio.sleep(0.01)
+        await eventually(lambda: server.stats.datagrams >= 3, timeout=TIMEOUT)
         assert server.stats.amplification_dropped == 2
         # the next reply is the next request's: nothing was sent for the dropped ones
         assert await client.request(b"2 3", timeout=TIMEOUT) == b"5"
@@ -113,21 +110,23 @@ async def test_repeated_warnings_are_summarised(start_server: StartServer, caplo
     async with open_client(server.address, "sum") as client:
         for _ in range(50):
             await message_channel(client).send(b"9e9990 1")
-        with trio.fail_after(TIMEOUT):
-            while server.stats.amplification_dropped < 50:
-                if server.transport.reliable:
-                    await trio.sleep(0.01)
-                else:  # udp may lose some of the 50: top up
-                    await message_channel(client).send(b"9e9990 1")
-                    await trio.sleep(0.001)
+
+        def all_dropped() -> bool:
+            if server.stats.amplification_dropped >= 50:
+                return True
+            if not server.transport.reliable:  # udp may lose some of the 50: top up
+                message_channel(client).try_send(b"9e9990 1")
+            return False
+
+        await eventually(all_dropped, timeout=TIMEOUT, interval=0.001)
     logged = [r for r in caplog.records if "amplification" in r.getMessage()]
     assert len(logged) == 1, [r.getMessage() for r in logged]
 
 
-def test_repeat_summary_says_how_many_it_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [1000.0]
-    monkeypatch.setattr(logs.time, "monotonic", lambda: now[0])
-    summary = logs.RepeatSummary(window=10)
+def test_repeat_summary_says_how_many_it_held_back() -> None:
+    clock = trio.testing.MockClock()  # outside trio.run: time moves only by jump()
+    clock.jump(1000)
+    summary = logs.RepeatSummary(window=10, clock=clock.current_time)
 
     def record(text: str, *args: object) -> logging.LogRecord:
         return logging.LogRecord("netlab.server", logging.WARNING, __file__, 1, text, args, None)
@@ -135,9 +134,9 @@ def test_repeat_summary_says_how_many_it_held_back(monkeypatch: pytest.MonkeyPat
     assert summary.filter(record("dropped a reply to %s", "a"))
     for peer in "bcd":
         assert not summary.filter(record("dropped a reply to %s", peer))
-        now[0] += 1
+        clock.jump(1)
     assert summary.filter(record("something else"))  # another kind: its own count
-    now[0] += 8
+    clock.jump(8)
     later = record("dropped a reply to %s", "e")
     assert summary.filter(later)
     assert later.getMessage() == "dropped a reply to e (and 3 more like this in the last 11 s)"
@@ -174,9 +173,7 @@ async def test_rate_limit_below_one_a_second_still_answers(start_server: StartSe
     async with open_client(server.address, "sum") as client:
         assert await client.request(b"1 1", timeout=TIMEOUT) == b"2"
         await message_channel(client).send(b"2 2")
-        with trio.fail_after(TIMEOUT):
-            while server.stats.datagrams < 2:
-                await trio.sleep(0.01)
+        await eventually(lambda: server.stats.datagrams >= 2, timeout=TIMEOUT)
     assert server.stats.rate_limited == 1
 
 

@@ -43,6 +43,7 @@ def test_no_namespaces_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @needs_namespaces
+@pytest.mark.process
 def test_a_fresh_namespace_has_its_own_loopback_and_time_wait_table() -> None:
     code = ("from netlab import netns; import socket; netns.loopback_up(); "
             "print(netns.write_sysctl(netns.TW_BUCKETS, 0), netns.read_sysctl(netns.TW_BUCKETS)); "
@@ -57,6 +58,7 @@ def test_a_fresh_namespace_has_its_own_loopback_and_time_wait_table() -> None:
 
 
 @needs_namespaces
+@pytest.mark.process
 def test_nothing_outlives_the_pid_namespace(tmp_path) -> None:
     """A daemon (fork + setsid) started inside dies with the namespace's first process."""
     marker = tmp_path / "alive"

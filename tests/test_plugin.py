@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 pytest_plugins = ["pytester"]
 
 USER_TESTS = '''
@@ -36,6 +38,7 @@ async def test_relay_loses_datagrams(netlab_server, netlab_relay):
 '''
 
 
+@pytest.mark.process
 def test_plugin_fixtures_work_in_a_test_written_outside_the_project(pytester) -> None:
     pytester.makeini("[pytest]\ntrio_mode = true\n")
     pytester.makepyfile(test_user=USER_TESTS)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import invoke
 
-import netlab.cli
+import netlab.cli.common
 from netlab import render
 from netlab.experiments.compare import SERVICE_STYLES, TransportResult, plot, series_style
 from netlab.transports import COMPARE_SCHEMES
@@ -37,7 +37,7 @@ def test_compare_plot_colour_is_the_transport_and_style_the_service(tmp_path: Pa
 
 
 def test_compare_tls_addresses_are_whole_at_80_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netlab.cli, "out", render.console(width=80))
+    monkeypatch.setattr(netlab.cli.common, "out", render.console(width=80))
     json_file = tmp_path / "c.json"
     result = invoke(["compare", "-n", "3", "--service", "sum", "--transports", "tls,unix-dgram,udp", "--delay", "1",
                      "--json-file", str(json_file)])
@@ -52,8 +52,9 @@ BENCH = ["bench", "pingpong", "--transports", "unix", "--baselines", "trio", "--
 RAW_LOADAVG = re.compile(r"\d+/\d+ \d+")  # /proc/loadavg's running/total processes and last pid
 
 
+@pytest.mark.process
 def test_bench_keeps_targets_and_raw_loadavg_behind_details(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netlab.cli, "out", render.console(width=200))
+    monkeypatch.setattr(netlab.cli.common, "out", render.console(width=200))
     plain = invoke(BENCH)
     assert plain.exit_code == 0, plain.output
     assert "targets" not in plain.stdout and "within 5 %" not in plain.stdout

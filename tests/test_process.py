@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+#: every test here starts a process (`make test-quick` leaves them out)
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parents[1]
 NETLAB = [sys.executable, "-m", "netlab"]
 

@@ -21,6 +21,9 @@ from test_process import (
     IO_TIMEOUT, NETLAB, ROOT, START_TIMEOUT, STOP_TIMEOUT, finish, inet, read_line, run, serving, tcp_connect,
 )
 
+#: every test here starts a process (`make test-quick` leaves them out)
+pytestmark = pytest.mark.process
+
 
 def read_stderr_until(proc: subprocess.Popen, pattern: str, timeout: float = START_TIMEOUT) -> str:
     """Read the process's stderr until `pattern` (a regex) appears; return what was read."""

@@ -10,7 +10,6 @@ The relay runs in the test's nursery: if it died, its exception would end the te
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import struct
@@ -26,12 +25,12 @@ import trio.testing
 
 from netlab import errors
 from netlab.experiments.relay import PEER_QUEUE, STREAM_BUFFER, Relay
-from netlab.runner import Server, open_client
+from netlab.runner import open_client
 from netlab.transports import Connection, Transport, send_data, send_eof, socket_of
 
 from conftest import StartServer
-from heap import Heap, heap  # noqa: F401 - heap is a fixture
-from helpers import framed, read_pieces, read_to_end, send_request
+from heap import Heap
+from helpers import eventually, framed, read_pieces, read_to_end, send_request
 from test_process import NETLAB, ROOT, finish, inet, read_line, serving
 from test_process_safety import FD_LIMIT, _low_fd_limit
 
@@ -54,9 +53,7 @@ async def through(netlab_relay: StartRelay, start_server: StartServer, **setting
 
 
 async def until_closed(relay: Relay) -> None:
-    with trio.fail_after(TIMEOUT):
-        while relay.active:
-            await trio.sleep(0.01)
+    await eventually(lambda: not relay.active, timeout=TIMEOUT)
 
 
 # -- connection transports (stream and seqpacket) -----------------------------------------------
@@ -128,6 +125,7 @@ time.sleep(60)
 
 
 @pytest.mark.transports(kind=("stream", "seqpacket"), encrypted=False)  # a plain socket client; the reset and
+@pytest.mark.process
 async def test_client_is_killed(transport: Transport, start_server: StartServer,  # close cases cover tls
                                 netlab_relay: StartRelay) -> None:
     """A client process SIGKILLed with requests in flight and replies unread."""
@@ -141,8 +139,7 @@ async def test_client_is_killed(transport: Transport, start_server: StartServer,
     try:
         with trio.fail_after(TIMEOUT):
             assert await trio.to_thread.run_sync(proc.stdout.readline) == b"sent\n"  # type: ignore[union-attr]
-            while relay.active < 1:
-                await trio.sleep(0.01)
+            await eventually(lambda: relay.active >= 1)
         proc.send_signal(signal.SIGKILL)
         await trio.to_thread.run_sync(proc.wait)
     finally:
@@ -232,15 +229,21 @@ async def test_datagram_client_that_never_reads_is_bounded_then_forgotten(
     s.setblocking(False)
     target = relay.address.unix_sockaddr()
     sent = 0
-    with trio.fail_after(TIMEOUT):
-        while relay.stats.queue_full == 0:
+
+    def queue_full() -> bool:
+        """Send until the relay's queue for us is full; False meanwhile, so that it runs."""
+        nonlocal sent
+        for _ in range(50):
+            if relay.stats.queue_full:
+                return True
             try:
                 s.sendto(b"%d 1" % sent, target)
-                sent += 1
             except BlockingIOError:
-                await trio.sleep(0.001)
-            if sent % 50 == 0:
-                await trio.sleep(0)
+                return False
+            sent += 1
+        return False
+
+    await eventually(queue_full, timeout=TIMEOUT, interval=0.001)
     await answered(relay, transport)
     s.close()
     failures = relay.stats.send_failures
@@ -276,9 +279,7 @@ async def test_relay_counts_what_the_kernel_dropped_before_it_read(
         # the last datagram read carried the count as of its arrival: one more settles it
         s.sendto(b"1 1", (relay.address.host, relay.address.port))
         sent += 1
-        with trio.fail_after(TIMEOUT):
-            while relay.stats.forward.received == seen:
-                await trio.sleep(0.01)
+        await eventually(lambda: relay.stats.forward.received != seen, timeout=TIMEOUT)
     received = relay.stats.forward.received - before
     dropped = relay.stats.kernel_dropped_forward
     assert dropped is not None and dropped > 0, "the burst did not overflow the relay's queue"
@@ -289,6 +290,7 @@ async def test_relay_counts_what_the_kernel_dropped_before_it_read(
 # -- the relay process: out of file descriptors ---------------------------------------------------
 
 
+@pytest.mark.process
 def test_relay_survives_running_out_of_file_descriptors(netlab_dir: Path) -> None:
     """With RLIMIT_NOFILE low, clients connect until the relay cannot accept (EMFILE): it
     keeps relaying for those it has, logs one line for the episode (no traceback every

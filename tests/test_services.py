@@ -216,13 +216,13 @@ def test_sum_line_limit_default() -> None:
 @pytest.mark.parametrize(("max_line", "chunk"), [(DEFAULT_MAX_LINE, 64 * 1024), (100, 1000), (100, 7)])
 def test_sum_unterminated_flood_is_not_buffered(max_line: int, chunk: int) -> None:
     session = SumService(max_line=max_line).new_session()
-    splitter = session._splitter  # noqa: SLF001 - the point of the test
+    splitter = session._splitter  # private: the point of the test
     total = 10 * 1024 * 1024 if chunk >= 1000 else 64 * 1024
     piece = b"1" * chunk
     replies = []
     for _ in range(total // chunk):
         replies.append(session.receive_data(piece))
-        assert len(splitter._buffer) <= max_line + 1  # noqa: SLF001
+        assert len(splitter._buffer) <= max_line + 1
     assert b"".join(replies) == too_long(max_line)  # said once, as soon as the limit passed
     assert session.receive_data(b"1\n2 3\n") == b"5\n"  # the rest of that line is discarded
     assert session.receive_data(b"") == b""
@@ -498,7 +498,7 @@ def test_splitter_too_long_said_once_then_discarded() -> None:
     s = LineSplitter(max_line=4)
     assert s.feed(b"abcdef") == [TooLong(4)]  # as soon as the limit is passed
     assert s.feed(b"ghijkl" * 100) == []
-    assert s._buffer == b""  # noqa: SLF001 - nothing of it is kept
+    assert s._buffer == b""  # nothing of it is kept
     assert s.feed(b"mno\nok\n") == [Line(b"ok", b"\n")]
     assert s.feed(b"abcdefgh") == [TooLong(4)]
     assert s.feed(b"") == []  # the discarded line does not come back at end of stream
@@ -529,7 +529,7 @@ def test_splitter_chunking_never_matters(case: tuple[bytes, list[bytes]], max_li
     for chunk in chunks:
         if chunk:
             items += split.feed(chunk)
-            assert len(split._buffer) <= max_line + 1  # noqa: SLF001
+            assert len(split._buffer) <= max_line + 1
     items += split.feed(b"")
     assert items == expected
     for item in items:
@@ -622,6 +622,7 @@ def test_client_and_session_in_memory(name: str, messages: list[bytes], cuts: li
         assert reply == service.encode_request(service.handle_datagram(message) or b"", stream=True)
 
 
+@pytest.mark.process
 def test_services_import_only_the_standard_library() -> None:
     """The sans-IO core is pure in what it loads, not only in its source: no trio, no socket."""
     import subprocess

@@ -16,7 +16,7 @@ import trustme
 
 from netlab import errors
 from netlab.runner import Server, open_client
-from netlab.transports import parse_address, socket_of
+from netlab.transports import get_transport, parse_address, socket_of
 from netlab.transports.tls import TlsStream, throwaway_ca
 
 from conftest import NetlabProcess
@@ -55,6 +55,7 @@ async def test_throwaway_certificate_names_localhost_and_loopback(netlab_server:
         assert await client.request(b"1 1", timeout=TIMEOUT) == b"2\n"
 
 
+@pytest.mark.process
 def test_serve_prints_the_ca(netlab_process: type[NetlabProcess]) -> None:
     process = netlab_process("serve", "--transport", "tls:127.0.0.1:0", "--service", "sum")
     bound = parse_address(process.listening)
@@ -135,7 +136,7 @@ async def test_server_usage_errors(tmp_path: Path, options: str, message: str) -
     cert, key, ca = write_pems(trustme.CA(), tmp_path)
     address = parse_address("tls:127.0.0.1:0?" + options.format(cert=cert, key=key, ca=ca))
     with pytest.raises(errors.AddressError, match=message):
-        await address.transport.listen(address)
+        await get_transport(address.scheme).listen(address)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -149,7 +150,7 @@ async def test_client_usage_errors(netlab_server: StartServer, tmp_path: Path, o
     cert, key, ca = write_pems(trustme.CA(), tmp_path)
     address = parse_address(f"tls:127.0.0.1:{server.address.port}?" + options.format(cert=cert, key=key, ca=ca))
     with pytest.raises(errors.AddressError, match=message):
-        await address.transport.connect(address)
+        await get_transport(address.scheme).connect(address)
 
 
 def test_file_options_round_trip() -> None:
@@ -159,6 +160,7 @@ def test_file_options_round_trip() -> None:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+@pytest.mark.process
 def test_openssl_s_client(netlab_process: type[NetlabProcess]) -> None:
     """The README's example. s_client -quiet implies -ign_eof: it prints the reply, then waits
     for the server to close, which --idle-timeout makes prompt (and -no_ign_eof would close

@@ -152,6 +152,7 @@ def test_ladder_lines_fit_and_payload_is_escaped() -> None:
     assert preview(b"a" * 20, 4) == '"aaaa…"'
 
 
+@pytest.mark.process
 def test_pcap_round_trip(tmp_path: Path) -> None:
     frames = [Frame(100.0 + i / 1000, "lo", data, True) for i, data in enumerate(request_reply())]
     path = tmp_path / "t.pcap"
@@ -192,6 +193,7 @@ def send_traced(transport: str, **limits: Any) -> Any:
 
 @needs_namespace
 @pytest.mark.parametrize("transport", list(INET))
+@pytest.mark.process
 def test_a_request_and_reply_on_every_inet_transport(transport: str) -> None:
     result = send_traced(transport)
     assert result.exit_code == 0 and result.output == b"5\n"
@@ -232,6 +234,7 @@ def test_a_request_and_reply_on_every_inet_transport(transport: str) -> None:
 
 
 @needs_namespace
+@pytest.mark.process
 def test_the_done_when_command_draws_it_all_and_the_pcap_holds_the_same(tmp_path: Path) -> None:
     pcap = tmp_path / "t.pcap"
     result = invoke(["trace", "--serve", "tcp:127.0.0.1:7000", "--pcap", str(pcap), "--",
@@ -254,6 +257,7 @@ def test_the_done_when_command_draws_it_all_and_the_pcap_holds_the_same(tmp_path
 
 
 @needs_namespace
+@pytest.mark.process
 def test_json_has_one_object_per_packet_and_the_plot_is_drawn(tmp_path: Path) -> None:
     svg = tmp_path / "t.svg"
     result = invoke(["trace", "--json", "--plot", str(svg), "--serve", "udp:127.0.0.1:7000", "--",
@@ -270,6 +274,7 @@ def test_json_has_one_object_per_packet_and_the_plot_is_drawn(tmp_path: Path) ->
 
 
 @needs_namespace
+@pytest.mark.process
 def test_unix_sockets_never_reach_the_network_stack_and_the_trace_says_so(tmp_path: Path) -> None:
     path = f"/tmp/nl-trace-{uuid.uuid4().hex[:8]}.sock"
     result = run_trace(TraceSettings(["netlab", "send", "--transport", f"unix:{path}", "2 3"],
@@ -282,6 +287,7 @@ def test_unix_sockets_never_reach_the_network_stack_and_the_trace_says_so(tmp_pa
 
 
 @needs_namespace
+@pytest.mark.process
 def test_nothing_escapes_the_namespace() -> None:
     marker = f"netlab-escape-{uuid.uuid4().hex[:8]}"
     with socket.socket() as listener, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as inbox:
@@ -336,6 +342,7 @@ def test_nothing_escapes_the_namespace() -> None:
 
 
 @needs_namespace
+@pytest.mark.process
 def test_the_capture_stops_at_its_limits() -> None:
     result = send_traced("tcp", packets=4)
     assert result.capture["stopped_by"] == "packets" and len(result.frames) == 4

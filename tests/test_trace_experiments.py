@@ -66,6 +66,7 @@ def test_close_the_side_that_closes_first_keeps_time_wait() -> None:
 
 
 @needs_namespace
+@pytest.mark.process
 def test_refused_shows_the_rst_and_the_icmp_port_unreachable() -> None:
     found = traced("refused", timeout=0.3)
     for case in ("tcp", "tcp6"):
@@ -81,6 +82,7 @@ def test_refused_shows_the_rst_and_the_icmp_port_unreachable() -> None:
 
 
 @needs_namespace
+@pytest.mark.process
 def test_boundaries_cites_the_segments_and_datagrams_of_the_ten_sends() -> None:
     found = traced("boundaries")
     tcp = cited(found, lesson(found, "tcp:"))
@@ -91,6 +93,7 @@ def test_boundaries_cites_the_segments_and_datagrams_of_the_ten_sends() -> None:
 
 
 @needs_namespace
+@pytest.mark.process
 def test_size_limits_shows_the_fragments_of_the_largest_datagram() -> None:
     found = traced("size-limits")
     for name in ("udp", "udp6"):
@@ -103,6 +106,7 @@ def test_size_limits_shows_the_fragments_of_the_largest_datagram() -> None:
 
 
 @needs_namespace
+@pytest.mark.process
 def test_framing_shows_the_request_acknowledged_into_the_receive_buffer() -> None:
     found = traced("framing")
     request, ack, closed, *after = cited(found, lesson(found, "the naive client's request"))
@@ -115,6 +119,7 @@ def test_framing_shows_the_request_acknowledged_into_the_receive_buffer() -> Non
 
 
 @needs_namespace
+@pytest.mark.process
 def test_close_cites_the_fins_in_order_and_the_pcap_holds_them(tmp_path: Path) -> None:
     pcap = tmp_path / "close.pcap"
     result = invoke(["experiment", "run", "close", "--trace", "--json", "--pcap", str(pcap)])
@@ -128,6 +133,7 @@ def test_close_cites_the_fins_in_order_and_the_pcap_holds_them(tmp_path: Path) -
 
 
 @needs_kernel
+@pytest.mark.process
 def test_loss_kernel_shows_a_retransmission_of_a_dropped_segment() -> None:
     found = traced("loss", kernel=True, messages=300)
     item = lesson(found, "tcp: the loss rule dropped")

@@ -10,18 +10,30 @@ whole process group is stopped at the end.
     check_client("python3 sum_client.py 2 3", "tcp:127.0.0.1:50000", settings) -> CheckReport
     junit([report, ...])                                           -> JUnit XML text
 
-Modules: `cases` (the registry and the conversations), `judge` (pure judging), `run` (the
-runner), `program` (the program under test), `procnet` (where it listens, from /proc),
-`reach` (can another machine reach it?), `client` (checking a client), `report`.
+The framework: `settings` (what to check; outcomes), `context` (what a case works with, and
+what the kernel shows meanwhile), `conversation` (one exchange with the server: `converse`),
+`wording` (the sentences of what went wrong), `exchange` (a sum or an echo, sent and judged),
+`registry` (``@case(...)``: where a case applies, decided before it runs), `judge` (pure
+judging). The cases: `cases` (a server's, in `answers`, `serving`, `system`, using `reach`
+and `restart`) and `client` (a client's, against the `reference` server); `listing` lists
+them all (``netlab check --list``). Running them: `run` (the runner), `program` (the program
+under test), `procnet` (where it listens, from /proc), `isolate` and `inside` (namespaces of
+its own), `report`, `grading`, `view` (the tables the command prints), `usage` (which inputs of a check go together: `check_usage`,
+for the command and the library).
 """
 
 from __future__ import annotations
 
-from .cases import CASES, Case, CheckSettings, select_cases
+from .cases import CASES, select_cases
 from .client import CLIENT_CASES, check_client
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES
+from .listing import case_list
+from .registry import Case
 from .report import CaseResult, CheckReport, junit
 from .run import check_server, grade
+from .settings import CheckSettings
+from .usage import check_usage
 
 __all__ = ["AUTO_FORMATS", "CASES", "CLIENT_CASES", "DEFAULT_FORMAT", "PROFILES", "Case", "CaseResult", "CheckReport",
-           "CheckSettings", "check_client", "check_server", "grade", "junit", "select_cases"]
+           "CheckSettings", "case_list", "check_client", "check_server", "check_usage", "grade", "junit",
+           "select_cases"]

@@ -1,23 +1,15 @@
 """Checking a client (``netlab check --client CMD --listen ADDR``).
 
-netlab serves a lenient reference at ADDR (for sum: the first two numbers in whatever the
-client sent, whatever separates them; the reply is the sum and a newline; for echo: the
-bytes back) and runs the client once per case, each time misbehaving in one way a real
-server or network does:
+netlab serves a lenient reference at ADDR (`netlab.check.reference`: for sum, the first two
+numbers in whatever the client sent, whatever separates them; the reply is the sum and a
+newline; for echo: the bytes back) and runs the client once per case, each time misbehaving
+in one way a real server or network does. Each case below is declared with ``@case(...)``,
+as a server's are (`netlab.check.registry`), with the transports it runs on (a reply in
+pieces needs a byte stream, a lost reply datagrams); ``netlab check --list`` lists them.
 
-==========================  ==========================================================
-``client.plain``             an ordinary reply
-``client.split_reply``       the reply in 1-byte pieces with pauses (catches clients that
-                             read once)                                    byte streams
-``client.slow_reply``        the reply after 2 s (or half the timeout, if less)
-``client.server_closes``     the server closes without replying       connection kinds
-``client.no_reply``          the server never replies: the client must give up within
-                             ``--timeout``, not hang
-``client.lost_reply``        the first reply is lost; later requests are answered  datagrams
-``client.request_end``       sum, byte streams: the reference reads a line, as netlab
-                             serve does; a request with no newline and no half-close
-                             waits there for ever (a warning)
-==========================  ==========================================================
+A case is an async function of a `ClientRun`: it serves the client with the reference's way
+of replying to each request (``await run.serve(lambda reply: reply.send_late())``), which
+starts the client and waits for it to exit, then judges what the client did.
 
 Judged by the client's exit status and whether its output holds the answer: stdout *or*
 stderr (the course's skeleton logs what it receives on stderr), read by
@@ -30,323 +22,146 @@ group) and fails.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 
 import trio
 
-from ..errors import NetlabError
-from ..runner import HINT_AFTER
-from ..services.lenient import NotTwoNumbers, two_numbers
-from ..services.sum import SumError, add
-from ..transports.base import Peer
-from ..transports import (Address, Connection, DatagramEndpoint, Listeners, parse_address, receive_data, send_data,
-                          socket_of)
-from .cases import CheckSettings, Outcome
-from .judge import numbers_in, printed_answer, shown
+from ..transports import Address, get_transport, parse_address
 from . import isolate
+from .judge import printed_answer, shown
 from .program import Program
+from .reference import UNFINISHED, Reference, Reply, ReplyWith, _Seen, reference
+from .registry import BYTE_STREAMS, CONNECTIONS, DATAGRAMS, SUM, Case, CaseList
 from .report import CaseResult, CheckReport
+from .settings import CheckSettings, Verdict
 
 #: a client may take this long beyond its case's wait to start up and exit
 MARGIN = 2.0
-#: the request is taken as complete after this much silence
-QUIET = 0.2
-#: client.request_end: a request unfinished this long (no newline, no end of stream) is
-#: one a line-reading server waits on for ever (netlab serve logs its hint after as long)
-UNFINISHED = HINT_AFTER
 
 
-@dataclass(frozen=True)
-class ClientCase:
-    id: str
-    checks: str
-    behaviour: str
-    kinds: frozenset[str] = frozenset({"stream", "seqpacket", "datagram"})
-    services: frozenset[str] = frozenset({"sum", "echo"})
-
-    @property
-    def group(self) -> str:
-        return "client"
+def _slow(settings: CheckSettings) -> float:
+    """How late a slow reply comes: 2 s, or half the timeout if less."""
+    return min(2.0, settings.timeout / 2)
 
 
-CLIENT_CASES: list[ClientCase] = [
-    ClientCase("client.plain", "an ordinary reply: the client prints the answer and exits 0", "plain"),
-    ClientCase("client.split_reply", "the reply in 1-byte pieces with pauses: the client reads all of it", "split",
-               frozenset({"stream"})),
-    ClientCase("client.slow_reply", "the reply comes late (2 s): the client waits for it", "slow"),
-    ClientCase("client.server_closes", "the server closes without replying: the client exits, without hanging",
-               "close", frozenset({"stream", "seqpacket"})),
-    ClientCase("client.no_reply", "the server never replies: the client gives up within --timeout", "silent"),
-    ClientCase("client.lost_reply", "the first reply is lost: the client retries or gives up, without hanging",
-               "lose_first", frozenset({"datagram"})),
-    ClientCase("client.request_end", "the request ends (a newline, or shutdown(SHUT_WR)), so a server that reads a "
-               "line sees it whole (a warning)", "line", frozenset({"stream"}), frozenset({"sum"})),
-]
+def _pause(settings: CheckSettings) -> float:
+    """The pause after each byte of a reply in pieces."""
+    return min(0.05, settings.timeout / 50)
 
 
 @dataclass
-class _Seen:
-    """What the reference server saw during one case."""
+class ClientRun:
+    """One run of the client under test against the reference server: what a client case
+    works with. `serve` runs it; then `seen` is what the reference saw, `finished` whether the
+    client exited by itself within `wait` seconds, and `ended` when it was seen to exit."""
 
-    requests: list[bytes]
-    answers: list[bytes]
-    #: how each request ended: "newline", "eof" (the client shut down its sending side, or
-    #: closed), "quiet" (nothing more came for `QUIET` s)
-    ends: list[str] = field(default_factory=list)
-    #: client.request_end: the request as it stood once it had waited `UNFINISHED` s unfinished
-    unfinished: bytes | None = None
-    unfinished_seen: trio.Event = field(default_factory=trio.Event)
-    #: client.split_reply: bytes of the reply sent when the client closed its connection, if
-    #: it stopped reading before the end of the reply; and whether it left some of them unread
-    left_at: int | None = None
-    left_unread: bool = False
-    #: client.split_reply: the last piece has been sent (or the client was found gone)
-    split_done: trio.Event = field(default_factory=trio.Event)
-    #: when the first request had come in, and when a reply was first sent (trio's clock)
-    asked_at: float | None = None
-    replied_at: float | None = None
-
-    def record(self, request: bytes, answer: bytes) -> None:
-        if self.asked_at is None:
-            self.asked_at = trio.current_time()
-        self.requests.append(request)
-        self.answers.append(answer)
-
-    def replied(self) -> None:
-        if self.replied_at is None:
-            self.replied_at = trio.current_time()
+    settings: CheckSettings
+    program: Program
+    reference: Reference
+    nursery: trio.Nursery
+    #: how long the client may run: the timeout, a margin, and the case's extra time
+    wait: float
+    seen: _Seen
+    finished: bool = False
+    ended: float | None = None
 
     @property
-    def connected(self) -> bool:
-        return bool(self.requests)
+    def service(self) -> str:
+        return self.settings.service
+
+    @property
+    def slow(self) -> float:
+        return _slow(self.settings)
+
+    @property
+    def pause(self) -> float:
+        return _pause(self.settings)
+
+    async def serve(self, reply_with: ReplyWith, *, line: bool = False) -> None:
+        """Serve with `reply_with` (read each request as a line, with `line`), start the client,
+        and wait until it exits, at most `wait` s (or until it has been seen waiting on a
+        request with no end, with `line`). The reference serves on until the case is over."""
+        self.nursery.start_soon(partial(self.reference.serve, line=line), reply_with, self.seen)
+        self.program.start()
+        with trio.move_on_after(self.wait):
+            while self.program.running and not self.seen.unfinished_seen.is_set():
+                await trio.sleep(0.02)
+            self.finished = not self.seen.unfinished_seen.is_set()
+            self.ended = trio.current_time() if self.finished else None
+
+    async def sent_in_pieces(self) -> None:
+        """Wait until a reply in pieces has all been sent, or the client was found gone: a
+        client that stopped reading exits while the pieces are still being sent, and whether
+        it closed before the last one is known once they all have been."""
+        if self.seen.connected:
+            with trio.move_on_after(len(self.seen.answers[0]) * self.pause + self.slow + 1.0):
+                await self.seen.split_done.wait()
 
 
-def _answer(service: str, request: bytes) -> bytes:
-    """The reference's reply: netlab's lenient reading of sum (`netlab.services.lenient`), or echo."""
-    if service == "echo":
-        return request
-    try:
-        a, b = two_numbers(request.decode("utf-8", "replace"))
-        return add(f"{a} {b}").encode() + b"\n"
-    except (NotTwoNumbers, SumError) as exc:
-        return f"ERR {exc}\n".encode()
+# -- judging what the client did ------------------------------------------------------------
 
 
-def _complete(service: str, data: bytes) -> bool:
-    if service == "echo":
-        return data.endswith(b"\n")
-    return data.endswith(b"\n") or (len(numbers_in(data)) >= 2 and data.rstrip().endswith(b"]"))
+def _never_asked(run: ClientRun) -> Verdict | None:
+    """The verdict on a client that never sent a request; None if it sent one."""
+    if run.seen.connected:
+        return None
+    if not run.finished:
+        return "fail", f"the client never sent a request and was still running after {run.wait:g} s (stopped)"
+    tail = run.program.stderr_tail()
+    return "fail", (f"the client never sent a request to the reference server ({run.program.status_text()}"
+                    + (f"; last stderr lines: {tail}" if tail else "") + ")")
 
 
-async def _read_request(conn: Connection, service: str, seen: _Seen, *, line: bool = False) -> tuple[bytes, str]:
-    """Bytes until the request looks complete, and how it ended: a newline (or ``]``), the end
-    of the stream, or `QUIET` seconds without more once something came. With `line`, as a
-    server that reads a line: only a newline or the end of the stream end it; once it has
-    waited `UNFINISHED` s unfinished, that is noted in `seen` (and the wait goes on)."""
-    data = b""
-    while True:
-        if line:
-            wait = float("inf") if not data or seen.unfinished is not None else UNFINISHED
-        else:
-            wait = QUIET if data else float("inf")
-        with trio.move_on_after(wait) as quiet:
-            try:
-                chunk = await receive_data(conn)
-            except (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError):
-                return data, "eof"
-        if quiet.cancelled_caught:
-            if not line:
-                return data, "quiet"
-            seen.unfinished = data
-            seen.unfinished_seen.set()
-            continue
-        if chunk is None:
-            return data, "eof"
-        data += chunk
-        if data.endswith(b"\n") if line else _complete(service, data):
-            return data, "newline"
+def _printed(run: ClientRun) -> list[str]:
+    """Which of the client's outputs (stdout, stderr) hold the reference's answer."""
+    outputs = {"stdout": run.program.stdout(), "stderr": run.program.stderr()}
+    return [name for name, output in outputs.items()
+            if printed_answer(output, run.seen.answers[0], run.seen.requests, echo=run.service == "echo")]
 
 
-def _peer_gone(conn: Connection) -> bool:
-    """Whether the peer refused what was sent after its end of stream (a TCP reset leaves
-    SO_ERROR set): it had closed, not just shut down its sending side."""
-    try:
-        return socket_of(conn).getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
-    except (OSError, TypeError):
-        return False
-
-
-_GONE = (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError)
-
-
-async def _send_split(conn: Connection, answer: bytes, seen: _Seen, pause: float, slow: float, *,
-                      at_eof: bool) -> None:
-    """The answer a byte at a time, `pause` s apart, then the end of the stream; then wait (up
-    to `slow` s) for the client's end. Whether it stopped reading before the whole reply is
-    noted in `seen` (`left_at`, `left_unread`): it did if it closed with some of the reply
-    unread (its kernel resets the connection), or closed before the last byte was sent (a
-    later send fails, or is reset). A client that only shut down its sending side
-    (shutdown(SHUT_WR): an end of stream, and sends are still taken) is reading on. `at_eof`:
-    its end of stream ended the request (came before any of the reply)."""
-    sent = [0]
-    eof_at: list[int] = [0] if at_eof else []
-    reset = [False]
-    ended = trio.Event()
-
-    async def watch() -> None:
-        try:
-            while await receive_data(conn) is not None:
-                pass
-        except _GONE:
-            reset[0] = True
-        eof_at.append(sent[0])
-        ended.set()
-
-    failed = False
-    async with trio.open_nursery() as nursery:
-        if at_eof:
-            ended.set()
-        else:
-            nursery.start_soon(watch)
-        try:
-            for i in range(len(answer)):
-                await send_data(conn, answer[i:i + 1])
-                sent[0] += 1
-                await trio.sleep(pause)
-            await conn.send_eof()
-        except _GONE:
-            failed = True
-        with trio.move_on_after(slow):  # let the client close first: its last read sees EOF, not a reset
-            await ended.wait()
-        early = bool(eof_at) and eof_at[0] < len(answer)
-        if failed or reset[0] or (early and _peer_gone(conn)):
-            seen.left_at = eof_at[0] if eof_at else sent[0]
-            seen.left_unread = reset[0]
-        seen.split_done.set()
-        nursery.cancel_scope.cancel()
-
-
-async def _serve_connection(conn: Connection, case: ClientCase, service: str, seen: _Seen, slow: float,
-                            pause: float) -> None:
-    async with conn:
-        request, end = await _read_request(conn, service, seen, line=case.behaviour == "line")
-        seen.ends.append(end)
-        answer = _answer(service, request)
-        seen.record(request, answer)
-        try:
-            if case.behaviour == "close":
-                return
-            if case.behaviour == "silent":
-                await trio.sleep_forever()
-            if case.behaviour == "slow":
-                await trio.sleep(slow)
-            if case.behaviour == "split":
-                await _send_split(conn, answer, seen, pause, slow, at_eof=end == "eof")
-                return
-            else:
-                await send_data(conn, answer)
-            seen.replied()
-            await conn.send_eof()
-            with trio.move_on_after(slow):  # let the client close first: its last read sees EOF, not a reset
-                while await receive_data(conn) is not None:
-                    pass
-        except (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-
-
-async def _serve(listening: Listeners | DatagramEndpoint, case: ClientCase, service: str, seen: _Seen, slow: float,
-                 pause: float) -> None:
-    async with trio.open_nursery() as nursery:
-        if isinstance(listening, Listeners):
-            while True:
-                conn = await listening.listeners[0].accept()
-                nursery.start_soon(_serve_connection, conn, case, service, seen, slow, pause)
-        while True:
-            message = await listening.receive()
-            if message.peer is None:
-                continue
-            request = message.data
-            answer = _answer(service, request)
-            seen.record(request, answer)
-            if case.behaviour == "silent" or (case.behaviour == "lose_first" and len(seen.requests) == 1):
-                continue
-            if case.behaviour == "slow":
-                nursery.start_soon(_later, listening, answer, message.peer, slow, seen)
-                continue
-            try:
-                await listening.send_to(answer, message.peer)
-                seen.replied()
-            except NetlabError:
-                pass
-
-
-async def _later(endpoint: DatagramEndpoint, answer: bytes, peer: Peer, delay: float, seen: _Seen) -> None:
-    await trio.sleep(delay)
-    try:
-        await endpoint.send_to(answer, peer)
-        seen.replied()
-    except NetlabError:
-        pass
-
-
-def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wait: float, service: str,
-             slow: float, ended: float | None) -> tuple[Outcome, str]:
-    """The verdict on one run of the client; `ended` is when it was seen to exit (None: it
-    had not, or was stopped)."""
-    outputs = {"stdout": program.stdout(), "stderr": program.stderr()}
-    status = program.exit_status()
-    tail = program.stderr_tail()
-    if case.behaviour == "line" and seen.unfinished is not None:
-        return "warn", _unfinished(seen.unfinished)
-    if not seen.connected:
-        if not finished:
-            return "fail", f"the client never sent a request and was still running after {wait:g} s (stopped)"
-        return "fail", (f"the client never sent a request to the reference server ({program.status_text()}"
-                        + (f"; last stderr lines: {tail}" if tail else "") + ")")
+def _answered(run: ClientRun, *, reads_to_close: bool = True,
+              missed: Callable[[str], str] = lambda text: text) -> Verdict:
+    """The verdict where the reference answered (at once, late, in pieces): the client prints
+    the answer and exits 0. `missed` words a miss (the reason the case knows)."""
+    seen, program = run.seen, run.program
     answer = seen.answers[0]
-    found = [name for name, output in outputs.items()
-             if printed_answer(output, answer, seen.requests, echo=service == "echo")]
-    got = bool(found)
-    if case.behaviour == "line":
-        how = ("a newline" if seen.ends[0] == "newline" else
-               "the end of its stream (it shut down its sending side, or closed)")
-        return "pass", f"sent {shown(seen.requests[0])}, ended by {how}: a server that reads a line sees it whole"
-    if case.behaviour in ("plain", "split", "slow"):
-        if not finished:
-            hint = "; it reads until the server closes?" if case.behaviour != "slow" else ""
-            return "fail", f"the client got {shown(answer)} but was still running after {wait:g} s (stopped){hint}"
-        where = "" if "stdout" in found else " (on stderr)"
-        if got and status == 0:
-            return "pass", f"sent {shown(seen.requests[0])}, printed the answer{where}, exited 0"
-        if got:
-            return "fail", (f"printed the answer{where} but {program.status_text()}"
-                            + (f"; last stderr lines: {tail}" if tail else ""))
-        text = (f"sent {shown(seen.requests[0])}, was answered {shown(answer)}, but its output does not hold the "
-                f"answer (stdout {shown(outputs['stdout'])}" + (f"; last stderr lines: {tail}" if tail else "")
-                + ")")
-        if service == "echo" and any(answer.strip() and answer.strip() in output for output in outputs.values()):
-            text += "; its log of the request it sent (\"sending ...\") does not count as the reply"
-        if case.behaviour == "split":
-            text += _stopped_reading(seen, len(answer), service)
-        elif case.behaviour == "slow" and seen.replied_at is None and seen.asked_at is not None:
-            waited = (ended if ended is not None else trio.current_time()) - seen.asked_at
-            text = (f"sent {shown(seen.requests[0])} and gave up {waited:.1f} s later ({program.status_text()}), "
-                    f"before the reply, which was to come {slow:g} s after the request: its timeout is shorter than "
-                    f"that; wait longer for a reply (sock.settimeout(5))")
-        return "fail", text
-    if not finished:
-        return "fail", (f"the client was still waiting after {wait:g} s (stopped): it has no timeout; set one "
+    if not run.finished:
+        hint = "; it reads until the server closes?" if reads_to_close else ""
+        return "fail", f"the client got {shown(answer)} but was still running after {run.wait:g} s (stopped){hint}"
+    found = _printed(run)
+    tail = program.stderr_tail()
+    where = "" if "stdout" in found else " (on stderr)"
+    if found and program.exit_status() == 0:
+        return "pass", f"sent {shown(seen.requests[0])}, printed the answer{where}, exited 0"
+    if found:
+        return "fail", (f"printed the answer{where} but {program.status_text()}"
+                        + (f"; last stderr lines: {tail}" if tail else ""))
+    outputs = {"stdout": program.stdout(), "stderr": program.stderr()}
+    text = (f"sent {shown(seen.requests[0])}, was answered {shown(answer)}, but its output does not hold the "
+            f"answer (stdout {shown(outputs['stdout'])}" + (f"; last stderr lines: {tail}" if tail else "")
+            + ")")
+    if run.service == "echo" and any(answer.strip() and answer.strip() in output for output in outputs.values()):
+        text += "; its log of the request it sent (\"sending ...\") does not count as the reply"
+    return "fail", missed(text)
+
+
+def _gave_up(run: ClientRun, *, retries: bool = False) -> Verdict:
+    """The verdict where no answer came (or not to the first request): the client gives up,
+    or tries again (`retries`), without hanging and without a traceback."""
+    program = run.program
+    if not run.finished:
+        return "fail", (f"the client was still waiting after {run.wait:g} s (stopped): it has no timeout; set one "
                         f"(sock.settimeout(5)) and report the failure")
+    tail = program.stderr_tail()
     if "Traceback" in tail or "Traceback" in program.stderr_tail(50):
         return "warn", (f"the client stopped ({program.status_text()}) but with a traceback ({tail}): catch the "
                         f"error and print a message")
-    retried = case.behaviour == "lose_first" and len(seen.requests) > 1
-    text = f"the client gave up on its own ({program.status_text()})"
-    if retried:
-        text = f"the client sent again and {'got' if got else 'missed'} the answer ({program.status_text()})"
-    return "pass", text
+    if retries and len(run.seen.requests) > 1:
+        got = bool(_printed(run))
+        return "pass", f"the client sent again and {'got' if got else 'missed'} the answer ({program.status_text()})"
+    return "pass", f"the client gave up on its own ({program.status_text()})"
 
 
 def _stopped_reading(seen: _Seen, size: int, service: str) -> str:
@@ -380,6 +195,95 @@ def _unfinished(request: bytes) -> str:
             f"as the end of a request")
 
 
+# -- the cases --------------------------------------------------------------------------------
+
+case = CaseList[ClientRun]()
+
+
+@case("client.plain", "an ordinary reply: the client prints the answer and exits 0")
+async def client_plain(run: ClientRun) -> Verdict:
+    await run.serve(lambda reply: reply.send())
+    return _never_asked(run) or _answered(run)
+
+
+@case("client.split_reply", "the reply in 1-byte pieces with pauses: the client reads all of it", on=(BYTE_STREAMS,),
+      extra=lambda settings: 32 * _pause(settings))  # a reply of up to 32 bytes, a pause after each
+async def client_split_reply(run: ClientRun) -> Verdict:
+    await run.serve(lambda reply: reply.send_in_pieces())
+    await run.sent_in_pieces()
+    size = len(run.seen.answers[0]) if run.seen.connected else 0
+    return _never_asked(run) or _answered(run, missed=lambda text: text + _stopped_reading(run.seen, size,
+                                                                                             run.service))
+
+
+@case("client.slow_reply", "the reply comes late (2 s): the client waits for it", extra=_slow)
+async def client_slow_reply(run: ClientRun) -> Verdict:
+    await run.serve(lambda reply: reply.send_late())
+    return _never_asked(run) or _answered(run, reads_to_close=False, missed=lambda text: _too_early(run) or text)
+
+
+def _too_early(run: ClientRun) -> str | None:
+    """client.slow_reply: the client gave up before the reply was sent; None if it did not."""
+    seen = run.seen
+    if seen.replied_at is not None or seen.asked_at is None:
+        return None
+    waited = (run.ended if run.ended is not None else trio.current_time()) - seen.asked_at
+    return (f"sent {shown(seen.requests[0])} and gave up {waited:.1f} s later ({run.program.status_text()}), "
+            f"before the reply, which was to come {run.slow:g} s after the request: its timeout is shorter than "
+            f"that; wait longer for a reply (sock.settimeout(5))")
+
+
+@case("client.server_closes", "the server closes without replying: the client exits, without hanging",
+      on=(CONNECTIONS,))
+async def client_server_closes(run: ClientRun) -> Verdict:
+    await run.serve(lambda reply: reply.close())
+    return _never_asked(run) or _gave_up(run)
+
+
+@case("client.no_reply", "the server never replies: the client gives up within --timeout")
+async def client_no_reply(run: ClientRun) -> Verdict:
+    await run.serve(lambda reply: reply.hold())
+    return _never_asked(run) or _gave_up(run)
+
+
+async def _lose_first(reply: Reply) -> None:
+    """The first reply is lost (never sent); later requests are answered."""
+    if not reply.first:
+        await reply.send()
+
+
+@case("client.lost_reply", "the first reply is lost: the client retries or gives up, without hanging",
+      on=(DATAGRAMS,))
+async def client_lost_reply(run: ClientRun) -> Verdict:
+    await run.serve(_lose_first)
+    return _never_asked(run) or _gave_up(run, retries=True)
+
+
+@case("client.request_end", "the request ends (a newline, or shutdown(SHUT_WR)), so a server that reads a line sees "
+      "it whole (a warning)", services=SUM, on=(BYTE_STREAMS,))
+async def client_request_end(run: ClientRun) -> Verdict:
+    """The reference reads a line, as netlab serve does: a request with no newline and no
+    half-close waits there for ever (a warning)."""
+    await run.serve(lambda reply: reply.send(), line=True)
+    seen = run.seen
+    if seen.unfinished is not None:
+        return "warn", _unfinished(seen.unfinished)
+    never = _never_asked(run)
+    if never is not None:
+        return never
+    how = "a newline" if seen.ends[0] == "newline" else "the end of its stream (it shut down its sending side, or closed)"
+    return "pass", f"sent {shown(seen.requests[0])}, ended by {how}: a server that reads a line sees it whole"
+
+
+#: every case of a client, in the order they run
+CLIENT_CASES: list[Case[ClientRun]] = list(case)
+#: a client's case (before cases of servers and clients were one declaration)
+ClientCase = Case[ClientRun]
+
+
+# -- running them -----------------------------------------------------------------------------
+
+
 async def check_client(command: str, listen: Address | str, settings: CheckSettings = CheckSettings(), *,
                        stdin: bytes | None = None, cwd: str | None = None,
                        progress: Callable[[str, int, int], None] | None = None, owner: bool = False) -> CheckReport:
@@ -398,48 +302,27 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
             job = {"kind": "client", "command": command, "listen": str(address), "cwd": cwd,
                    "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
             return await isolate.run_isolated(job, settings, len(CLIENT_CASES), progress)
-    kind = address.transport.kind
-    cases = [c for c in CLIENT_CASES if kind in c.kinds and settings.service in c.services]
+    transport = get_transport(address.scheme)
+    cases = [c for c in CLIENT_CASES if c.applies(settings.service, transport=transport)]
     if settings.only:
         cases = [c for c in cases if c.id in settings.only or c.group in settings.only]
     report = CheckReport(command, settings.service, "client", None)
-    slow = min(2.0, settings.timeout / 2)
-    pause = min(0.05, settings.timeout / 50)
-    listening = await address.transport.listen(address)
-    async with listening:
-        assert isinstance(listening, (Listeners, DatagramEndpoint))
+    ref = await reference(address, settings.service, _slow(settings), _pause(settings))
+    async with ref.listening:
         for i, case in enumerate(cases):
             if progress is not None:
                 progress(case.id, i, len(cases))
-            report.cases.append(await _run_case(case, command, listening, settings, stdin, cwd, slow, pause, owner,
-                                                report.cleanup))
+            report.cases.append(await _run_case(case, command, ref, settings, stdin, cwd, owner, report.cleanup))
     return report
 
 
-async def _run_case(case: ClientCase, command: str, listening: Listeners | DatagramEndpoint,
-                    settings: CheckSettings, stdin: bytes | None, cwd: str | None, slow: float,
-                    pause: float, owner: bool, cleanup: list[str]) -> CaseResult:
+async def _run_case(case: Case[ClientRun], command: str, ref: Reference, settings: CheckSettings,
+                    stdin: bytes | None, cwd: str | None, owner: bool, cleanup: list[str]) -> CaseResult:
     started = trio.current_time()
-    seen = _Seen([], [])
     program = Program(command, cwd=cwd, stdin=stdin, owner=owner)
-    wait = settings.timeout + MARGIN + (slow if case.behaviour == "slow" else 0.0) + \
-        (32 * pause if case.behaviour == "split" else 0.0)  # a reply of up to 32 bytes, a pause after each
-    finished = False
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_serve, listening, case, settings.service, seen, slow, pause)
-        program.start()
-        ended = None
-        with trio.move_on_after(wait):
-            while program.running and not seen.unfinished_seen.is_set():
-                await trio.sleep(0.02)
-            finished = not seen.unfinished_seen.is_set()
-            ended = trio.current_time() if finished else None
-        if case.behaviour == "split" and seen.connected:
-            # a client that stopped reading exits while the pieces are still being sent:
-            # whether it closed before the last one is known once they all have been
-            with trio.move_on_after(len(seen.answers[0]) * pause + slow + 1.0):
-                await seen.split_done.wait()
-        verdict = _verdict(case, seen, program, finished, wait, settings.service, slow, ended)
+        run = ClientRun(settings, program, ref, nursery, settings.timeout + MARGIN + case.extra(settings), _Seen([], []))
+        verdict = await case.run(run)
         await program.stop(grace=0.5)
         program.close()
         cleanup += [f"{case.id}: {line}" for line in program.cleanup]
@@ -447,4 +330,4 @@ async def _run_case(case: ClientCase, command: str, listening: Listeners | Datag
     return CaseResult(case.id, case.group, verdict[0], verdict[1], trio.current_time() - started)
 
 
-__all__ = ["CLIENT_CASES", "ClientCase", "check_client"]
+__all__ = ["CLIENT_CASES", "ClientCase", "ClientRun", "check_client"]

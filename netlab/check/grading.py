@@ -49,10 +49,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import OutputError, UsageError, missing_directory
-from .cases import CASES, Outcome
+from ..errors import OutputError, UsageError
+from ..transports.oserrors import missing_directory
+from .cases import CASES
 from .client import CLIENT_CASES
 from .report import CheckReport, printable
+from .settings import Outcome
 
 #: where Gradescope shows a test to students
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")

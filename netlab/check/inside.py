@@ -20,7 +20,7 @@ import trio
 
 from .. import netns
 from ..errors import NetlabError
-from .cases import CheckSettings
+from .settings import CheckSettings
 from .client import check_client
 from .report import CheckReport
 from .run import check_server

@@ -39,7 +39,7 @@ import trio
 
 from .. import netns
 from ..errors import NetlabError
-from .cases import CheckSettings
+from .settings import CheckSettings
 from .report import CheckReport
 
 Progress = Callable[[str, int, int], None]

@@ -26,12 +26,11 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..transports import Address, parse_address
+from ..transports import Address, get_transport, kernel_scheme, parse_address
 
 _TCP_LISTEN = "0A"
 _UDP_UNCONNECTED = "07"
 _SO_ACCEPTCON = 0x10000
-_UNIX_TYPES = {1: "unix", 2: "unix-dgram", 5: "unix-seq"}
 _UNCONNECTED = 1  # SS_UNCONNECTED in /proc/net/unix's St column
 #: the order a program's listening sockets are preferred in, when it has several
 _PREFERENCE = ("tcp4", "tcp6", "unix", "unix-seq", "udp4", "udp6", "unix-dgram")
@@ -53,6 +52,11 @@ class ListeningSocket:
         return self.host is not None
 
     @property
+    def tcp(self) -> bool:
+        """A TCP socket: ``/proc/net/tcp`` (tcp6) lists its connections and its accept queue."""
+        return _tcp(self.kind)
+
+    @property
     def bound_text(self) -> str:
         """The bound address as a person reads it: ``0.0.0.0:50000``, ``[::1]:7``, a path."""
         if self.host is None:
@@ -66,15 +70,22 @@ class ListeningSocket:
             scheme = self.kind
             assert self.path is not None
             return parse_address(f"{scheme}:{self.path}")
-        proto = "tcp" if self.kind.startswith("tcp") else "udp"
         ip = ipaddress.ip_address(self.host)
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         if ip.is_unspecified:
             ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
+        transport = get_transport(self.kind)
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        scheme = kernel_scheme(family, transport.socktype, transport.protocol) or self.kind
         if ip.version == 6:
-            return parse_address(f"{proto}6:[{ip}]:{self.port}")
-        return parse_address(f"{proto}4:{ip}:{self.port}")
+            return parse_address(f"{scheme}:[{ip}]:{self.port}")
+        return parse_address(f"{scheme}:{ip}:{self.port}")
+
+
+def _tcp(kind: str) -> bool:
+    """Whether sockets the kernel names `kind` (tcp4, udp6, unix, ...) are TCP's."""
+    return get_transport(kind).protocol == socket.IPPROTO_TCP
 
 
 def _inet_host(hex_address: str) -> str:
@@ -95,7 +106,7 @@ def _read_lines(path: str) -> list[str]:
 
 def parse_inet_table(lines: Iterable[str], kind: str) -> list[ListeningSocket]:
     """The listening sockets in the lines of ``/proc/net/tcp`` (udp, tcp6, udp6) after its header."""
-    wanted = _TCP_LISTEN if kind.startswith("tcp") else _UDP_UNCONNECTED
+    wanted = _TCP_LISTEN if _tcp(kind) else _UDP_UNCONNECTED
     found = []
     for line in lines:
         fields = line.split()
@@ -117,12 +128,12 @@ def parse_unix_table(lines: Iterable[str]) -> list[ListeningSocket]:
         if len(fields) < 8:
             continue  # no name: an unbound socket
         flags, socktype, state, inode = int(fields[3], 16), int(fields[4], 16), int(fields[5], 16), int(fields[6])
-        kind = _UNIX_TYPES.get(socktype)
+        kind = kernel_scheme(socket.AF_UNIX, socktype)
         if kind is None:
             continue
         # a bound datagram socket is listed as connected (03) once a connected client has
         # written to it; stream and seqpacket listeners are unconnected and accepting
-        if kind != "unix-dgram" and (state != _UNCONNECTED or not flags & _SO_ACCEPTCON):
+        if get_transport(kind).connected and (state != _UNCONNECTED or not flags & _SO_ACCEPTCON):
             continue
         found.append(ListeningSocket(kind, None, None, fields[7], inode))
     return found
@@ -285,8 +296,10 @@ def find_listener(address: Address, pid: int | str = "self") -> ListeningSocket 
     if address.is_unix:
         name = f"@{address.abstract}" if address.is_abstract else address.path
         return next((s for s in listening_sockets(pid) if s.path == name and s.kind == address.scheme), None)
-    proto = "tcp" if address.transport.kind == "stream" else "udp"
-    matches = [s for s in listening_sockets(pid) if s.port == address.port and s.kind.startswith(proto)]
+    transport = get_transport(address.scheme)
+    kinds = {kernel_scheme(family, transport.socktype, transport.protocol)
+             for family in (socket.AF_INET, socket.AF_INET6)}
+    matches = [s for s in listening_sockets(pid) if s.port == address.port and s.kind in kinds]
     six = address.host_family == socket.AF_INET6 or address.scheme.endswith("6")
     matches.sort(key=lambda s: s.kind.endswith("6") != six)
     return matches[0] if matches else None

@@ -35,10 +35,12 @@ import trio
 
 from .. import netns
 from ..errors import NetlabError
-from ..transports import Address, parse_address
-from .cases import CaseContext, Verdict, converse, open_connection
+from ..transports import Address, get_transport, parse_address
+from .context import CaseContext
+from .conversation import converse, open_connection
 from .isolate import isolation
 from .procnet import ListeningSocket
+from .settings import Verdict
 
 SERVER_IP, CLIENT_IP = "10.199.0.1", "10.199.0.2"
 SERVER_IP6, CLIENT_IP6 = "fd00:199::1", "fd00:199::2"
@@ -90,10 +92,10 @@ def scope(sock: ListeningSocket) -> str:
 
 def describe(sock: ListeningSocket) -> str:
     """One sentence: what it is bound to, and whether a client on another machine can reach it."""
-    where = scope(sock)
-    if where == "unix":
+    if not sock.inet:
         return (f"a unix socket ({sock.path}): only programs on this machine can connect; another machine "
                 f"cannot reach it")
+    where = scope(sock)
     if where == "all":
         family = "every IPv6 interface (and IPv4 too, unless IPV6_V6ONLY is set)" if ":" in str(sock.host) \
             else "every IPv4 interface"
@@ -124,14 +126,13 @@ def namespace_problem(ctx: CaseContext) -> str | None:
 
 
 async def reach_verdict(ctx: CaseContext) -> Verdict:
+    """reach.interfaces, where netlab sees the listening socket (the case's declaration)."""
     sock = ctx.listener
-    if sock is None:
-        return "skip", (f"no socket listens at {ctx.address} on this machine, so netlab cannot see how it is "
-                        f"bound (a server on another machine: if `connect` passed, it is reachable from here)")
+    assert sock is not None
     sentence = describe(sock)
-    where = scope(sock)
-    if where == "unix":
+    if not sock.inet:
         return ("pass" if ctx.netlab else "warn"), sentence
+    where = scope(sock)
     real: bool | None = None
     how = "judged from the bound address"
     problem = namespace_problem(ctx)
@@ -164,7 +165,7 @@ async def probe_from_namespace(ctx: CaseContext, sock: ListeningSocket) -> tuple
         if failed:
             return None, f"judged from the bound address (could not make the test namespace: {failed})"
         target = SERVER_IP if scope_family(sock.host) == 4 else SERVER_IP6
-        kind = "stream" if sock.kind.startswith("tcp") else "datagram"
+        kind = get_transport(sock.kind).kind  # the probe's socket: stream (tcp) or datagram (udp)
         payload = ctx.request("2", "3") if ctx.settings.service == "sum" else b"hello\n"
         wait = max(0.5, min(ctx.timeout, 3.0))
         shown = f"[{target}]:{sock.port}" if ":" in target else f"{target}:{sock.port}"
@@ -243,10 +244,8 @@ def _on(address: Address, host: str) -> Address:
 
 
 async def ipv6_verdict(ctx: CaseContext) -> Verdict:
-    if ctx.address.is_unix:
-        return "skip", "a unix socket has no IP version"
-    if ctx.listener is not None and scope(ctx.listener) == "one":
-        return "skip", f"bound to {ctx.listener.bound_text} only: loopback clients of either version cannot reach it"
+    """reach.ipv6, at an IP address whose socket is not bound to one address only (the case's
+    declaration)."""
     works = {}
     for host in ("::1", "127.0.0.1"):
         address = _on(ctx.address, host)

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cases import Outcome
+from .settings import Outcome
 
 OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "warn", "skip")
 

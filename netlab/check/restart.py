@@ -29,7 +29,7 @@ import trio
 
 from .. import netns
 from ..errors import NetlabError
-from ..transports import Address, receive_data, send_data
+from ..transports import Address, get_transport, receive_data, send_data
 from . import procnet
 from .program import Program
 
@@ -43,18 +43,12 @@ LESSON = ("TIME_WAIT: the side that closes a TCP connection first keeps it for 6
           "(socket.create_server sets it for you)")
 
 
-async def restart_verdict(program: Program | None, address: Address, request: bytes, *, isolated: bool,
-                          startup: float, deadline: float) -> tuple[Status, str]:
+async def restart_verdict(program: Program, address: Address, request: bytes, *, startup: float,
+                          deadline: float) -> tuple[Status, str]:
     """Serve one client, stop the program as Ctrl-C would (SIGINT to its process group) with
-    the client still connected, and start it again at once."""
-    if program is None:
-        return "skip", "netlab did not start the server, so it cannot restart it (--run can)"
-    if address.is_unix or not address.transport.connected:
-        return "skip", ("TIME_WAIT belongs to TCP connections: a datagram or unix socket server has none "
-                        "to wait for")
-    if not isolated:
-        return "skip", ("needs isolation (run as root, or where user namespaces are allowed): on the host it "
-                        "would leave TIME_WAIT on the port for whatever is checked next")
+    the client still connected, and start it again at once. (Where it applies, a program
+    netlab started, an IP connection kind, isolation, is the case's declaration:
+    `netlab.check.cases.system`.)"""
     problem = netns.write_sysctl(netns.TW_BUCKETS, KEPT)
     if problem is not None:
         return "skip", f"cannot turn TIME_WAIT back on in this namespace ({problem})"
@@ -72,7 +66,7 @@ async def _restart(program: Program, address: Address, request: bytes, startup: 
     conn = None
     try:
         with trio.move_on_at(deadline):
-            conn = await address.transport.connect(address)
+            conn = await get_transport(address.scheme).connect(address)
     except NetlabError as exc:
         return "fail", f"could not connect for the first run: {exc}"
     if conn is None:

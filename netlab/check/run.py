@@ -28,11 +28,17 @@ import trio
 from ..errors import UsageError
 from ..transports import Address, parse_address
 from . import isolate, procnet
-from .cases import Case, CaseContext, CheckSettings, Outcome, program_state, select_cases, sum_exchange
+from .cases import select_cases
+from .context import CaseContext
+from .exchange import sum_exchange
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES, RequestFormat
 from .procnet import ListeningSocket
 from .program import Program
+from .registry import Case, evaluate_skip
 from .report import CaseResult, CheckReport
+from .settings import CheckSettings, Outcome
+from .wording import program_state
+from .usage import check_usage
 
 #: progress(what, done, total): called before each case
 Progress = Callable[[str, int, int], None]
@@ -218,7 +224,7 @@ class _Run:
         return (f"understood none of the request formats tried ({', '.join(repr(t) for t in AUTO_FORMATS)}); "
                 f"cases use {self.fmt}")
 
-    async def run_case(self, case: Case) -> CaseResult:
+    async def run_case(self, case: Case[CaseContext]) -> CaseResult:
         started = trio.current_time()
         ready = await self.ready()
         if isinstance(ready, str):
@@ -229,8 +235,12 @@ class _Run:
         ctx.deadline = trio.current_time() + own
         outcome: Outcome = "fail"
         detail = ""
+        skip = evaluate_skip(case, ctx)  # where it applies is decided before it runs
         with trio.move_on_at(ctx.deadline + HARD_MARGIN) as scope:
-            outcome, detail = await case.run(ctx)
+            if skip is not None:
+                outcome, detail = "skip", skip
+            else:
+                outcome, detail = await case.run(ctx)
         if scope.cancelled_caught:
             outcome, detail = "fail", f"no verdict within the case's hard deadline ({own:g} s): the server never answered"
         state = await self.settled(ctx)
@@ -263,10 +273,10 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
     `isolation` says which. (`isolated` is for the isolated child itself: this process is
     already inside the namespaces.)
 
-    Raises: UsageError for settings that do not go together (the cases themselves never raise:
-    every problem of the server under test is a case's result)."""
-    if address is None and run is None:
-        raise UsageError("give the server's address, or --run CMD to start it")
+    Raises: UsageError for inputs or settings that do not go together (`check_usage`; the
+    cases themselves never raise: every problem of the server under test is a case's result)."""
+    check_usage(targets=() if address is None or run is not None else (str(address),), run=run,
+                at=address if run is not None else None, stdin=stdin, kind="server")
     target = None if address is None else parse_address(address)
     fmt = request_format(settings)
     cases = select_cases(settings.service, settings.profile, settings.only)
@@ -345,15 +355,12 @@ async def grade(template: str, submissions: Sequence[str], settings: CheckSettin
 
     `progress` is called with ("N/M done: name: case", done, total) over all submissions.
 
-    Raises: UsageError when the template has no ``{}``, `jobs` is below 1, or a submission is
-    not a file."""
-    if "{}" not in template:
-        raise UsageError("to check several submissions, put {} in --run where each file goes: --run 'python3 {}'")
+    Raises: UsageError for inputs that do not go together (`check_usage`: the template has no
+    ``{}``, there are no submissions, `jobs` is below 1), or when a submission is not a file."""
+    check_usage(targets=submissions, run=template, stdin=stdin, jobs=jobs, kind="folder")
     missing = [s for s in submissions if not os.path.isfile(s)]
     if missing:
         raise UsageError(f"not a file: {missing[0]}")
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be 1 or more, not {jobs}")
     width = jobs or default_jobs()
     if not (settings.namespaces and isolate.isolation().available):
         width = 1

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 
 import trio
 
-from ..errors import translate_os_errors
+from ..results import ResultTable
 from ..transports import (
-    Address, Connection, DatagramEndpoint, connect_channel, listen_connections, listen_datagrams, parse_address,
-    socket_of,
+    Address, Connection, DatagramEndpoint, connect_channel, get_transport, listen_connections, listen_datagrams,
+    parse_address, socket_of, translate_os_errors,
 )
 from ..transports.addresses import format_sockaddr
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 WAIT = 2.0  # the longest a datagram may take to arrive on loopback before the case is reported empty
 
@@ -59,7 +59,7 @@ async def _stream_peer(server_text: str, client_text: str | None = None, *,
         target = parse_address(client_text.format(port=bound.port)) if client_text else bound
         client: Connection
         if bind_path is None:
-            client = await target.transport.connect(target)
+            client = await get_transport(target.scheme).connect(target)
             client_sock = socket_of(client)
         else:
             client_sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

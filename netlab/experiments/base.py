@@ -7,6 +7,8 @@ the options that make sense for it and says which in `uses`) and returns an
 `ExperimentResult`: tables for people, `facts` for scripts (the JSON), and `findings`,
 sentences computed from the measured figures, never written in advance. A finding that
 does not hold on this machine is stated as what was measured, not as what a textbook says.
+
+`ResultTable` is the neutral `netlab.results`'s (bench draws it too).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ..results import ResultTable
 
 
 @dataclass(frozen=True)
@@ -26,13 +30,6 @@ class ExperimentOptions:
     seed: int = 1
     timeout: float = 1.0
     trace: bool = False  # keep the packets, where the experiment captures them itself (loss --kernel)
-
-
-@dataclass
-class ResultTable:
-    title: str
-    columns: list[str]
-    rows: list[list[Any]]
 
 
 @dataclass
@@ -60,3 +57,6 @@ class Experiment:
     run: Callable[[ExperimentOptions], Awaitable[ExperimentResult]]
     uses: tuple[str, ...] = ()  # the options it reads
     plot: Callable[[ExperimentResult, str], None] | None = None
+
+
+__all__ = ["Experiment", "ExperimentOptions", "ExperimentResult"]

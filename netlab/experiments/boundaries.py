@@ -13,10 +13,11 @@ import tempfile
 
 import trio
 
+from ..results import ResultTable
 from ..transports import (
     COMPARE_SCHEMES, Address, get_transport, open_pair, parse_address, receive_message, send_data,
 )
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 SENDS = 10
 SIZE = 10
@@ -52,7 +53,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
             reads = await _reads(address)
             kept = reads == [SIZE] * SENDS
             result.facts[name] = {"sends": SENDS, "reads": len(reads), "bytes_per_read": reads, "kept": kept,
-                                  "declared_boundaries": address.transport.boundaries}
+                                  "declared_boundaries": get_transport(address.scheme).boundaries}
             table.rows.append([name, SENDS, len(reads), " ".join(map(str, reads)), "yes" if kept else "no"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

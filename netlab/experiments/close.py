@@ -27,7 +27,8 @@ import socket
 from dataclasses import asdict, dataclass, field
 import trio
 
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from ..results import ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 HOST = "127.0.0.1"
 #: the cases' keys in the facts

@@ -1,7 +1,7 @@
 """`netlab compare`: the same workload through every transport, every reply checked.
 
 For each transport, an in-process server is started on an ephemeral port or a temporary
-path. With impairments, a seeded relay (`netlab.experiments.relay`) sits in front of it,
+path. With impairments, a seeded relay (`netlab.impair.relay`) sits in front of it,
 applying to each transport the settings it can take (streams cannot lose or reorder
 bytes; datagrams cannot be re-sliced); the result says which settings did not apply.
 
@@ -34,6 +34,12 @@ Closed loop (the default) keeps one message in flight per client; `rate` sends o
 schedule instead (open loop), which is where reordering and queueing show. With one
 message in flight, a held-back packet has nothing to be reordered against: it just
 arrives late.
+
+This module runs the workloads. What a run is asked and what it finds (`CompareSettings`,
+`TransportResult`) are plain data in `compare_types`; the JSON, the plot and the sentences
+under the tables are `compare_report`'s; kernel mode (each run in a network namespace, the
+kernel making the loss) is `netlab.experiments.kernel`. Their public names are importable
+from here too.
 """
 
 from __future__ import annotations
@@ -45,124 +51,36 @@ import shutil
 import tempfile
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
 
 import trio
 from hdrh.histogram import HdrHistogram
 
 from ..errors import NetlabError
-from ..runner import serve
+from ..impair.decisions import Impairments
+from ..impair.relay import run_relay
+from ..results import latency_percentiles
+from ..server import serve
 from ..services import get_service
 from ..transports import COMPARE_SCHEMES, Address, Connection, get_transport, parse_address, receive_message, send_data
-from .impair import REORDER_HOLD, Impairments
-from .measure import environment, latency_percentiles
-from .relay import run_relay
-
-if TYPE_CHECKING:  # kernel imports this module (lazily); the type is all compare needs of it
-    from .kernel import KernelImpairments
+from .compare_report import (
+    SERVICE_STYLES,
+    boundaries_cell,
+    boundaries_note,
+    conclusions,
+    expectations,
+    plot,
+    report,
+    series_style,
+)
+from .compare_types import CompareSettings, TransportResult, slowest_way
 
 SUM_SCALE = 10**6
 ECHO_HEADER = 48  # "NL " + 10-digit seq + " " + 20-digit ns + " " + 8 hex + " " = 45, rounded up
 _DATAGRAM_ONLY = ("loss", "loss_burst", "corrupt", "duplicate", "reorder")
 _STREAM_ONLY = ("slice", "reset_after", "close_after")
-
-
-@dataclass(frozen=True)
-class CompareSettings:
-    transports: tuple[str, ...] = tuple(COMPARE_SCHEMES)
-    services: tuple[str, ...] = ("echo", "sum")
-    messages: int = 1000
-    size: int = 64
-    rate: float | None = None  # messages per second in all, open loop; None: closed loop
-    concurrency: int = 1
-    timeout: float | None = None  # per reply; None: 1 s, or scaled to the impairments
-    forward: Impairments = Impairments()
-    backward: Impairments = Impairments()
-    seed: int = 1
-    parallel: bool | None = None  # run transports at once; None: only when impaired
-
-    def __post_init__(self) -> None:
-        if self.messages < 1 or self.concurrency < 1:
-            raise ValueError("messages and concurrency must be at least 1")
-        if self.concurrency > self.messages:
-            raise ValueError("concurrency cannot exceed the number of messages")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError("rate must be positive")
-
-    @property
-    def impaired(self) -> bool:
-        return bool(self.forward.active or self.backward.active)
-
-    @property
-    def reply_timeout(self) -> float:
-        """How long to wait for a reply before counting it lost (closed loop)."""
-        if self.timeout is not None:
-            return self.timeout
-        if not self.impaired:
-            return 1.0
-        return max(0.1, 2 * (_slowest_way(self.forward) + _slowest_way(self.backward)))
-
-    @property
-    def runs_in_parallel(self) -> bool:
-        return self.impaired if self.parallel is None else self.parallel
-
-    def as_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["reply_timeout"] = self.reply_timeout
-        data["parallel"] = self.runs_in_parallel
-        data["forward"] = {"text": self.forward.describe(), **asdict(self.forward)}
-        data["backward"] = {"text": self.backward.describe(), **asdict(self.backward)}
-        return data
-
-
-@dataclass
-class TransportResult:
-    transport: str
-    service: str
-    address: str  # the server
-    via: str | None = None  # the relay in front of it, if any
-    planned: int = 0
-    sent: int = 0
-    delivered: int = 0
-    verified: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    reordered: int = 0
-    max_displacement: int = 0
-    corrupted: int = 0
-    truncated: int = 0
-    replies: int = 0  # replies read, whatever they were (for boundaries: replies -> reads)
-    reads: int = 0
-    p50_us: float | None = None
-    p90_us: float | None = None
-    p99_us: float | None = None
-    p999_us: float | None = None
-    max_us: float | None = None
-    goodput_bps: float = 0.0
-    elapsed_s: float = 0.0
-    sent_bytes: int = 0  # request bytes handed to the socket (framing included)
-    started_at: float = 0.0  # when the workload began (seconds since the epoch)
-    cpu_user_s: float = 0.0  # this process's CPU time during the run (client and server both)
-    cpu_system_s: float = 0.0
-    not_applied: list[str] = field(default_factory=list)
-    relay: dict[str, object] | None = None
-    kernel: dict[str, object] | None = None  # kernel mode: loss rule and /proc/net/snmp figures
-    intervals: list[dict[str, float]] = field(default_factory=list)
-    latencies_us: list[float] = field(default_factory=list, repr=False)
-    error: str | None = None
-
-    @property
-    def boundaries_kept(self) -> bool:
-        return self.reads == self.replies
-
-    def summary(self) -> dict[str, object]:
-        data = asdict(self)
-        del data["latencies_us"]
-        data["boundaries_kept"] = self.boundaries_kept
-        return data
 
 
 # -- probes ---------------------------------------------------------------------------------
@@ -308,7 +226,8 @@ class _Conn:
 
 
 async def _open_conn(address: Address, service: str) -> _Conn:
-    return _Conn(service, await address.transport.connect(address), framed=not address.transport.boundaries)
+    transport = get_transport(address.scheme)
+    return _Conn(service, await transport.connect(address), framed=not transport.boundaries)
 
 
 async def _run_flow(flow: _Flow, conn: _Conn, tally: _Tally, requests: dict[int, bytes],
@@ -344,18 +263,11 @@ async def _run_flow(flow: _Flow, conn: _Conn, tally: _Tally, requests: dict[int,
         nursery.cancel_scope.cancel()
 
 
-def _slowest_way(s: Impairments) -> float:
-    """The longest one direction may hold a packet: delay, jitter, reordering, a full queue."""
-    hold = max(2 * s.delay, REORDER_HOLD) if s.reorder else 0.0
-    queue = s.queue / s.rate if s.rate else 0.0
-    return s.delay + s.jitter + hold + queue
-
-
 def _drain_time(settings: CompareSettings) -> float:
     """How long to keep listening after the last reply, for late copies."""
     if not settings.impaired:
         return 0.0
-    return min(settings.reply_timeout, 0.05 + 2 * max(_slowest_way(settings.forward), _slowest_way(settings.backward)))
+    return min(settings.reply_timeout, 0.05 + 2 * max(slowest_way(settings.forward), slowest_way(settings.backward)))
 
 
 def _finish(result: TransportResult, tally: _Tally, elapsed: float, cpu: tuple[float, float]) -> None:
@@ -378,7 +290,7 @@ def _finish(result: TransportResult, tally: _Tally, elapsed: float, cpu: tuple[f
 
 async def compare_one(name: str, service: str, settings: CompareSettings,
                       tick: Callable[[], None] = lambda: None, *,
-                      on_server: Callable[[object], Awaitable[None]] | None = None) -> TransportResult:
+                      on_server: Callable[[Address], Awaitable[None]] | None = None) -> TransportResult:
     """Run one service's workload over one transport. A failure is reported in the result.
 
     `on_server(address)`, if given, is awaited once the server is bound and before any client
@@ -472,142 +384,5 @@ async def for_each_pair(settings: CompareSettings,
     return [results[index] for index in range(len(pairs))]
 
 
-def report(settings: CompareSettings, results: Sequence[TransportResult], error: str | None = None) -> dict[str, Any]:
-    """The results in iperf3's ``-J`` shape all the way down (`netlab.experiments.iperf3json`):
-    one stream per (transport, service); netlab's own figures in ``start.settings``,
-    ``start.environment`` and ``end.results``."""
-    from .iperf3json import compare_document
-
-    return compare_document(settings, results, {"environment": environment(), "settings": settings.as_dict()},
-                            error)
-
-
-#: compare's plot: one colour per transport (tab10 has ten; there are eight), one line style per service
-SERVICE_STYLES = {"echo": "-", "sum": "--"}
-
-
-def series_style(transport: str, service: str) -> tuple[str, str]:
-    """(colour, line style) of a (transport, service) series in compare's plot: the colour
-    says the transport, the style the service, so 16 series are 16 distinct lines."""
-    names = list(COMPARE_SCHEMES)
-    colour = f"C{names.index(transport) % 10}" if transport in names else "C9"
-    return colour, SERVICE_STYLES.get(service, ":")
-
-
-def plot(results: Sequence[TransportResult], path: str) -> None:
-    """Latency distribution per transport and service (colour: transport; line: service), and
-    lost/duplicated/reordered bars, one row per run, as a PNG (or any format matplotlib writes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    height = max(5.0, 0.32 * len(results) + 1.8)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [3, 2]})
-    for r in results:
-        if r.latencies_us:
-            values = sorted(r.latencies_us)
-            n = len(values)
-            colour, style = series_style(r.transport, r.service)
-            left.plot(values, [(i + 1) / n for i in range(n)], color=colour, linestyle=style, linewidth=1.6,
-                      label=f"{r.transport} {r.service}")
-    left.set_xscale("log")
-    left.set_xlabel("round trip (µs, log scale)")
-    left.set_ylabel("fraction of replies")
-    left.set_title("latency distribution (CDF): colour = transport, line = service")
-    left.grid(True, which="both", alpha=0.3)
-    if any(r.latencies_us for r in results):
-        left.legend(fontsize="small", ncol=2 if len(results) > 8 else 1)
-    labels = [f"{r.transport} {r.service}" for r in results]
-    ys = range(len(results))
-    bar = 0.27
-    for offset, (what, colour) in zip((-bar, 0, bar), (("lost", "tab:red"), ("duplicated", "tab:orange"),
-                                                       ("reordered", "tab:purple"))):
-        right.barh([y + offset for y in ys], [getattr(r, what) for r in results], bar, label=what, color=colour)
-    right.set_yticks(list(ys), labels, fontsize="small")
-    right.invert_yaxis()  # the first run on top, as in the tables
-    right.set_xlabel("messages")
-    if any(r.lost or r.duplicated or r.reordered for r in results):
-        right.set_xlim(left=0)
-    else:
-        right.set_xlim(0, 1)
-        right.text(0.5, 0.5, "nothing lost, duplicated or reordered", ha="center", va="center",
-                   transform=right.transAxes)
-    right.set_title("what the network did")
-    right.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _stream_kept(r: TransportResult, settings: CompareSettings) -> bool:
-    """A transport with no message boundaries that kept them all the same, because the run
-    was a closed loop: one message in flight per connection, so nothing to merge with."""
-    transport = get_transport(COMPARE_SCHEMES[r.transport].partition(":")[0])
-    return r.boundaries_kept and r.replies > 0 and not transport.boundaries and settings.rate is None
-
-
-def boundaries_cell(r: TransportResult, settings: CompareSettings) -> str:
-    """compare's boundaries cell: N replies arrived as M reads, kept or not, and on a stream
-    that kept them why: ``1000→1000 kept (1 in flight)``."""
-    text = f"{r.replies}→{r.reads} " + ("kept" if r.boundaries_kept else "not kept")
-    return text + (" (1 in flight)" if _stream_kept(r, settings) else "")
-
-
-def boundaries_note(settings: CompareSettings, results: Sequence[TransportResult]) -> str | None:
-    """The sentence under compare's delivery table when a stream kept its boundaries."""
-    streams = list(dict.fromkeys(r.transport for r in results if _stream_kept(r, settings)))
-    if not streams:
-        return None
-    return (f"(1 in flight): {', '.join(streams)} kept message boundaries here only because a closed loop has one "
-            f"message in flight per connection, so no two could merge; a stream keeps none (netlab transports): "
-            f"with --rate (open loop) several are in flight and may arrive as one read.")
-
-
-__all__ = ["CompareSettings", "TransportResult", "boundaries_cell", "boundaries_note", "compare_one", "conclusions",
-           "expectations", "plot", "report", "run_compare", "series_style"]
-
-
-def expectations(settings: CompareSettings) -> dict[str, float]:
-    """What the settings predict for datagram transports, for the reader to check against.
-
-    Loss is a round trip: the request must survive the way there and the reply the way
-    back. A duplicated request is answered twice, a duplicated reply arrives twice.
-    """
-
-    def loss(s: Impairments) -> float:
-        burst = s.loss_burst[0] / (s.loss_burst[0] + s.loss_burst[1]) if s.loss_burst else 0.0
-        return 1 - (1 - s.loss) * (1 - burst)
-
-    there, back = loss(settings.forward), loss(settings.backward)
-    survive = (1 - there) * (1 - back)
-    return {
-        "loss_forward": there,
-        "loss_backward": back,
-        "round_trip_loss": 1 - survive,
-        "duplicated": survive * (settings.forward.duplicate + settings.backward.duplicate),
-        "corrupted": survive * (1 - (1 - settings.forward.corrupt) * (1 - settings.backward.corrupt)),
-    }
-
-
-def conclusions(settings: CompareSettings, kernel: KernelImpairments | None = None) -> list[str]:
-    """What to read in compare's tables, as sentences printed under them: what the
-    impairments predict (through the relay, or, given `kernel`, made by the kernel), and
-    why a closed loop shows no reordering. Nothing for an unimpaired run."""
-    expected = expectations(settings)
-    if kernel is not None:
-        if not (kernel.loss_forward or kernel.loss_backward):
-            return []
-        return [f"Kernel: {kernel.describe()}. Expected on UDP: {100 * expected['round_trip_loss']:.1f}% of round "
-                f"trips lost; TCP loses nothing and retransmits instead (each repair costs time: a retransmission "
-                f"timeout is at least 200 ms); AF_UNIX is not touched."]
-    if not settings.impaired:
-        return []
-    said = [f"Expected on datagram transports: {100 * expected['round_trip_loss']:.1f}% of round trips lost "
-            f"({100 * expected['loss_forward']:.1f}% of requests, {100 * expected['loss_backward']:.1f}% of the "
-            f"replies left), about {100 * expected['duplicated']:.1f}% duplicated. Stream transports cannot lose "
-            f"or duplicate: their losses are repaired below the relay, and show as latency."]
-    if (settings.forward.reorder or settings.backward.reorder) and not settings.rate:
-        said.append("Closed loop keeps one message in flight, so a held-back packet has nothing to be "
-                    "reordered against: it arrives late instead. Use --rate to see reordering.")
-    return said
+__all__ = ["SERVICE_STYLES", "CompareSettings", "TransportResult", "boundaries_cell", "boundaries_note", "compare_one",
+           "conclusions", "expectations", "for_each_pair", "plot", "report", "run_compare", "series_style"]

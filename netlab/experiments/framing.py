@@ -29,13 +29,15 @@ from typing import cast
 import trio
 
 from ..errors import NetlabError
-from ..runner import HINT_AFTER, Server, serve
+from ..impair.decisions import Impairments
+from ..impair.relay import Relay, run_relay
+from ..results import ResultTable
+from ..server import Server, serve
+from ..server.unfinished import HINT_AFTER
 from ..services.framing import DEFAULT_QUIET, Framing
 from ..services.sum import SumService
-from ..transports import ByteStream, parse_address
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
-from .impair import Impairments
-from .relay import Relay, run_relay
+from ..transports import ByteStream, get_transport, parse_address
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 ADDRESS = "tcp:127.0.0.1:0"
 FRAMINGS = (Framing("line"), Framing("quiet", DEFAULT_QUIET), Framing("eof"))
@@ -95,7 +97,7 @@ async def _try(client: Client, address: str, wait: float) -> tuple[str, str | No
     start = time.perf_counter()
     target = parse_address(address)
     try:
-        async with cast(ByteStream, await target.transport.connect(target)) as stream:  # tcp: a byte stream
+        async with cast(ByteStream, await get_transport(target.scheme).connect(target)) as stream:  # tcp: a byte stream
             with trio.move_on_after(wait):
                 reply = await client(stream)
                 return ("reply" if reply else "closed"), (_shown(reply) if reply else None), time.perf_counter() - start

@@ -42,8 +42,8 @@ from .. import __version__
 from ..transports import COMPARE_SCHEMES, get_transport
 
 if TYPE_CHECKING:
-    from ..bench.core import BenchResult, Run
-    from .compare import CompareSettings, TransportResult
+    from ..bench.summary import BenchResult, Run
+    from .compare_types import CompareSettings, TransportResult
 
 #: slices of runs that overlap and started within this many seconds of each other are one interval
 SAME_INTERVAL = 0.5
@@ -144,7 +144,7 @@ def _endpoint(address: str | None) -> tuple[str | None, int | None]:
 
     try:
         parsed = parse_address(address)
-    except Exception:  # noqa: BLE001 - an address from a result is always netlab's; never fail a report on it
+    except Exception:  # an address from a result is always netlab's; never fail a report on it
         return address, None
     if parsed.is_unix:
         return parsed.path if parsed.path is not None else f"@{parsed.abstract}", None
@@ -306,10 +306,11 @@ def bench_document(result: BenchResult, netlab_start: dict[str, Any], netlab_end
             figures(begin, begin + seconds, seconds, received_bytes, packets=sent, lost=lost, sender=True)))
         if run.server == "netlab" and not run.error and seconds:
             r = run.result
-            for side in ("client", "server"):
-                user, system = r.get(f"{side}_cpu_user"), r.get(f"{side}_cpu_system")
+            sides = {"client": (r.get("client_cpu_user"), r.get("client_cpu_system"), r.get("client_cpu")),
+                     "server": (r.get("server_cpu_user"), r.get("server_cpu_system"), r.get("server_cpu"))}
+            for side, (user, system, total) in sides.items():
                 if user is None or system is None:  # only the total measured: counted as user time
-                    user, system = r.get(f"{side}_cpu") or 0.0, 0.0
+                    user, system = total or 0.0, 0.0
                 cpu[side][0] += user
                 cpu[side][1] += system
             cpu_seconds += seconds

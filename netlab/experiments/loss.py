@@ -4,7 +4,8 @@ Each transport sends the same echo workload, open loop at `RATE` messages per se
 through the chosen loss rate in each direction, and every reply is checked byte for byte.
 
 * ``--kernel``: each transport runs in its own private network namespace, where an
-  nftables rule drops packets at random at the input hook (`netlab.experiments.kernel`).
+  nftables rule drops packets at random at the input hook (`netlab.experiments.kernel`,
+  `netlab.impair.kernel`).
   TCP repairs the loss with the kernel's own retransmissions; UDP loses what the rule
   drops, and the namespace's counters say where every lost message went (the rule, or the
   receive buffer). AF_UNIX never passes through netfilter: the rule cannot touch it.
@@ -20,11 +21,14 @@ from typing import Any
 
 import trio
 
-from ..transports import COMPARE_SCHEMES, get_transport
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
-from .compare import CompareSettings, TransportResult, compare_one
-from .impair import Impairments
-from .kernel import STREAM_TIMEOUT, KernelImpairments, check_kernel_mode, numgen_fraction, run_in_namespace
+from ..impair.decisions import Impairments
+from ..impair.kernel import KernelImpairments, check_kernel_mode, numgen_fraction
+from ..results import ResultTable
+from ..transports import get_transport
+from .base import Experiment, ExperimentOptions, ExperimentResult
+from .compare import compare_one
+from .compare_types import CompareSettings, TransportResult
+from .kernel import STREAM_TIMEOUT, run_in_namespace
 
 TRANSPORTS = ("tcp", "udp", "unix-dgram", "unix-seq")
 RATE = 2000.0  # messages per second, open loop
@@ -32,16 +36,12 @@ SIZE = 64
 
 
 def _kind(name: str) -> str:
-    return get_transport(COMPARE_SCHEMES[name].partition(":")[0]).kind
-
-
-def _target(name: str) -> str:
-    return get_transport(COMPARE_SCHEMES[name].partition(":")[0]).target
+    return get_transport(name).kind
 
 
 def _settings(name: str, options: ExperimentOptions, impaired: bool) -> CompareSettings:
     loss = Impairments(loss=options.loss) if impaired else Impairments()
-    connected = get_transport(COMPARE_SCHEMES[name].partition(":")[0]).connected
+    connected = get_transport(name).connected
     timeout = max(options.timeout, STREAM_TIMEOUT) if connected else options.timeout
     return CompareSettings(transports=(name,), services=("echo",), messages=options.messages,
                            size=options.size or SIZE, rate=RATE, timeout=timeout, forward=loss, backward=loss,
@@ -74,7 +74,7 @@ def _section(figures: dict[str, object] | None, key: str) -> dict[str, Any]:
 
 def _facts(r: TransportResult, kernel: bool) -> dict[str, Any]:
     facts: dict[str, Any] = {
-        "kind": _kind(r.transport), "family": "AF_UNIX" if _target(r.transport) == "unix" else "AF_INET",
+        "kind": _kind(r.transport), "family": "AF_INET" if get_transport(r.transport).uses_ip else "AF_UNIX",
         "planned": r.planned, "sent": r.sent, "delivered": r.delivered, "verified": r.verified, "lost": r.lost,
         "lost_fraction": r.lost / r.planned if r.planned else 0.0,
         "p50_us": r.p50_us, "p99_us": r.p99_us, "max_us": r.max_us, "not_applied": r.not_applied, "error": r.error,
@@ -147,7 +147,7 @@ def _findings(result: ExperimentResult, options: ExperimentOptions) -> None:
         sentence += "; that accounts for every one." if f["unexplained"] == 0 else \
             f"; {f['unexplained']:+d} do not add up (lost minus what was counted)."
         add(sentence)
-    unix = [n for n in TRANSPORTS if _target(n) == "unix"]
+    unix = [n for n in TRANSPORTS if not get_transport(n).uses_ip]  # AF_UNIX: never on lo, so no rule there
     if kernel:
         untouched = [n for n in unix if t[n]["lost"] == 0 and t[n]["packets_seen"] == 0]
         if untouched:

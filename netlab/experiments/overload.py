@@ -40,12 +40,12 @@ from typing import Any
 
 import trio
 
-from ..errors import translate_os_errors
+from ..results import ResultTable
 from ..transports import (
-    COMPARE_SCHEMES, Address, connect_channel, listen_connections, listen_datagrams, parse_address, receive_message,
-    socket_of,
+    COMPARE_SCHEMES, Address, connect_channel, get_transport, listen_connections, listen_datagrams, parse_address,
+    receive_message, socket_of, translate_os_errors,
 )
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 DEFAULT_SIZE = 1400
 STALL = 0.05  # the receiver starts reading once the sender has been blocked this long
@@ -179,7 +179,7 @@ def _plain(address: Address) -> Address:
 async def _datagrams(address: Address, payloads: list[bytes], facts: dict[str, Any]) -> None:
     """The burst over datagrams: the receiver is an unconnected socket, as a server's is (a
     unix datagram receiver connected back to its sender would not hold that sender back)."""
-    transport = address.transport
+    transport = get_transport(address.scheme)
     counting = not transport.reliable  # loss is possible: count it, on the socket and host-wide
     async with await listen_datagrams(address) as server, await connect_channel(_plain(server.local)) as client:
         receiver = server.socket
@@ -221,7 +221,7 @@ async def _datagrams(address: Address, payloads: list[bytes], facts: dict[str, A
 
 async def _connections(address: Address, payloads: list[bytes], facts: dict[str, Any]) -> None:
     """The burst over a connection (stream or seqpacket)."""
-    transport = address.transport
+    transport = get_transport(address.scheme)
     stream = not transport.boundaries
     listeners = await listen_connections(address)
     try:
@@ -245,7 +245,7 @@ async def _connections(address: Address, payloads: list[bytes], facts: dict[str,
             _buffers(facts, receiver, sender)
             facts["queued_at_pause"] = _ioctl_int(receiver, termios.FIONREAD)
             facts["sent_at_pause"] = state.sent_bytes
-            if transport.target == "inet":
+            if transport.protocol == socket.IPPROTO_TCP:  # TCP's own queues and TCP_NOTSENT_LOWAT
                 _tcp_queues(facts, receiver, sender)
             drain_start = trio.current_time()
             while received < total:
@@ -295,7 +295,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
             if options.rcvbuf is not None:
                 text += f"?rcvbuf={options.rcvbuf}"
             address = parse_address(text)
-            transport = address.transport
+            transport = get_transport(address.scheme)
             if transport.encrypted:  # the burst is written straight to the kernel socket, to time each wait
                 layered.append(name)
                 continue
@@ -418,7 +418,7 @@ def _blocked_finding(name: str, f: dict[str, Any]) -> str:
             and f["in_flight_messages"] == f["max_dgram_qlen"] + 1:
         text += (f" That is net.unix.max_dgram_qlen ({f['max_dgram_qlen']}) + 1: the receiver's queue length, "
                  f"not its byte buffer, set the limit.")
-    if f["in_flight_bytes"] > f["rcvbuf"] and name.startswith("unix"):
+    if f["in_flight_bytes"] > f["rcvbuf"] and get_transport(name).family == socket.AF_UNIX:
         text += (f" More was in flight than the receiver's SO_RCVBUF ({f['rcvbuf']}): AF_UNIX charges queued "
                  f"data to the sender's send buffer, so SO_RCVBUF does not limit it.")
     return text

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 
 import trio
 
-from ..errors import NetlabError, translate_os_errors
-from ..transports import connect_channel, listen_datagrams, parse_address
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from ..errors import NetlabError
+from ..results import ResultTable
+from ..transports import connect_channel, get_transport, listen_datagrams, parse_address, translate_os_errors
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 
 @dataclass
@@ -88,7 +89,7 @@ async def _tcp(case: str, family: socket.AddressFamily, host: str, scheme: str) 
         outcome = Outcome(case, f"TCP connect to a port bound but not listening ({scheme})", str(address), "reply")
         start = time.perf_counter()
         try:
-            stream = await address.transport.connect(address)
+            stream = await get_transport(address.scheme).connect(address)
         except NetlabError as exc:
             return _failed(outcome, exc, "connect", start)
         await stream.aclose()
@@ -157,7 +158,7 @@ async def _unix(case: str, scheme: str, socktype: int, path: str, *, stale: bool
     outcome = Outcome(case, f"{scheme} connect to {what}", str(address), "reply")
     start = time.perf_counter()
     try:
-        client = await address.transport.connect(address)
+        client = await get_transport(address.scheme).connect(address)
     except NetlabError as exc:
         return _failed(outcome, exc, "connect", start)
     await client.aclose()

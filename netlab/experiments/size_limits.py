@@ -22,7 +22,7 @@ Three parts.
    sent, and the loss of each is set beside the prediction ``1 - (1 - p) ** fragments``:
    one lost fragment loses the whole datagram. The namespace and its rule vanish when its
    one process exits. The nft and /proc parsing helpers come from
-   `netlab.experiments.kernel`; the namespace runs this module's own child (`child_main`).
+   `netlab.impair.kernel`; the namespace runs this module's own child (`child_main`).
 """
 
 from __future__ import annotations
@@ -45,9 +45,13 @@ from typing import Any
 import trio
 
 from .. import netns
-from ..errors import MessageTooLargeError, NetlabError, translate_os_errors
-from ..transports import open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of
-from .base import Experiment, ExperimentOptions, ExperimentResult, ResultTable
+from ..errors import MessageTooLargeError, NetlabError
+from ..results import ResultTable
+from ..transports import (
+    get_transport, open_pair, parse_address, receive_data, receive_message, send_data, send_eof, socket_of,
+    translate_os_errors,
+)
+from .base import Experiment, ExperimentOptions, ExperimentResult
 
 DEFAULT_SIZE = 8192
 TRUNC_BUFFER = 512
@@ -205,7 +209,7 @@ CHILD = "import sys; from netlab.experiments.size_limits import child_main; sys.
 
 async def _kernel(options: ExperimentOptions, size: int) -> dict[str, Any]:
     """Run the fragmentation measurement in a fresh network namespace; its JSON result."""
-    from .kernel import check_kernel_mode  # raises PrivilegeError / MissingToolError
+    from ..impair.kernel import check_kernel_mode  # raises PrivilegeError / MissingToolError
 
     tools = check_kernel_mode()
     job = {"size": size, "small": SMALL, "messages": options.messages, "loss": options.loss, "mtu": MTU,
@@ -236,7 +240,7 @@ def _ns_run(tool: str, *args: str, stdin: str | None = None, what: str) -> str:
 
 
 def _ns_ruleset(loss: float) -> str:
-    from .kernel import numgen_fraction
+    from ..impair.kernel import numgen_fraction
 
     lines = ["table ip netlab_frag {", "  chain pre {",
              # prerouting at -300: before reassembly, which happens on the way to the input hook
@@ -250,7 +254,7 @@ def _ns_ruleset(loss: float) -> str:
 
 def _ns_phase(job: dict[str, Any], size: int, tag: bytes) -> dict[str, Any]:
     """Send job["messages"] datagrams of `size` bytes to a local receiver; count and read counters."""
-    from .kernel import parse_nft_counters, parse_snmp
+    from ..impair.kernel import parse_nft_counters, parse_snmp
 
     def snapshot() -> tuple[dict[str, int], dict[str, int]]:
         texts = []
@@ -368,7 +372,7 @@ async def run(options: ExperimentOptions) -> ExperimentResult:
     kernel_missing = None
     if options.kernel:
         try:
-            from .kernel import check_kernel_mode
+            from ..impair.kernel import check_kernel_mode
         except ImportError as exc:
             kernel_missing = str(exc)
         else:
@@ -447,8 +451,9 @@ def _report(result: ExperimentResult, size: int, options: ExperimentOptions) -> 
         if "refused" in t:
             trunc.rows.append([name, t["sent"], "-", "-", "-", "-", "send refused: EMSGSIZE"])
             continue
+        stream = not get_transport(name).boundaries  # a read takes what is there, across messages
         following = ("the next message" if t["next_read_is_next_message"] else
-                     f"{t['next_read']} bytes: the rest, then the next message" if name == "tcp" else
+                     f"{t['next_read']} bytes: the rest, then the next message" if stream else
                      f"{t['next_read']} bytes")
         trunc.rows.append([name, t["sent"], t["peek_size"] if t["peek_size"] is not None else "-", t["kept"],
                            "set" if t["msg_trunc"] else "not set", t["lost_tail"], following])

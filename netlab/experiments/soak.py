@@ -50,9 +50,10 @@ from typing import Any
 import trio
 
 from ..errors import NetlabError
-from ..runner import Limits, MessageClient, Server, StreamClient, open_client, serve
+from ..client import MessageClient, StreamClient, open_client
+from ..server import Limits, Server, serve
 from ..services import get_service
-from ..transports import COMPARE_SCHEMES, ByteStream, MessageChannel, parse_address, socket_of
+from ..transports import COMPARE_SCHEMES, ByteStream, MessageChannel, get_transport, socket_of
 
 SERVICES = ("echo", "sum")
 SUM_SCALE = 10**6
@@ -67,9 +68,9 @@ class SoakSettings:
     messages: int = 100
     kill: float = 0.1  # the fraction of clients killed mid-stream
     seed: int = 1
-    transports: tuple[str, ...] = tuple(COMPARE_SCHEMES)
+    transports: tuple[str, ...] = field(default_factory=lambda: tuple(COMPARE_SCHEMES))  # every one registered
     timeout: float = 1.0  # seconds a datagram client waits for a reply before counting it lost
-    udp_rcvbuf: int | None = None  # SO_RCVBUF of the UDP servers: small makes the kernel drop (real loss)
+    udp_rcvbuf: int | None = None  # SO_RCVBUF of the servers that may lose (UDP): small makes the kernel drop
 
     def __post_init__(self) -> None:
         if self.clients < 1 or self.messages < 1:
@@ -335,7 +336,7 @@ async def run_soak(settings: SoakSettings = SoakSettings()) -> SoakResult:
     killed = set(rng.sample(range(settings.clients), round(settings.kill * settings.clients)))
     plans = [_Plan(i, *pairs[i % len(pairs)], rng.randrange(settings.messages) if i in killed else None)
              for i in range(settings.clients)]
-    figures = {t: TransportFigures(t, parse_address(COMPARE_SCHEMES[t].format(dir="/x")).transport.reliable)
+    figures = {t: TransportFigures(t, get_transport(t).reliable)
                for t in settings.transports}
     faults: Counter[str] = Counter()
     directory = tempfile.mkdtemp(prefix="nl-soak-", dir="/tmp")
@@ -352,7 +353,7 @@ async def run_soak(settings: SoakSettings = SoakSettings()) -> SoakResult:
                     servers_nursery = nursery
                     for index, (name, service) in enumerate(pairs):
                         address = COMPARE_SCHEMES[name].format(dir=tempfile.mkdtemp(prefix=f"{index}-", dir=directory))
-                        if settings.udp_rcvbuf and address.startswith("udp"):
+                        if settings.udp_rcvbuf and not get_transport(name).reliable:  # UDP: a full buffer drops
                             address += f"?rcvbuf={settings.udp_rcvbuf}"
                         servers[name, service] = await nursery.start(partial(serve, service, address, limits=limits))
                     ready.set()

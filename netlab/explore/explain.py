@@ -5,8 +5,9 @@ Three parts:
 1. **reading**: scheme, family, type, protocol, host and port (or path, or abstract name),
    and every option the scheme takes, with its value or default;
 2. **plan**: the socket calls a server (`netlab serve`) and a client (`netlab send`) make
-   for it, in order. These mirror ``transports/_inet.py``, ``tcp.py``, ``udp.py``,
-   ``unix.py`` and ``unix_dgram.py``: keep them in step;
+   for it, in order: the transport's own `Transport.plan`, written beside the calls it
+   describes (a TLS plan has its certificates and handshake, a unix-dgram server its
+   larger send buffer);
 3. **kernel**: what a throwaway socket, set up with the transports' own helpers
    (``_inet.resolve``, ``_inet.prepare_socket``, ``unix.bind_unix``), actually gets: the
    bound address, ``IPV6_V6ONLY`` and ``SO_RCVBUF``/``SO_SNDBUF`` read back with
@@ -42,12 +43,13 @@ from typing import Any
 
 import trio
 
-from ..errors import NetlabError, describe_os_error
-from ..transports import Transport, parse_address
+from ..errors import NetlabError
+from ..transports import Transport, describe_os_error, get_transport, parse_address
 from ..transports._inet import SockInfo, prepare_socket, resolve
+from ..transports._sockopts import apply_buffer_options
 from ..transports.addresses import OPTIONS, UNIX_PATH_MAX, Address, format_sockaddr
-from ..transports.base import apply_buffer_options
-from ..transports.unix import DEFAULT_MODE, PathProbe, bind_unix, probe_abstract, probe_path
+from ..transports.unix import PathProbe, bind_unix, probe_abstract, probe_path
+from .constants import name_of
 
 PROC = "/proc/sys/net"
 SOMAXCONN_FILE = f"{PROC}/core/somaxconn"
@@ -149,14 +151,14 @@ def effective_backlog(requested: int) -> Fact:
 # -- 1. reading ------------------------------------------------------------------------
 
 
-def _protocol(address: Address) -> str:
-    if address.transport.target == "unix":
+def _protocol(transport: Transport) -> str:
+    if transport.protocol == 0:
         return "0 (the only protocol AF_UNIX has)"
-    return "IPPROTO_TCP" if address.transport.socktype == socket.SOCK_STREAM else "IPPROTO_UDP"
+    return name_of("IPPROTO_", transport.protocol, prefer=("IPPROTO_TCP", "IPPROTO_UDP"))
 
 
 def _family(address: Address) -> Fact:
-    transport = address.transport
+    transport = get_transport(address.scheme)
     if transport.family is not None:
         how = f"the {transport.scheme}: scheme"
         if address.host_family is not None:
@@ -170,12 +172,12 @@ def _family(address: Address) -> Fact:
 
 
 def _reading(address: Address, given: str) -> dict[str, Fact]:
-    transport = address.transport
+    transport = get_transport(address.scheme)
     reading: dict[str, Fact] = {
         "scheme": Fact(address.scheme, "", transport.summary),
         "family": _family(address),
         "type": Fact(transport.socktype.name, f"{transport.kind} transport"),
-        "protocol": Fact(_protocol(address)),
+        "protocol": Fact(_protocol(transport)),
         "delivery": Fact(", ".join([
             "reliable" if transport.reliable else "unreliable (may lose or duplicate)",
             "ordered" if transport.ordered else "unordered",
@@ -219,7 +221,7 @@ def _wrote_no_host(given: str) -> bool:
 
 
 def _options(address: Address) -> dict[str, Fact]:
-    transport = address.transport
+    transport = get_transport(address.scheme)
     options: dict[str, Fact] = {}
     for name in sorted(transport.options):
         value = address.option(name)
@@ -228,141 +230,10 @@ def _options(address: Address) -> dict[str, Fact]:
             shown = OPTIONS[name].show(value) if name == "mode" else (int(value) if isinstance(value, bool) else value)
             options[name] = Fact(shown, "given", meaning)
             continue
-        if name == "backlog":
-            options[name] = Fact(socket.SOMAXCONN, "default: socket.SOMAXCONN", meaning)
-        elif name == "mode":
-            if address.abstract is not None:
-                continue  # abstract names have no file
-            options[name] = Fact(f"{DEFAULT_MODE:04o}", "default: owner only", meaning)
-        elif name == "v6only":
-            if socket.AF_INET in (address.host_family, transport.family):
-                continue  # IPv4 only: the option does not apply
-            options[name] = Fact(None, "not set: net.ipv6.bindv6only (a server on several addresses sets 1)",
-                                 meaning)
-        else:
-            options[name] = Fact(None, "not set: the kernel default", meaning)
+        default = transport.option_default(name, address)
+        if default is not None:  # None: the option does not apply to this address
+            options[name] = Fact(default[0], default[1], meaning)
     return options
-
-
-# -- 2. plan ---------------------------------------------------------------------------
-
-
-def _sockaddr_text(sockaddr: object) -> str:
-    return repr(sockaddr)
-
-
-def _inet_setup(address: Address, family: int, *, server: bool, several: bool) -> list[str]:
-    """The setsockopt calls `_inet.prepare_socket` makes, in its order."""
-    calls: list[str] = []
-    if server:
-        calls.append("setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)")
-    if family == socket.AF_INET6:
-        v6only = address.bool_option("v6only")
-        if v6only is None and several:
-            v6only = True
-        if v6only is not None:
-            calls.append(f"setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, {int(bool(v6only))})")
-    calls += _buffer_calls(address)
-    return calls
-
-
-def _buffer_calls(address: Address) -> list[str]:
-    calls: list[str] = []
-    for name, option in (("rcvbuf", "SO_RCVBUF"), ("sndbuf", "SO_SNDBUF")):
-        value = address.int_option(name)
-        if value is not None:
-            calls.append(f"setsockopt(SOL_SOCKET, {option}, {value})")
-    return calls
-
-
-def _getaddrinfo_call(address: Address, *, passive: bool) -> str:
-    transport = address.transport
-    host = None if address.host == "*" else address.host
-    family = transport.family.name if transport.family is not None else "AF_UNSPEC"
-    return (f"getaddrinfo({host!r}, {address.port}, {family}, {transport.socktype.name}, 0, "
-            f"{'AI_PASSIVE' if passive else 0})")
-
-
-def _plan_inet(address: Address, infos: list[SockInfo] | None) -> tuple[list[str], list[str]]:
-    transport = address.transport
-    stream = transport.connected  # listens, accepts
-    kind = transport.socktype.name
-    server = [_getaddrinfo_call(address, passive=True)]
-    targets: list[tuple[int, object]] = list(infos) if infos else [(transport.family or socket.AF_UNSPEC, "<each address>")]
-    if not stream:
-        targets = targets[:1]
-        if infos and len(infos) > 1:
-            server.append(f"  {len(infos)} results; a UDP server binds the first one only "
-                          f"({format_sockaddr(address.scheme, infos[0][1])}); nothing listens on the others")
-    backlog = address.int_option("backlog", socket.SOMAXCONN)
-    port0 = address.port == 0 and len(targets) > 1
-    for i, (family, sockaddr) in enumerate(targets):
-        fam = socket.AddressFamily(family).name if family else "AF_?"
-        server.append(f"socket({fam}, {kind})")
-        server += _inet_setup(address, family, server=stream, several=stream and len(targets) > 1)
-        where = _sockaddr_text(sockaddr)
-        if port0 and i > 0:
-            where += " with the port the first socket got (one port for every address)"
-        server.append(f"bind({where})")
-        if stream:
-            server.append(f"listen({backlog})")
-    server.append("accept() in a loop (trio.serve_listeners); each connection is served on its own"
-                  if stream else "recvmsg_into() then sendto(reply, sender), per datagram")
-    client = [_getaddrinfo_call(address, passive=False)]
-    if address.host == "*":
-        client = ["(none: '*' is for servers; a client needs a host to connect to)"]
-        return server, client
-    setup = []
-    v6only = address.bool_option("v6only")
-    if v6only is not None:
-        setup.append(f"setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, {int(v6only)})"
-                     f"  # IPv6 results only")
-    setup += _buffer_calls(address)
-    if stream:
-        client.append("for each result until one connects:")
-        client += [f"  {call}" for call in [f"socket(<family>, {kind})", *setup, "connect(sockaddr)"]]
-        client.append("send_all() / receive_some(); shutdown(SHUT_WR) to half-close")
-    else:
-        client.append("the first result only:")
-        client += [f"socket(<family>, {kind})", *setup]
-        client.append("connect(sockaddr)  # records the peer, so ICMP port unreachable comes back as ECONNREFUSED")
-        client.append("send() / recvmsg_into()")
-    return server, client
-
-
-def _plan_unix(address: Address) -> tuple[list[str], list[str]]:
-    transport = address.transport
-    stream = transport.connected  # listens, accepts
-    kind = transport.socktype.name
-    server = [f"socket(AF_UNIX, {kind})"] + _buffer_calls(address)
-    if address.abstract is not None:
-        server.append(f"bind({address.unix_sockaddr()!r})  # abstract: a leading NUL, no file")
-    else:
-        mode = address.int_option("mode", DEFAULT_MODE)
-        server += [
-            f"lstat({address.path!r}): missing -> go on; not a socket -> refuse (never removed); "
-            f"a socket -> connect() to it: refused -> stale, unlink() it; answered -> refuse (in use)",
-            f"umask(0o{0o777 & ~mode:03o})  # so the file is created {mode:04o}, never wider",
-            f"bind({address.path!r})",
-            "umask(<previous>)",
-        ]
-    if stream:
-        server.append(f"listen({address.int_option('backlog', socket.SOMAXCONN)})")
-        server.append("accept() in a loop (trio.serve_listeners)")
-    else:
-        server.append("recvmsg_into() then sendto(reply, sender), per datagram")
-    if address.path is not None:
-        server.append(f"on close: unlink({address.path!r}), unless another file has replaced it")
-    client = [f"socket(AF_UNIX, {kind})"]
-    if not stream:
-        client.append("bind('')  # Linux autobind: a fresh abstract name, so replies can reach us")
-    client += _buffer_calls(address)
-    client.append(f"connect({address.unix_sockaddr()!r})")
-    if stream and transport.boundaries:  # seqpacket: connections of whole messages
-        client.append("send() / recvmsg(): one whole message each (an empty one would read as end of stream)")
-    else:
-        client.append("send_all() / receive_some(); shutdown(SHUT_WR) to half-close" if stream else "send() / recv()")
-    return server, client
 
 
 # -- 3. kernel -------------------------------------------------------------------------
@@ -389,7 +260,7 @@ def _buffer_facts(sock: socket.socket, address: Address) -> dict[str, Fact]:
     return facts
 
 
-def _bind_inet(sock: socket.socket, sockaddr: tuple[Any, ...], address: Address, probe: Probe) -> bool:  # noqa: C901
+def _bind_inet(sock: socket.socket, sockaddr: tuple[Any, ...], address: Address, probe: Probe) -> bool:
     """Bind the throwaway socket at `sockaddr`; fall back to port 0 if busy or privileged."""
     port = sockaddr[1]
     unprivileged = read_proc_int(UNPRIVILEGED_FILE)
@@ -404,12 +275,14 @@ def _bind_inet(sock: socket.socket, sockaddr: tuple[Any, ...], address: Address,
                                f"{unprivileged}) and this process may not bind it; the probe bound "
                                f"{sockaddr[0]} with port 0 instead")
         else:
-            probe.error = str(describe_os_error(exc, format_sockaddr(address.scheme, sockaddr), "bind"))
+            probe.error = str(describe_os_error(exc, format_sockaddr(address.scheme, sockaddr), "bind",
+                                                get_transport(address.scheme)))
             return False
         try:
             sock.bind((sockaddr[0], 0, *sockaddr[2:]))
         except OSError as again:
-            probe.error = str(describe_os_error(again, format_sockaddr(address.scheme, sockaddr), "bind"))
+            probe.error = str(describe_os_error(again, format_sockaddr(address.scheme, sockaddr), "bind",
+                                                get_transport(address.scheme)))
             return False
         return True
     if port and unprivileged is not None and port < unprivileged:
@@ -431,10 +304,10 @@ def _ephemeral_fact(port: int) -> Fact:
 
 
 async def _probe_inet(address: Address) -> tuple[list[Probe], list[SockInfo] | None, str | None]:
-    transport = address.transport
+    transport = get_transport(address.scheme)
     stream = transport.connected  # listens, accepts
     try:
-        infos = await resolve(address, transport.family, transport.socktype, passive=True)
+        infos = await resolve(address, transport, passive=True)
     except NetlabError as exc:
         return [], None, str(exc)
     targets = infos if stream else infos[:1]
@@ -497,7 +370,7 @@ def _private_dir() -> str:
 
 
 def _probe_unix(address: Address) -> Probe:
-    transport = address.transport
+    transport = get_transport(address.scheme)
     with socket.socket(socket.AF_UNIX, transport.socktype) as sock:
         if address.abstract is not None:
             probe = Probe(family="AF_UNIX", tried="unix autobind: bind('')")
@@ -544,7 +417,7 @@ def facts_from(sock: socket.socket, address: Address, probe: Probe) -> None:
 
 def _kind_facts(sock: socket.socket, address: Address) -> dict[str, Fact]:
     """What a listening socket gets (the backlog), or how large a message may be."""
-    transport: Transport = address.transport
+    transport = get_transport(address.scheme)
     facts: dict[str, Fact] = {}
     if transport.connected:
         facts["backlog"] = effective_backlog(address.int_option("backlog", socket.SOMAXCONN))
@@ -565,7 +438,7 @@ _AFTER = {
 
 
 def _target(address: Address) -> tuple[dict[str, Fact], PathProbe]:
-    socktype = address.transport.socktype
+    socktype = get_transport(address.scheme).socktype
     if address.abstract is not None:
         found = probe_abstract(address.abstract, socktype)
         after = {"missing": "a server can take this name", "live": "a server would fail: address already in use"}
@@ -599,10 +472,11 @@ def _target(address: Address) -> tuple[dict[str, Fact], PathProbe]:
 
 
 def _system(address: Address) -> dict[str, Fact]:
+    transport = get_transport(address.scheme)
     system: dict[str, Fact] = {}
-    if address.transport.connected:  # listens, accepts
+    if transport.connected:  # listens, accepts
         system["net.core.somaxconn"] = Fact(read_proc_int(SOMAXCONN_FILE), SOMAXCONN_FILE, "the cap on listen()'s backlog")
-    if address.transport.target == "inet":
+    if transport.uses_ip:  # ports
         span = port_range()
         system["ephemeral ports"] = Fact(f"{span[0]}-{span[1]}" if span else None, PORT_RANGE_FILE,
                                          "where port 0 binds, and where clients' source ports come from")
@@ -624,25 +498,26 @@ async def explain(text: str | Address) -> Explanation:
     """
     given = text if isinstance(text, str) else str(text)
     address = parse_address(text)
+    transport = get_transport(address.scheme)
     notes: list[str] = []
     target: dict[str, Fact] = {}
-    if address.transport.target == "inet":
+    infos: list[SockInfo] | None = None
+    if transport.uses_ip:  # a host to resolve and a port to bind
         probes, infos, failure = await _probe_inet(address)
         if failure:
             notes.append(failure)
-        server, client = _plan_inet(address, infos)
     else:
         target, _found = _target(address)
         probes = [_probe_unix(address)]
-        server, client = _plan_unix(address)
         await trio.lowlevel.checkpoint()
+    plan = transport.plan(address, infos)
     return Explanation(
         given=given,
         address=str(address),
         reading=_reading(address, given),
         options=_options(address),
-        server_calls=server,
-        client_calls=client,
+        server_calls=plan.server,
+        client_calls=plan.client,
         system=_system(address),
         target=target,
         probes=probes,

@@ -26,7 +26,7 @@ import struct
 import subprocess
 from dataclasses import asdict, dataclass, field
 
-from ..errors import describe_os_error
+from ..transports import describe_os_error
 
 IF_INET6 = "/proc/net/if_inet6"
 SIOCGIFFLAGS = 0x8913

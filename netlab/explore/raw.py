@@ -43,10 +43,10 @@ from typing import BinaryIO
 
 import trio
 
-from ..errors import AddressError, NetlabError, TimeoutError, TransportError, translate_os_errors
+from ..errors import AddressError, NetlabError, TimeoutError, TransportError
 from ..transports import (
-    Address, Connection, Transport, listen_connections, listen_datagrams, parse_address, receive_data,
-    receive_message, send_data, send_eof, socket_of,
+    Address, Connection, Transport, get_transport, listen_connections, listen_datagrams, parse_address, receive_data,
+    receive_message, send_data, send_eof, socket_of, translate_os_errors,
 )
 
 RECEIVE_SIZE = 64 * 1024
@@ -229,7 +229,7 @@ async def raw_client(
     if data is not None and source is not None:
         raise ValueError("give data or source, not both")
     address = parse_address(address)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     try:
         with trio.fail_after(timeout):
             conn = await transport.connect(address)
@@ -274,7 +274,7 @@ async def _client_stream(address: Address, stream: Connection, data: bytes | Non
                          source: AsyncIterator[bytes] | None, timeout: float, max_bytes: int | None,
                          eof: bool | None, on_event: EventSink) -> RawResult:
     """A byte stream: chunks as they come, with their offsets; half-close as asked."""
-    transport = address.transport
+    transport = get_transport(address.scheme)
     sock = socket_of(stream)
     result = RawResult(str(address), _sockname(transport, sock, True), _sockname(transport, sock, False))
     talk = _Conversation(result, timeout, max_bytes)
@@ -333,7 +333,7 @@ async def _client_messages(address: Address, channel: Connection, data: bytes | 
                            source: AsyncIterator[bytes] | None, timeout: float, max_bytes: int | None,
                            on_event: EventSink) -> RawResult:
     """Whole messages: datagrams, or the messages of a seqpacket connection (which may also end)."""
-    transport = address.transport
+    transport = get_transport(address.scheme)
     sock = socket_of(channel)
     # a connected datagram socket knows its own address in the requested scheme, options kept
     local: object = getattr(channel, "local", None)
@@ -412,7 +412,7 @@ async def raw_listen(
     AddressUnavailableError, ResolveError.
     """
     address = parse_address(address)
-    transport = address.transport
+    transport = get_transport(address.scheme)
     result = ListenResult()
     if transport.connected and transport.boundaries:  # seqpacket: connections of whole messages
         raise AddressError(f"raw --listen speaks stream and datagram transports; for {address.scheme}: "
@@ -443,7 +443,7 @@ async def _listen_stream(address: Address, reply: bytes | None, count: int | Non
                         with translate_os_errors(address, "accept on"):
                             stream = await listener.accept()
                         result.clients += 1
-                        handlers.start_soon(_serve_client, address.transport, stream, result.clients, reply,
+                        handlers.start_soon(_serve_client, get_transport(address.scheme), stream, result.clients, reply,
                                             on_event, result)
                         if count is not None and result.clients >= count:
                             acceptors.cancel_scope.cancel()
@@ -498,7 +498,7 @@ async def _serve_client(transport: Transport, stream: Connection, number: int, r
 
 async def _listen_datagram(address: Address, reply: bytes | None, count: int | None, on_event: EventSink,
                            result: ListenResult, task_status: trio.TaskStatus[ListenResult]) -> None:
-    transport = address.transport
+    transport = get_transport(address.scheme)
     async with await listen_datagrams(address) as sock:
         result.bound.append(str(sock.local))
         on_event(RawEvent("listening", detail=result.bound[-1]))

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ..errors import AddressError, ResolveError, translate_os_errors
-from ..transports.addresses import format_sockaddr, parse_address
+from ..errors import AddressError, ResolveError
+from ..transports import kernel_scheme, parse_address, translate_os_errors
+from ..transports.addresses import format_sockaddr
 from .constants import name_of
 
 #: ``--family`` spellings -> address family
@@ -34,14 +35,6 @@ FAMILIES: dict[str, socket.AddressFamily] = {
 }
 #: ``--type`` spellings -> socket type
 TYPES: dict[str, socket.SocketKind] = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
-
-#: (family, type, protocol) -> the netlab scheme a row pastes back as
-SCHEMES: dict[tuple[int, int, int], str] = {
-    (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP): "tcp4",
-    (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP): "tcp6",
-    (socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP): "udp4",
-    (socket.AF_INET6, socket.SOCK_DGRAM, socket.IPPROTO_UDP): "udp6",
-}
 
 UNIX_NOTE = ("getaddrinfo does not resolve AF_UNIX: a unix socket's address is its path (or @abstract "
              "name), so HOST was taken as that, and no resolver was asked")
@@ -108,7 +101,7 @@ def protocol_name(number: int) -> str:
 
 
 def _row(family: int, socktype: int, proto: int, canonname: str, sockaddr: object) -> ResolveRow:
-    scheme = SCHEMES.get((family, socktype, proto))
+    scheme = kernel_scheme(family, socktype, proto)  # the scheme the row pastes back as
     note = ""
     if scheme is None:
         note = f"netlab has no transport for {name_of('SOCK_', socktype)} + {protocol_name(proto)}"
@@ -130,8 +123,9 @@ def _unix_rows(path: str, service: str | None, socktype: socket.SocketKind | Non
                            f"give only the path: netlab resolve {path} --family unix")
     sockaddr = "\0" + path[1:] if path.startswith("@") else path
     rows = []
-    for kind, scheme in ((socket.SOCK_STREAM, "unix"), (socket.SOCK_DGRAM, "unix-dgram")):
-        if socktype is not None and socktype != kind:
+    for kind in TYPES.values():
+        scheme = kernel_scheme(socket.AF_UNIX, kind)
+        if scheme is None or socktype is not None and socktype != kind:
             continue
         address = parse_address(format_sockaddr(scheme, sockaddr))  # checks the 107-byte limit
         rows.append(ResolveRow(family="AF_UNIX", type=kind.name, protocol="0", canonname="",

@@ -1,6 +1,6 @@
 """The contract every service core follows. Services are sans-IO: bytes in, bytes out.
 
-A service never touches a socket or trio. Adapters in `netlab.runner` drive it:
+A service never touches a socket or trio. Adapters in `netlab.server` drive it:
 
 * on a **stream** transport, the adapter makes one `Session` per connection with
   `Service.new_session()`, feeds it every chunk it reads with `Session.receive_data`, and

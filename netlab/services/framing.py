@@ -16,7 +16,7 @@ is that choice, and a splitter applies it to arbitrary chunks:
 
 * a line ends at ``\\n``; a ``\\r`` right before it is part of the ending, not the line;
 * at end of stream (``feed(b"")``) a final line without its ending still counts;
-* `flush` ends the line in progress now (quiet framing: the runner calls it after MS of
+* `flush` ends the line in progress now (quiet framing: the server calls it after MS of
   silence; services have no clocks);
 * a line longer than ``max_line`` bytes yields one `TooLong` as soon as the limit is
   passed, and the rest of it, up to the next ``\\n``, is discarded unbuffered.

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import NetlabError, UsageError
-from ..experiments.base import ExperimentOptions, ExperimentResult, ResultTable
+from ..experiments.base import ExperimentOptions, ExperimentResult
+from ..results import ResultTable
 from .capture import Frame, Limits
 from .ladder import Conversation, Ladder, Row
 from .packets import decode, preview

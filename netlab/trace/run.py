@@ -262,7 +262,7 @@ class UnixWatch:
 
 
 def _start_server(address: str, service: str, deadline: float) -> tuple[subprocess.Popen[bytes], str]:
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's stderr, read only if it fails to start
+    log = tempfile.TemporaryFile()  # the server's stderr, read only if it fails to start
     proc = subprocess.Popen([sys.executable, "-m", "netlab", "serve", "--transport", address, "--service", service],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
     assert proc.stdout is not None

@@ -1,63 +1,44 @@
-"""The transport registry: one line per scheme. A new transport is one module plus one line.
+"""Transports: the address grammar, one module per socket kind, and the registry.
 
-`TRANSPORTS` maps every scheme of the address grammar to the transport that serves it;
-`COMPARE_SCHEMES` are the socket variants `netlab compare` puts side by side.
+::
+
+    addresses.py   Address (plain data), the grammar, OPTIONS
+    base.py        the contracts: ByteStream, MessageChannel, Listeners[C], DatagramEndpoint,
+                   Transport and its kinds; nothing that runs
+    registry.py    TRANSPORTS, the one list (one line per scheme), get_transport, parse_address
+    oserrors.py    OS errors -> netlab errors, worded from the transport
+    batch.py       batched receives (one trip through trio's scheduler per batch)
+    datagram.py    the datagram endpoint and connected datagram channel (udp, unix-dgram)
+    seqpacket.py   the seqpacket message stream (unix-seq)
+    connections.py working with either contract: open_pair, receive_data, send_data, ...
+    tcp.py udp.py tls.py unix.py unix_dgram.py unix_seq.py   one module per socket kind
+    certificates.py  TLS's certificates and contexts; _inet.py, _sockopts.py  shared socket set-up
+
+Everything above is re-exported here; import from ``netlab.transports``.
 """
 
 from __future__ import annotations
 
-import socket
-
-from ..errors import UnknownNameError
-from .addresses import Address, parse_address
+from .addresses import Address
 from .base import (
-    ByteStream, ConnectedDatagram, Connection, DatagramEndpoint, DatagramTransport, Kind, Listeners, Listening,
-    Message, MessageChannel, MessageStream, MessageTransport, Pair, SeqpacketTransport, StreamTransport, Transport,
-    connect_channel, listen_connections, listen_datagrams, open_pair, peer_identity, plain_socket, receive_data, receive_message, send_data, send_eof, socket_of,
+    ByteStream, Connection, DatagramEndpoint, DatagramTransport, Kind, Listeners, Listening, Message, MessageChannel,
+    MessageTransport, Plan, SeqpacketTransport, StreamTransport, Transport,
 )
-from .tcp import TcpTransport
-from .tls import TlsTransport
-from .udp import UdpTransport
-from .unix import UnixStreamTransport
-from .unix_dgram import UnixDatagramTransport
-from .unix_seq import UnixSeqpacketTransport
-
-TRANSPORTS: dict[str, Transport] = {
-    "tcp": TcpTransport("tcp", None),
-    "tcp4": TcpTransport("tcp4", socket.AF_INET),
-    "tcp6": TcpTransport("tcp6", socket.AF_INET6),
-    "tls": TlsTransport(),
-    "udp": UdpTransport("udp", None),
-    "udp4": UdpTransport("udp4", socket.AF_INET),
-    "udp6": UdpTransport("udp6", socket.AF_INET6),
-    "unix": UnixStreamTransport(),
-    "unix-dgram": UnixDatagramTransport(),
-    "unix-seq": UnixSeqpacketTransport(),
-}
-
-#: one of each socket variant: (name shown, address template; {dir} is a private temp dir)
-COMPARE_SCHEMES: dict[str, str] = {
-    "tcp": "tcp:127.0.0.1:0",
-    "tcp6": "tcp6:[::1]:0",
-    "tls": "tls:127.0.0.1:0",
-    "udp": "udp:127.0.0.1:0",
-    "udp6": "udp6:[::1]:0",
-    "unix": "unix:{dir}/s.sock",
-    "unix-dgram": "unix-dgram:{dir}/d.sock",
-    "unix-seq": "unix-seq:{dir}/q.sock",
-}
-
-
-def get_transport(scheme: str) -> Transport:
-    try:
-        return TRANSPORTS[scheme]
-    except KeyError:
-        raise UnknownNameError(f"unknown transport {scheme!r} (known: {', '.join(TRANSPORTS)})") from None
-
+from .connections import (
+    Pair, connect_channel, listen_connections, listen_datagrams, open_pair, peer_identity, plain_socket, receive_data,
+    receive_message, send_data, send_eof, socket_of,
+)
+from .datagram import ConnectedDatagram
+from .registry import (
+    COMPARE_SCHEMES, TRANSPORTS, describe_os_error, get_transport, kernel_scheme, parse_address, translate_os_errors,
+)
+from .seqpacket import MessageStream
 
 __all__ = [
     "TRANSPORTS", "COMPARE_SCHEMES", "Address", "ByteStream", "ConnectedDatagram", "Connection", "DatagramEndpoint",
     "DatagramTransport", "Kind", "Listeners", "Listening", "Message", "MessageChannel", "MessageStream",
-    "MessageTransport", "Pair", "SeqpacketTransport", "StreamTransport", "Transport", "connect_channel", "get_transport", "listen_connections", "listen_datagrams", "open_pair",
-    "parse_address", "peer_identity", "plain_socket", "receive_data", "receive_message", "send_data", "send_eof", "socket_of",
+    "MessageTransport", "Pair", "Plan", "SeqpacketTransport", "StreamTransport", "Transport", "connect_channel",
+    "describe_os_error", "get_transport", "kernel_scheme", "listen_connections", "listen_datagrams", "open_pair",
+    "parse_address", "peer_identity", "plain_socket", "receive_data", "receive_message", "send_data", "send_eof",
+    "socket_of", "translate_os_errors",
 ]

@@ -32,14 +32,11 @@ import ipaddress
 import re
 import socket
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, Literal, Protocol, overload
 
 from ..errors import AddressError
-
-if TYPE_CHECKING:
-    from .base import Transport
 
 #: sun_path is 108 bytes on Linux, including the terminating NUL
 UNIX_PATH_MAX = 107
@@ -139,9 +136,24 @@ OPTIONS: dict[str, Option] = {
 }
 
 
+class Scheme(Protocol):
+    """What the grammar needs to know of a scheme: a transport, as the registry holds it
+    (`parse_with` is given the registry; this module never imports it)."""
+
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def target(self) -> Literal["inet", "unix"]: ...
+    @property
+    def family(self) -> socket.AddressFamily | None: ...
+    @property
+    def options(self) -> frozenset[str]: ...
+
+
 @dataclass(frozen=True)
 class Address:
-    """A parsed address. ``str(address)`` is its canonical form."""
+    """A parsed address: plain data. ``str(address)`` is its canonical form. Its transport
+    is the registry's business: ``netlab.transports.get_transport(address.scheme)``."""
 
     scheme: str
     host: str | None = None  # inet: IPv4/IPv6 literal (no brackets), DNS name, or "*"
@@ -151,12 +163,6 @@ class Address:
     options: tuple[tuple[str, object], ...] = field(default=())
 
     # -- what it is -------------------------------------------------------------------
-    @property
-    def transport(self) -> Transport:
-        from . import get_transport
-
-        return get_transport(self.scheme)
-
     @property
     def is_unix(self) -> bool:
         return self.path is not None or self.abstract is not None
@@ -247,7 +253,7 @@ def _unquote(text: str) -> str:
     return urllib.parse.unquote(text, errors="surrogateescape")
 
 
-def _parse_options(query: str, transport: Transport, address: Address) -> tuple[tuple[str, object], ...]:
+def _parse_options(query: str, transport: Scheme, address: Address) -> tuple[tuple[str, object], ...]:
     parsed: dict[str, object] = {}
     for part in query.split("&"):
         if not part:
@@ -316,7 +322,7 @@ def _parse_port(text: str) -> int:
     return port
 
 
-def _parse_inet(scheme: str, target: str, transport: Transport) -> Address:
+def _parse_inet(scheme: str, target: str, transport: Scheme) -> Address:
     family = transport.family
     if target.startswith("["):
         close = target.find("]")
@@ -378,20 +384,19 @@ def _parse_unix(scheme: str, target: str) -> Address:
     return Address(scheme=scheme, path=path)
 
 
-def parse_address(text: str | Address) -> Address:
-    """Parse an address string (an `Address` is returned as is). Raises `AddressError`."""
+def parse_with(text: str | Address, schemes: Mapping[str, Scheme]) -> Address:
+    """Parse an address string whose scheme is one of `schemes` (an `Address` is returned as
+    is). ``netlab.transports.parse_address`` is this with the registry. Raises `AddressError`."""
     if isinstance(text, Address):
         return text
     if not isinstance(text, str):
         raise AddressError(f"an address must be text, not {type(text).__name__}")
-    from . import TRANSPORTS
-
     scheme, colon, rest = text.partition(":")
     if not colon:
         raise AddressError(f"{text!r} has no scheme: write SCHEME:TARGET, e.g. tcp:127.0.0.1:7000")
-    transport = TRANSPORTS.get(scheme)
+    transport = schemes.get(scheme)
     if transport is None:
-        raise AddressError(f"unknown scheme {scheme!r} (known: {', '.join(TRANSPORTS)})")
+        raise AddressError(f"unknown scheme {scheme!r} (known: {', '.join(schemes)})")
     target, _, query = rest.partition("?")
     if transport.target == "unix":
         address = _parse_unix(scheme, target)

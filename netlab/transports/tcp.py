@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 import trio
 
-from ..errors import NetlabError, translate_os_errors
-from ._inet import prepare_socket, resolve, with_port
+from ..errors import NetlabError
+from ._inet import (
+    client_setup_calls, getaddrinfo_call, inet_option_default, prepare_socket, resolve, server_targets, setup_calls,
+    socket_call, with_port,
+)
 from .addresses import Address, bound_address
-from .base import Listeners, StreamTransport
+from .base import Listeners, OptionDefault, Plan, SockInfo, StreamTransport
+from .oserrors import translate_os_errors
+
+_WHICH = {None: "IPv4 or IPv6 (by host)", socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}
 
 
 class TcpTransport(StreamTransport):
     target = "inet"
     socktype = socket.SOCK_STREAM
+    protocol = socket.IPPROTO_TCP
     options = frozenset({"backlog", "v6only", "rcvbuf", "sndbuf"})
 
-    def __init__(self, scheme: str, family: socket.AddressFamily | None) -> None:
+    def __init__(self, scheme: str, family: socket.AddressFamily | None, *, compare: str | None = None) -> None:
         self.scheme = scheme
         self.family = family
-        which = {None: "IPv4 or IPv6 (by host)", socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}[family]
-        self.summary = f"TCP over {which}: reliable, ordered byte stream"
+        self.summary = f"TCP over {_WHICH[family]}: reliable, ordered byte stream"
+        self.compare_address = compare
+        six = family == socket.AF_INET6
+        self.socat = ("TCP6-LISTEN", "TCP6", "") if six else ("TCP4-LISTEN", "TCP4", "")
 
-    async def listen(self, address: Address) -> Listeners:
-        infos = await resolve(address, self.family, socket.SOCK_STREAM, passive=True)
+    async def listen(self, address: Address) -> Listeners[trio.SocketStream]:
+        infos = await resolve(address, self, passive=True)
         backlog = address.int_option("backlog", socket.SOMAXCONN)
         socks: list[trio.socket.SocketType] = []
         port = address.port
@@ -32,7 +42,7 @@ class TcpTransport(StreamTransport):
             for family, sockaddr in infos:
                 sock = trio.socket.socket(family, socket.SOCK_STREAM)
                 socks.append(sock)
-                with translate_os_errors(address, "bind"):
+                with translate_os_errors(address, "bind", self):
                     prepare_socket(sock, family, address, several=len(infos) > 1, server=True)
                     if port == 0 and len(socks) > 1:
                         # port 0 on a name with several addresses: one port for all of them
@@ -47,12 +57,12 @@ class TcpTransport(StreamTransport):
                          [bound_address(address, sock.getsockname()) for sock in socks])
 
     async def connect(self, address: Address) -> trio.SocketStream:
-        infos = await resolve(address, self.family, socket.SOCK_STREAM, passive=False)
+        infos = await resolve(address, self, passive=False)
         first_error: NetlabError | None = None
         for family, sockaddr in infos:
             sock = trio.socket.socket(family, socket.SOCK_STREAM)
             try:
-                with translate_os_errors(address, "connect to"):
+                with translate_os_errors(address, "connect to", self):
                     prepare_socket(sock, family, address, several=False, server=False)
                     await sock.connect(sockaddr)
             except NetlabError as exc:
@@ -65,3 +75,36 @@ class TcpTransport(StreamTransport):
             return trio.SocketStream(sock)
         assert first_error is not None
         raise first_error
+
+    def option_default(self, name: str, address: Address) -> OptionDefault | None:
+        return inet_option_default(self, name, address)
+
+    def plan(self, address: Address, resolved: Sequence[SockInfo] | None) -> Plan:
+        server, client = tcp_calls(self, address, resolved)
+        server.append("accept() in a loop (trio.serve_listeners); each connection is served on its own")
+        if address.host != "*":
+            client.append("send_all() / receive_some(); shutdown(SHUT_WR) to half-close")
+        return Plan(server, client)
+
+
+def tcp_calls(transport: TcpTransport, address: Address,
+              resolved: Sequence[SockInfo] | None) -> tuple[list[str], list[str]]:
+    """What `listen` and `connect` call, up to the first byte: (server, client)."""
+    server = [getaddrinfo_call(address, transport, passive=True)]
+    targets = server_targets(transport, resolved)
+    several = len(targets) > 1
+    backlog = address.int_option("backlog", socket.SOMAXCONN)
+    for i, (family, sockaddr) in enumerate(targets):
+        server.append(socket_call(family, transport))
+        server += setup_calls(address, family, server=True, several=several)
+        where = repr(sockaddr)
+        if address.port == 0 and several and i > 0:
+            where += " with the port the first socket got (one port for every address)"
+        server.append(f"bind({where})")
+        server.append(f"listen({backlog})")
+    if address.host == "*":
+        return server, ["(none: '*' is for servers; a client needs a host to connect to)"]
+    client = [getaddrinfo_call(address, transport, passive=False), "for each result until one connects:"]
+    calls = ["socket(<family>, SOCK_STREAM)", *client_setup_calls(address), "connect(sockaddr)"]
+    client += [f"  {call}" for call in calls]
+    return server, client

@@ -24,7 +24,7 @@ and a server that handshook in ``accept`` would let one silent client stall ever
 A failed handshake is a netlab `TransportError` that names the fix (``?ca=FILE``, or
 ``?insecure=1``), never an `ssl.SSLError`.
 
-Certificates need no set-up: a server given no ``?cert=FILE&key=FILE`` makes a throwaway CA
+Certificates need no set-up (`certificates.py`): a server given no ``?cert=FILE&key=FILE`` makes a throwaway CA
 (one per process, with trustme), issues itself a certificate for its host, localhost,
 127.0.0.1 and ::1, and writes the CA certificate to a private file removed at exit. Its
 bound address carries ``?ca=PATH``: exactly what a client needs, so ``netlab serve``'s
@@ -35,177 +35,35 @@ in a warning.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import errno
 import logging
 import operator
 import os
-import shutil
 import socket
 import ssl
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import trio
 
-from ..errors import AddressError, TransportError
+from ..errors import TransportError
+from ._inet import inet_option_default
 from .addresses import Address, format_sockaddr
-from .base import Listeners, StreamTransport
-from .tcp import TcpTransport
+from .base import Listeners, OptionDefault, Plan, SockInfo, StreamTransport
+from .certificates import (
+    TLS_DEFAULTS, TLS_OPTIONS, client_context, client_trust_calls, server_certificate_call, server_context,
+    throwaway_ca,
+)
+from .tcp import TcpTransport, tcp_calls
+
+__all__ = ["SEND_CHUNK", "TLS_OPTIONS", "TlsStream", "TlsTransport", "throwaway_ca"]
 
 log = logging.getLogger("netlab.tls")
-
-#: the options that are TLS's own, as opposed to TCP's
-TLS_OPTIONS = frozenset({"cert", "key", "ca", "insecure"})
-
-#: a peer's FIN without close_notify reads as end of stream, and leaves the stream usable
-#: for sending (OpenSSL 3; Python exposes it since 3.10)
-_IGNORE_UNEXPECTED_EOF: int = getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
 
 #: `TlsStream.send_all` encrypts and sends this much at a time, so a large send holds one
 #: chunk of ciphertext in memory, not a copy of all of it
 SEND_CHUNK = 64 * 1024
-
-
-# -- certificates ----------------------------------------------------------------------------
-
-
-class _ThrowawayCA:
-    """This process's own CA, made on first use, its certificate in a private file."""
-
-    def __init__(self) -> None:
-        import trustme  # only servers without a certificate need it
-
-        self.ca = trustme.CA(organization_name="netlab throwaway CA")
-        directory = tempfile.mkdtemp(prefix="netlab-tls-")
-        atexit.register(shutil.rmtree, directory, True)
-        self.path = os.path.join(directory, "ca.pem")
-        self.ca.cert_pem.write_to_path(self.path)
-        self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
-        log.info("tls: no ?cert=FILE&key=FILE given: made a throwaway CA for this process; clients "
-                 "verify the server with ?ca=%s", self.path)
-
-    def server_context(self, identities: tuple[str, ...]) -> ssl.SSLContext:
-        context = self._contexts.get(identities)
-        if context is None:
-            context = _new_context(ssl.Purpose.CLIENT_AUTH)
-            self.ca.issue_cert(*identities).configure_cert(context)
-            self._contexts[identities] = context
-        return context
-
-
-_throwaway: _ThrowawayCA | None = None
-
-
-def throwaway_ca() -> _ThrowawayCA:
-    global _throwaway
-    if _throwaway is None:
-        _throwaway = _ThrowawayCA()
-    return _throwaway
-
-
-def _new_context(purpose: ssl.Purpose) -> ssl.SSLContext:
-    context = ssl.create_default_context(purpose)
-    context.options |= _IGNORE_UNEXPECTED_EOF
-    return context
-
-
-def _identities(address: Address) -> tuple[str, ...]:
-    """The names a throwaway server certificate is for: the host asked for, and loopback."""
-    names = ["localhost", "127.0.0.1", "::1"]
-    host = (address.host or "").partition("%")[0]
-    if host and not address.is_wildcard and host not in names:
-        names.insert(0, host)
-    return tuple(names)
-
-
-def _file_error(address: Address, option: str, path: str, exc: Exception) -> AddressError:
-    if isinstance(exc, FileNotFoundError):
-        why = "no such file"
-    elif isinstance(exc, IsADirectoryError):
-        why = "is a directory, not a file"
-    elif isinstance(exc, PermissionError):
-        why = "permission denied"
-    elif isinstance(exc, ssl.SSLError):
-        why = f"not usable: {exc.reason or exc}"
-    else:
-        why = str(exc)
-    return AddressError(f"{address}: ?{option}={path}: {why}")
-
-
-def server_context(address: Address) -> tuple[ssl.SSLContext, str | None]:
-    """The context a server presents, and the CA file clients need (None if unknown).
-
-    Raises: AddressError for a client option, a missing or unusable file."""
-    cert, key, ca = address.str_option("cert"), address.str_option("key"), address.str_option("ca")
-    if address.bool_option("insecure") is not None:
-        raise AddressError(f"{address}: ?insecure= is a client option: a server always presents its certificate")
-    if cert is None and key is None:
-        if ca is not None:
-            raise AddressError(f"{address}: ?ca= on a server names the CA of its ?cert=; without "
-                               f"?cert=FILE&key=FILE a server makes its own CA (and prints it)")
-        authority = throwaway_ca()
-        return authority.server_context(_identities(address)), authority.path
-    if cert is None or key is None:
-        raise AddressError(f"{address}: a server needs both ?cert=FILE and ?key=FILE (or neither, "
-                           f"for a throwaway certificate)")
-    context = _new_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        # which file: a missing one is named; a pair that does not match is both
-        for option, path in (("cert", cert), ("key", key)):
-            if not os.path.isfile(path):
-                raise _file_error(address, option, path, exc) from None
-        raise AddressError(f"{address}: ?cert={cert}&key={key}: not a certificate (PEM) and its "
-                           f"private key: {getattr(exc, 'reason', None) or exc}") from None
-    if ca is not None and not os.path.isfile(ca):
-        raise _file_error(address, "ca", ca, FileNotFoundError()) from None
-    return context, ca
-
-
-_client_contexts: dict[tuple[str | None, bool, int], ssl.SSLContext] = {}
-_warned: set[str] = set()
-
-
-def client_context(address: Address) -> ssl.SSLContext:
-    """The context a client verifies the server with (cached: made once per CA file).
-
-    Raises: AddressError for a server option, a missing or unusable CA file."""
-    for option in ("cert", "key"):
-        if address.str_option(option) is not None:
-            raise AddressError(f"{address}: ?{option}= is a server option (netlab clients present "
-                               f"no certificate)")
-    ca = address.str_option("ca")
-    insecure = bool(address.bool_option("insecure"))
-    if insecure and ca is not None:
-        raise AddressError(f"{address}: ?ca= verifies the server, ?insecure=1 skips verifying it: give one")
-    stamp = 0
-    if ca is not None:
-        try:
-            stamp = os.stat(ca).st_mtime_ns
-        except OSError as exc:
-            raise _file_error(address, "ca", ca, exc) from None
-    key = (ca, insecure, stamp)
-    context = _client_contexts.get(key)
-    if context is None:
-        context = _new_context(ssl.Purpose.SERVER_AUTH)
-        if insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        elif ca is not None:
-            try:
-                context.load_verify_locations(cafile=ca)
-            except (OSError, ssl.SSLError) as exc:
-                raise _file_error(address, "ca", ca, exc) from None
-        _client_contexts[key] = context
-    if insecure and str(address) not in _warned:
-        _warned.add(str(address))
-        log.warning("tls: ?insecure=1: NOT verifying the certificate of %s: traffic is encrypted, but "
-                    "to whoever answers; anyone on the path can read and change it", address.target_text())
-    return context
 
 
 # -- the stream ------------------------------------------------------------------------------
@@ -506,29 +364,50 @@ class TlsTransport(StreamTransport):
 
     target = "inet"
     socktype = socket.SOCK_STREAM
+    protocol = socket.IPPROTO_TCP
     options = TcpTransport.options | TLS_OPTIONS
     encrypted = True
 
-    def __init__(self, scheme: str = "tls") -> None:
+    def __init__(self, scheme: str = "tls", *, compare: str | None = None) -> None:
         self.scheme = scheme
         self._tcp = TcpTransport(scheme, None)
         self.family = self._tcp.family
         self.summary = "TLS over TCP (IPv4 or IPv6, by host): reliable, ordered, encrypted byte stream"
+        self.compare_address = compare
 
-    async def listen(self, address: Address) -> Listeners:
+    async def listen(self, address: Address) -> Listeners[TlsStream]:
         context, ca = server_context(address)
         tcp = await self._tcp.listen(address)
         listeners: list[trio.abc.Listener[TlsStream]] = []
         for listener in tcp.listeners:
             assert isinstance(listener, trio.SocketListener)  # the tcp transport's
             listeners.append(_TlsListener(listener, context))
-        return Listeners(self, address, list(listeners), [_for_clients(bound, ca) for bound in tcp.bound])
+        return Listeners(self, address, listeners, [_for_clients(bound, ca) for bound in tcp.bound])
 
     async def connect(self, address: Address) -> TlsStream:
         context = client_context(address)
         tcp = await self._tcp.connect(address)
         host = (address.host or "").partition("%")[0]  # an IP is checked against the IP SANs
         return TlsStream(tcp, context, server_side=False, server_hostname=host, address=address)
+
+    def option_default(self, name: str, address: Address) -> OptionDefault | None:
+        return TLS_DEFAULTS.get(name) or inet_option_default(self, name, address)
+
+    def plan(self, address: Address, resolved: Sequence[SockInfo] | None) -> Plan:
+        """`TcpTransport`'s calls, with the certificates before and the handshake after."""
+        server, client = tcp_calls(self._tcp, address, resolved)
+        server = [server_certificate_call(address), *server,
+                  "accept() in a loop (trio.serve_listeners); each connection is served on its own",
+                  "TLS handshake in the connection's own task, at its first receive or send (do_handshake): "
+                  "presents the certificate; a client that leaves before it is not an error",
+                  "receive_some() / send_all(): TLS records over the TCP connection; close: close_notify when "
+                  "it can go at once, then close()"]
+        if address.host != "*":
+            trust, check = client_trust_calls(address)
+            client = [trust, *client, f"TLS handshake at the first send or receive (do_handshake): {check}",
+                      "send_all() / receive_some(): TLS records over the TCP connection; shutdown(SHUT_WR) to "
+                      "half-close, with no close_notify (the peer reads end of stream and may still send)"]
+        return Plan(server, client)
 
 
 def _for_clients(bound: Address, ca: str | None) -> Address:

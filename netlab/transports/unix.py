@@ -23,14 +23,16 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
 
-from ..errors import AddressInUseError, PermissionDeniedError, translate_os_errors
+from ..errors import AddressInUseError, PermissionDeniedError
+from ._sockopts import apply_buffer_options, buffer_calls
 from .addresses import Address, bound_address
-from .base import Connection, Listeners, StreamTransport, apply_buffer_options
+from .base import Listeners, OptionDefault, Plan, SockInfo, StreamTransport, Transport
+from .oserrors import translate_os_errors
 
 log = logging.getLogger("netlab.transports.unix")
 
@@ -189,7 +191,55 @@ def listen_unix(socktype: int, address: Address) -> tuple[socket.socket, Callabl
     return sock, cleanup
 
 
-class UnixListener(trio.abc.Listener[Connection]):
+# -- the same, said ----------------------------------------------------------------------
+
+
+def bind_calls(address: Address) -> list[str]:
+    """What `bind_unix` does for `address`, in its order."""
+    calls = buffer_calls(address)
+    if address.abstract is not None:
+        return calls + [f"bind({address.unix_sockaddr()!r})  # abstract: a leading NUL, no file"]
+    mode = address.int_option("mode", DEFAULT_MODE)
+    return calls + [
+        f"lstat({address.path!r}): missing -> go on; not a socket -> refuse (never removed); "
+        f"a socket -> connect() to it: refused -> stale, unlink() it; answered -> refuse (in use)",
+        f"umask(0o{0o777 & ~mode:03o})  # so the file is created {mode:04o}, never wider",
+        f"bind({address.path!r})",
+        "umask(<previous>)",
+    ]
+
+
+def listen_calls(address: Address) -> list[str]:
+    """What `listen_unix` does after binding, and what a server then does."""
+    return [f"listen({address.int_option('backlog', socket.SOMAXCONN)})", "accept() in a loop (trio.serve_listeners)"]
+
+
+def unix_plan(transport: Transport, address: Address, *, serve: list[str], use: str,
+              server_setup: Sequence[str] = (), client_setup: Sequence[str] = ()) -> Plan:
+    """A unix transport's plan: a socket, `server_setup`, `bind_calls`, then `serve` (and the
+    file removed on close); a client's socket, `client_setup`, buffers, connect, then `use`."""
+    kind = transport.socktype.name
+    server = [f"socket(AF_UNIX, {kind})", *server_setup, *bind_calls(address), *serve]
+    if address.path is not None:
+        server.append(f"on close: unlink({address.path!r}), unless another file has replaced it")
+    client = [f"socket(AF_UNIX, {kind})", *client_setup, *buffer_calls(address),
+              f"connect({address.unix_sockaddr()!r})", use]
+    return Plan(server, client)
+
+
+def unix_option_default(transport: Transport, name: str, address: Address) -> OptionDefault | None:
+    """`Transport.option_default` for unix: the file's mode as `bind_unix` sets it."""
+    if name == "mode":
+        if address.abstract is not None:
+            return None  # abstract names have no file
+        return f"{DEFAULT_MODE:04o}", "default: owner only"
+    return Transport.option_default(transport, name, address)
+
+
+# -- the transport ------------------------------------------------------------------------
+
+
+class UnixListener(trio.abc.Listener[trio.SocketStream]):
     """A `trio.SocketListener` that removes its socket file when closed."""
 
     def __init__(self, inner: trio.SocketListener, cleanup: Callable[[], None]) -> None:
@@ -212,10 +262,13 @@ class UnixStreamTransport(StreamTransport):
     target = "unix"
     family = socket.AF_UNIX
     socktype = socket.SOCK_STREAM
+    protocol = 0
     options = frozenset({"backlog", "mode", "rcvbuf", "sndbuf"})
     summary = "AF_UNIX stream: a reliable, ordered byte stream between processes on one host"
+    compare_address = "unix:{dir}/s.sock"
+    socat = ("UNIX-LISTEN", "UNIX-CONNECT", "")
 
-    async def listen(self, address: Address) -> Listeners:
+    async def listen(self, address: Address) -> Listeners[trio.SocketStream]:
         sock, cleanup = listen_unix(socket.SOCK_STREAM, address)
         listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
         await trio.lowlevel.checkpoint()
@@ -224,10 +277,17 @@ class UnixStreamTransport(StreamTransport):
     async def connect(self, address: Address) -> trio.SocketStream:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with translate_os_errors(address, "connect to"):
+            with translate_os_errors(address, "connect to", self):
                 apply_buffer_options(sock, address)
                 await sock.connect(address.unix_sockaddr())
         except BaseException:
             sock.close()
             raise
         return trio.SocketStream(sock)
+
+    def option_default(self, name: str, address: Address) -> OptionDefault | None:
+        return unix_option_default(self, name, address)
+
+    def plan(self, address: Address, resolved: Sequence[SockInfo] | None) -> Plan:
+        return unix_plan(self, address, serve=listen_calls(address),
+                         use="send_all() / receive_some(); shutdown(SHUT_WR) to half-close")

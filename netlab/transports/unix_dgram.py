@@ -13,16 +13,16 @@ instead of losing. Message boundaries are kept. Two things trip people up:
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 import trio
 
-from ..errors import translate_os_errors
+from ._sockopts import apply_buffer_options
 from .addresses import Address, bound_address
-from .base import (
-    AnySocket,     DATAGRAM_BUFFER, ConnectedDatagram, DatagramEndpoint, DatagramTransport, apply_buffer_options,
-    server_receive_buffer,
-)
-from .unix import bind_unix
+from .base import AnySocket, DatagramTransport, OptionDefault, Plan, SockInfo
+from .datagram import DATAGRAM_BUFFER, ConnectedDatagram, SocketDatagramEndpoint, server_receive_buffer
+from .oserrors import translate_os_errors
+from .unix import bind_unix, unix_option_default, unix_plan
 
 #: what the kernel keeps back from SO_SNDBUF for a unix datagram's own bookkeeping
 _UNIX_DGRAM_OVERHEAD = 32
@@ -35,12 +35,14 @@ class UnixDatagramTransport(DatagramTransport):
     target = "unix"
     family = socket.AF_UNIX
     socktype = socket.SOCK_DGRAM
+    protocol = 0
     reliable = True
     ordered = True
     options = frozenset({"mode", "rcvbuf", "sndbuf"})
     summary = "AF_UNIX datagrams: boundaries kept; on Linux reliable and ordered (senders block)"
+    compare_address = "unix-dgram:{dir}/d.sock"
 
-    async def listen(self, address: Address) -> DatagramEndpoint:
+    async def listen(self, address: Address) -> SocketDatagramEndpoint:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             if address.int_option("sndbuf") is None:
@@ -55,14 +57,14 @@ class UnixDatagramTransport(DatagramTransport):
             sock.close()
             raise
         await trio.lowlevel.checkpoint()
-        return DatagramEndpoint(self, trio.socket.from_stdlib_socket(sock), local, requested=address,
-                                cleanup=cleanup, buffer_size=server_receive_buffer(), raw=sock)
+        return SocketDatagramEndpoint(self, trio.socket.from_stdlib_socket(sock), local, requested=address,
+                                      cleanup=cleanup, buffer_size=server_receive_buffer(), raw=sock)
 
     async def connect(self, address: Address) -> ConnectedDatagram:
         raw = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock = trio.socket.from_stdlib_socket(raw)
         try:
-            with translate_os_errors(address, "connect to"):
+            with translate_os_errors(address, "connect to", self):
                 raw.bind("")  # Linux autobind: a fresh abstract name, so replies can reach us
                 apply_buffer_options(raw, address)
                 await sock.connect(address.unix_sockaddr())
@@ -92,3 +94,20 @@ class UnixDatagramTransport(DatagramTransport):
             f"so at most {sndbuf - _UNIX_DGRAM_OVERHEAD} bytes (raise it with ?sndbuf=, up to twice "
             f"net.core.wmem_max)"
         )
+
+    def limit_summary(self, address: Address) -> str:
+        return "a few hundred KiB"
+
+    def option_default(self, name: str, address: Address) -> OptionDefault | None:
+        if name == "sndbuf":
+            return None, f"not set: the kernel default (a server asks for {SERVER_SNDBUF})"
+        return unix_option_default(self, name, address)
+
+    def plan(self, address: Address, resolved: Sequence[SockInfo] | None) -> Plan:
+        room = [] if address.int_option("sndbuf") is not None else [
+            f"setsockopt(SOL_SOCKET, SO_SNDBUF, {SERVER_SNDBUF})  # room to answer peers that do not read yet; "
+            f"the kernel caps it at 2 * net.core.wmem_max"]
+        return unix_plan(self, address, server_setup=room,
+                         serve=["recvmsg_into() then sendto(reply, sender), per datagram"],
+                         client_setup=["bind('')  # Linux autobind: a fresh abstract name, so replies can reach us"],
+                         use="send() / recv()")

@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import mmap
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
-from ..errors import translate_os_errors
+from ._sockopts import apply_buffer_options
 from .addresses import Address, bound_address
-from .base import (
-    AnySocket,     DATAGRAM_BUFFER, Connection, Listeners, MessageStream, SeqpacketTransport, apply_buffer_options,
-    server_receive_buffer,
-)
-from .unix import listen_unix
+from .base import AnySocket, Listeners, OptionDefault, Plan, SeqpacketTransport, SockInfo
+from .datagram import DATAGRAM_BUFFER, server_receive_buffer
+from .oserrors import translate_os_errors
+from .seqpacket import MessageStream
+from .unix import listen_calls, listen_unix, unix_option_default, unix_plan
 
 _OVERHEAD = 32  # as for unix datagrams: SO_SNDBUF less the kernel's bookkeeping
 
 
-class SeqpacketListener(trio.abc.Listener[Connection]):
+class SeqpacketListener(trio.abc.Listener[MessageStream]):
     def __init__(self, transport: UnixSeqpacketTransport, sock: trio.socket.SocketType, address: Address,
                  cleanup: Callable[[], None] | None, raw: socket.socket) -> None:
         self.transport = transport
@@ -72,10 +72,13 @@ class UnixSeqpacketTransport(SeqpacketTransport):
     target = "unix"
     family = socket.AF_UNIX
     socktype = socket.SOCK_SEQPACKET
+    protocol = 0
     options = frozenset({"backlog", "mode", "rcvbuf", "sndbuf"})
     summary = "AF_UNIX SOCK_SEQPACKET: connections that keep message boundaries; reliable, ordered"
+    compare_address = "unix-seq:{dir}/q.sock"
+    socat = ("UNIX-LISTEN", "UNIX-CONNECT", f"type={int(socket.SOCK_SEQPACKET)}")
 
-    async def listen(self, address: Address) -> Listeners:
+    async def listen(self, address: Address) -> Listeners[MessageStream]:
         sock, cleanup = listen_unix(socket.SOCK_SEQPACKET, address)
         await trio.lowlevel.checkpoint()
         listener = SeqpacketListener(self, trio.socket.from_stdlib_socket(sock), address, cleanup, sock)
@@ -84,7 +87,7 @@ class UnixSeqpacketTransport(SeqpacketTransport):
     async def connect(self, address: Address) -> MessageStream:
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            with translate_os_errors(address, "connect to"):
+            with translate_os_errors(address, "connect to", self):
                 apply_buffer_options(sock, address)
                 await sock.connect(address.unix_sockaddr())
             sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
@@ -100,3 +103,13 @@ class UnixSeqpacketTransport(SeqpacketTransport):
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         return (f"a unix-seq message must fit the sender's send buffer: SO_SNDBUF is {sndbuf} bytes here, "
                 f"so at most {sndbuf - _OVERHEAD} bytes (raise it with ?sndbuf=)")
+
+    def limit_summary(self, address: Address) -> str:
+        return "a few hundred KiB"
+
+    def option_default(self, name: str, address: Address) -> OptionDefault | None:
+        return unix_option_default(self, name, address)
+
+    def plan(self, address: Address, resolved: Sequence[SockInfo] | None) -> Plan:
+        return unix_plan(self, address, serve=listen_calls(address),
+                         use="send() / recvmsg(): one whole message each (an empty one would read as end of stream)")

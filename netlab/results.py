@@ -1,16 +1,33 @@
-"""Helpers every measuring experiment shares (compare, bench): latency percentiles from an
-HdrHistogram, and the environment a result must carry to be read correctly later."""
+"""What every measuring command shares (compare, experiments, bench): a table of results,
+latency percentiles and distributions from an HdrHistogram, and the environment a result
+must carry to be read correctly later.
+
+A neutral module: it imports neither `netlab.experiments` nor `netlab.bench`, so both
+import it without importing each other.
+"""
 
 from __future__ import annotations
 
 import datetime
 import os
 import platform
+from dataclasses import dataclass
+from typing import Any
 
 import trio
 from hdrh.histogram import HdrHistogram
 
-from .. import __version__
+from . import __version__
+
+
+@dataclass
+class ResultTable:
+    """A titled table of cells, drawn by `netlab.render` and written into Markdown."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
 
 #: the percentiles every latency summary reports, besides the maximum
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
@@ -48,3 +65,6 @@ def environment() -> dict[str, object]:
         "kernel": platform.release(), "cores": os.cpu_count(),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+__all__ = ["PERCENTILES", "ResultTable", "cdf", "environment", "latency_percentiles"]

@@ -2,7 +2,7 @@
 
 Installed with netlab, they are there in every pytest-trio test, no import needed::
 
-    from netlab.runner import open_client
+    from netlab import open_client
 
     async def test_sum_over_udp(netlab_server):
         server = await netlab_server("sum", "udp:127.0.0.1:0")
@@ -11,16 +11,21 @@ Installed with netlab, they are there in every pytest-trio test, no import neede
 
 * ``netlab_server(service="echo", address="tcp:127.0.0.1:0", limits=None)`` starts a netlab
   server in the test's nursery and returns it (``.address`` is the bound address, ``.stats``
-  what it saw); `limits` is a `netlab.runner.Limits` (default: the server's defaults). In a
+  what it saw); `limits` is a `netlab.Limits` (default: the server's defaults). In a
   unix address, ``{dir}`` is a short private directory made for the test.
 * ``netlab_relay(to, listen=None, seed=1, **impairments)`` puts an impairing relay in front
   of ``to`` (an address or a server) and returns it; `listen` defaults to a fresh address of
-  the same scheme. Impairments are `netlab.experiments.impair.Impairments` fields (``loss=0.1``,
+  the same scheme. Impairments are `netlab.impair.decisions.Impairments` fields (``loss=0.1``,
   ``delay=0.005``, ...) for both directions, or ``forward=``/``backward=`` Impairments.
 * ``netlab_dir`` is that short directory (AF_UNIX paths may have at most 107 bytes, which a
   deep pytest tmp_path can exceed).
 
 Everything is torn down when the test ends: the nursery is cancelled, socket files go.
+
+``check_message_channel(maker)`` checks the `MessageChannel` contract on the pairs `maker`
+opens (whole messages, the size limit, end of stream, closing), as trio's
+``check_half_closeable_stream`` checks a byte stream: the conformance suite runs it on every
+message transport, and a new one passes it or learns where it does not.
 """
 
 from __future__ import annotations
@@ -35,12 +40,13 @@ from typing import Any
 import pytest
 import trio
 
-from .experiments.impair import Impairments
-from .logs import forget_repeats
-from .experiments.relay import Relay, run_relay
-from .runner import Limits, Server, serve
-from .services import Service
-from .transports import COMPARE_SCHEMES, Address, parse_address
+from ..impair.decisions import Impairments
+from ..impair.relay import Relay, run_relay
+from ..logs import forget_repeats
+from ..server import Limits, Server, serve
+from ..services import Service
+from ..transports import COMPARE_SCHEMES, Address, parse_address
+from ._check_channels import ChannelMaker, check_message_channel
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +103,6 @@ def netlab_relay(nursery: trio.Nursery, netlab_dir: Path) -> Callable[..., Await
         return relay
 
     return start
+
+
+__all__ = ["ChannelMaker", "check_message_channel", "netlab_dir", "netlab_relay", "netlab_server"]

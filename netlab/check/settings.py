@@ -1,0 +1,31 @@
+"""What a check is asked to do (`CheckSettings`), and what a case answers (`Verdict`).
+
+The foundation every other module of `netlab.check` stands on; it imports none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Outcome = Literal["pass", "fail", "warn", "skip"]
+#: a case's outcome and the one sentence saying what happened (and, on failure, the likely
+#: cause and the fix)
+Verdict = tuple[Outcome, str]
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What to check, and how strictly. `timeout` is every case's hard deadline in seconds."""
+
+    service: str = "sum"
+    profile: str = "assignment"
+    request: str | None = None  # a template with {a} and {b}, "auto", or None for the default
+    timeout: float = 5.0
+    only: tuple[str, ...] = ()  # case ids or groups to run (default: all)
+    idle_window: float = 1.0  # resources.idle_cpu: seconds of CPU time measured
+    startup: float = 10.0  # --run: seconds a program may take to start listening
+    namespaces: bool = True  # reach.interfaces: test from a second network namespace when root
+
+
+__all__ = ["CheckSettings", "Outcome", "Verdict"]
