@@ -90,4 +90,13 @@ def write_text(path: Path, text: str, *, wrote: Callable[[Path], None] = lambda 
     wrote(path)
 
 
-__all__ = ["PLOT_FORMATS", "Outputs", "plot_path", "write_text"]
+def write_bytes(path: Path, data: bytes, *, wrote: Callable[[Path], None] = lambda path: None) -> None:
+    """Write a binary output file (a check's pcap); an `OutputError` naming it if that fails."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    wrote(path)
+
+
+__all__ = ["PLOT_FORMATS", "Outputs", "plot_path", "write_bytes", "write_text"]

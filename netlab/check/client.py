@@ -31,11 +31,14 @@ import trio
 from ..transports import Address, get_transport, parse_address
 from . import isolate
 from .judge import printed_answer, shown
+from .packets import NOT_TRACED, traced
 from .program import Program
 from .reference import UNFINISHED, Reference, Reply, ReplyWith, _Seen, reference
 from .registry import BYTE_STREAMS, CONNECTIONS, DATAGRAMS, SUM, Case, CaseList
 from .report import CaseResult, CheckReport
 from .settings import CheckSettings, Verdict
+from .usage import check_usage
+
 
 #: a client may take this long beyond its case's wait to start up and exit
 MARGIN = 2.0
@@ -286,33 +289,43 @@ ClientCase = Case[ClientRun]
 
 async def check_client(command: str, listen: Address | str, settings: CheckSettings = CheckSettings(), *,
                        stdin: bytes | None = None, cwd: str | None = None,
-                       progress: Callable[[str, int, int], None] | None = None, owner: bool = False) -> CheckReport:
+                       progress: Callable[[str, int, int], None] | None = None, owner: bool = False,
+                       host_netns: str | None = None) -> CheckReport:
     """Run the client `command` once per case against a reference server at `listen`.
 
     The client and the reference server run in namespaces of their own where this machine
     allows it (`netlab.check.isolate`; ``settings.namespaces=False`` keeps them on the host), so
     a student's server that just left TIME_WAIT on the port does not stop the reference server
-    from binding. (`owner`: this process is the isolated child itself.)
+    from binding. (`owner`: this process is the isolated child itself, made from the host's
+    network namespace `host_netns`, which ``settings.trace``'s capture refuses.)
 
-    Raises: what `Transport.listen` raises (the address is taken, not allowed)."""
+    Raises: UsageError for settings that do not go together (`check_usage`); what
+    `Transport.listen` raises (the address is taken, not allowed)."""
     address = parse_address(listen)
+    check_usage(client=command, listen=address, stdin=stdin, trace=settings.trace, namespaces=settings.namespaces)
+    note = ""
     if not owner and settings.namespaces:
         found = isolate.isolation()
         if found.available:
             job = {"kind": "client", "command": command, "listen": str(address), "cwd": cwd,
                    "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
             return await isolate.run_isolated(job, settings, len(CLIENT_CASES), progress)
+        if settings.trace:
+            note = found.describe() + NOT_TRACED
     transport = get_transport(address.scheme)
     cases = [c for c in CLIENT_CASES if c.applies(settings.service, transport=transport)]
     if settings.only:
         cases = [c for c in cases if c.id in settings.only or c.group in settings.only]
-    report = CheckReport(command, settings.service, "client", None)
+    report = CheckReport(command, settings.service, "client", None, isolation=note)
     ref = await reference(address, settings.service, _slow(settings), _pause(settings))
     async with ref.listening:
         for i, case in enumerate(cases):
             if progress is not None:
                 progress(case.id, i, len(cases))
-            report.cases.append(await _run_case(case, command, ref, settings, stdin, cwd, owner, report.cleanup))
+            run = partial(_run_case, case, command, ref, settings, stdin, cwd, owner, report.cleanup)
+            report.cases.append(await traced(run, trace=settings.trace, host_netns=host_netns if owner else None,
+                                             seconds=settings.timeout + MARGIN + case.extra(settings) + 5,
+                                             unix=lambda: address.is_unix))
     return report
 
 

@@ -320,8 +320,14 @@ def grades_json(graded: Sequence[tuple[str, CheckReport]], rubric: Rubric) -> di
 # -- Gradescope ----------------------------------------------------------------------------------
 
 
+def _packets_text(packets: Sequence[str]) -> str:
+    """A case's packets (``--trace``) after its sentence: a blank line, then the ladder."""
+    return "\n\nits packets:\n" + "\n".join(packets) if packets else ""
+
+
 def gradescope(report: CheckReport, rubric: Rubric) -> dict[str, object]:
-    """Gradescope's ``results.json`` for one report the rubric has been applied to."""
+    """Gradescope's ``results.json`` for one report the rubric has been applied to; a case's
+    ``output`` is its sentence, and with ``--trace`` the packets of a failed case under it."""
     score = rubric.score(report)
     checks = _descriptions()
     prefix = {"warn": "warning: ", "skip": "skipped: "}
@@ -332,7 +338,7 @@ def gradescope(report: CheckReport, rubric: Rubric) -> dict[str, object]:
             "name": printable(f"{case.id}: {checks[case.id]}" if case.id in checks else case.id),
             "number": str(number), "score": _number(s.points), "max_score": _number(s.max_points),
             "status": "passed" if passed else "failed",
-            "output": printable(prefix.get(case.outcome, "") + case.detail)}
+            "output": printable(prefix.get(case.outcome, "") + case.detail + _packets_text(case.packets))}
         if rubric.visibility is not None:
             test["visibility"] = rubric.visibility
         tests.append(test)

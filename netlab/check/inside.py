@@ -2,7 +2,8 @@
 
 It reads its job (one JSON line) on stdin, brings ``lo`` up, makes the kernel keep no
 TIME_WAIT, runs `check_server` or `check_client` as on the host (the program, its restarts and
-every probe live in this namespace), and writes JSON events (progress, then the report) on
+every probe live in this namespace; with ``--trace``, each case's packets are captured here:
+`netlab.check.packets`), and writes JSON events (progress, then the report) on
 the stdout it was given; the programs it runs write to files of their own, and its own fd 1
 is /dev/null. It exits when its stdin closes; being the first process of its PID namespace,
 it takes every process left in the namespace with it.
@@ -84,10 +85,10 @@ async def _child_check(job: dict[str, Any], emit: Callable[[dict[str, Any]], Non
         how += f" (TIME_WAIT is kept: {tw_problem})"
     if job["kind"] == "client":
         report = await check_client(job["command"], job["listen"], settings, stdin=stdin, cwd=job.get("cwd"),
-                                    progress=progress, owner=True)
+                                    progress=progress, owner=True, host_netns=job["parent_netns"])
     else:
         report = await check_server(job.get("address"), run=job["command"], cwd=job.get("cwd"), settings=settings,
-                                    progress=progress, stdin=stdin, isolated=True)
+                                    progress=progress, stdin=stdin, isolated=True, host_netns=job["parent_netns"])
     report.isolation = how
     return report
 

@@ -10,6 +10,10 @@ The JSON document of one check (``--json``)::
      "summary": {"pass": 14, "fail": 1, "warn": 1, "skip": 2},
      "score": 16, "max_score": 17}
 
+With ``--trace``, a case that failed or warned also has ``"packets"``, the ladder of its
+conversation's packets (a line each, as the terminal shows them), and ``"pcap"``, the same
+packets as a pcap file, base64-encoded (`netlab.check.packets`).
+
 A folder (``--run 'python3 {}' a/x.py b/x.py --json``): one entry per submission, in the
 order given, each the document above with the submission's path and its failures' short
 reasons; ``rubric`` is the rubric used (null without ``--rubric``), ``max_score`` the same
@@ -26,12 +30,15 @@ denominator every submission is graded out of (`netlab.check.grading`)::
 JUnit XML (``--junit FILE``) is what CI systems and classroom autograders read: one
 ``<testsuite>`` per checked server, one ``<testcase name=ID classname=netlab.check.GROUP>``
 per case, ``<failure message=...>`` for a failed case, ``<skipped message=...>`` for a skipped
-one; a warning passes, with its sentence in ``<system-out>``. What a program printed reaches
+one; a warning passes, with its sentence in ``<system-out>``; with ``--trace``, a failed or
+warned case's packets are in its ``<system-out>`` too. What a program printed reaches
 the XML through `printable`: characters XML 1.0 cannot hold are written as ``\\xNN`` text.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -65,10 +72,28 @@ class CaseResult:
     outcome: Outcome
     detail: str
     seconds: float
+    #: with ``--trace``, a case that failed (or warned): the ladder of its conversation's
+    #: packets, a line each, at most 80 columns (`netlab.check.packets`)
+    packets: tuple[str, ...] = ()
+    #: and the same packets as a pcap file's bytes (None: none kept)
+    pcap: bytes | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, object]:
-        return {"id": self.id, "group": self.group, "outcome": self.outcome, "detail": self.detail,
-                "seconds": round(self.seconds, 3)}
+        data: dict[str, object] = {"id": self.id, "group": self.group, "outcome": self.outcome,
+                                   "detail": self.detail, "seconds": round(self.seconds, 3)}
+        if self.packets:
+            data["packets"] = list(self.packets)
+        if self.pcap is not None:
+            data["pcap"] = base64.b64encode(self.pcap).decode("ascii")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CaseResult:
+        """The case `as_dict` wrote. Raises KeyError, TypeError, ValueError (binascii.Error)."""
+        pcap = data.get("pcap")
+        return cls(str(data["id"]), str(data["group"]), _outcome(data["outcome"]), str(data["detail"]),
+                   float(data["seconds"]), tuple(str(line) for line in data.get("packets", ())),
+                   None if pcap is None else base64.b64decode(str(pcap), validate=True))
 
 
 @dataclass
@@ -115,13 +140,12 @@ class CheckReport:
         """The report `as_json` wrote (from an isolated check's child). Raises ValueError for
         anything else."""
         try:
-            cases = [CaseResult(str(c["id"]), str(c["group"]), _outcome(c["outcome"]), str(c["detail"]),
-                                float(c["seconds"])) for c in data["cases"]]
+            cases = [CaseResult.from_dict(c) for c in data["cases"]]
             request = data.get("request")
             return cls(str(data["target"]), str(data["service"]), str(data["profile"]),
                        None if request is None else str(request), cases, str(data.get("isolation", "")),
                        [str(line) for line in data.get("cleanup", [])])
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise ValueError(f"not a check report: {exc}") from None
 
 
@@ -145,12 +169,16 @@ def junit(reports: Sequence[CheckReport]) -> str:
             element = ET.SubElement(suite, "testcase", name=printable(case.id),
                                     classname=printable(f"netlab.check.{case.group}"), time=f"{case.seconds:.3f}")
             detail = printable(case.detail)
+            packets = printable("\n".join(("its packets:", *case.packets))) if case.packets else None
             if case.outcome == "fail":
                 ET.SubElement(element, "failure", message=detail).text = detail
+                if packets is not None:
+                    ET.SubElement(element, "system-out").text = packets
             elif case.outcome == "skip":
                 ET.SubElement(element, "skipped", message=detail)
             elif case.outcome == "warn":
-                ET.SubElement(element, "system-out").text = f"warning: {detail}"
+                ET.SubElement(element, "system-out").text = f"warning: {detail}" + (
+                    f"\n{packets}" if packets is not None else "")
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 

@@ -22,6 +22,7 @@ import ipaddress
 import os
 import shlex
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import trio
 
@@ -32,6 +33,7 @@ from .cases import select_cases
 from .context import CaseContext
 from .exchange import sum_exchange
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES, RequestFormat
+from .packets import NOT_TRACED, traced
 from .procnet import ListeningSocket
 from .program import Program
 from .registry import Case, evaluate_skip
@@ -97,7 +99,8 @@ class _Run:
     """One check in progress: the program, where it listens, the results so far."""
 
     def __init__(self, address: Address | None, program: Program | None, settings: CheckSettings,
-                 fmt: RequestFormat | None, *, isolated: bool = False, progress: Progress | None = None) -> None:
+                 fmt: RequestFormat | None, *, isolated: bool = False, progress: Progress | None = None,
+                 host_netns: str | None = None) -> None:
         self.given = address
         self.program = program
         self.settings = settings
@@ -108,6 +111,8 @@ class _Run:
         self.progress = progress
         #: the inet port the program last listened on (to tell TIME_WAIT from a taken port)
         self.port: int | None = None
+        #: isolated: the host's network namespace (a capture refuses it; `netlab.check.packets`)
+        self.host_netns = host_netns
 
     def listener_for(self, address: Address) -> ListeningSocket | None:
         if self.program is not None:
@@ -225,6 +230,13 @@ class _Run:
                 f"cases use {self.fmt}")
 
     async def run_case(self, case: Case[CaseContext]) -> CaseResult:
+        """One case's result; with ``settings.trace`` (isolated), a failed one's packets too."""
+        own = self.settings.timeout + case.extra(self.settings)
+        return await traced(partial(self._run_case, case), trace=self.settings.trace, host_netns=self.host_netns,
+                            seconds=own + HARD_MARGIN + 5,
+                            unix=lambda: self.ctx is not None and self.ctx.address.is_unix)
+
+    async def _run_case(self, case: Case[CaseContext]) -> CaseResult:
         started = trio.current_time()
         ready = await self.ready()
         if isinstance(ready, str):
@@ -263,20 +275,23 @@ class _Run:
 
 async def check_server(address: Address | str | None = None, *, run: str | None = None, cwd: str | None = None,
                        settings: CheckSettings = CheckSettings(), progress: Progress | None = None,
-                       stdin: bytes | None = None, isolated: bool = False) -> CheckReport:
+                       stdin: bytes | None = None, isolated: bool = False,
+                       host_netns: str | None = None) -> CheckReport:
     """Check a server at `address`, or the program `run` starts (found where it listens, or at
     `address`), with every case of the settings' service and profile. `stdin` is what the
     program reads on its standard input.
 
     A program netlab starts runs in namespaces of its own when this machine allows it
     (`netlab.check.isolate`; ``settings.namespaces=False`` keeps it on the host); the report's
-    `isolation` says which. (`isolated` is for the isolated child itself: this process is
-    already inside the namespaces.)
+    `isolation` says which. (`isolated` and `host_netns` are for the isolated child itself:
+    this process is already inside the namespaces, made from the host's network namespace
+    `host_netns`, which ``settings.trace``'s capture refuses.)
 
     Raises: UsageError for inputs or settings that do not go together (`check_usage`; the
     cases themselves never raise: every problem of the server under test is a case's result)."""
     check_usage(targets=() if address is None or run is not None else (str(address),), run=run,
-                at=address if run is not None else None, stdin=stdin, kind="server")
+                at=address if run is not None else None, stdin=stdin, kind="server", trace=settings.trace,
+                namespaces=settings.namespaces)
     target = None if address is None else parse_address(address)
     fmt = request_format(settings)
     cases = select_cases(settings.service, settings.profile, settings.only)
@@ -289,9 +304,10 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
             return await isolate.run_isolated(job, settings, len(cases), progress)
         note = ("not isolated: --no-namespaces" if found is None else found.describe()) + \
             " (verdicts were taken on the host: a restart may wait for TIME_WAIT, and a program that leaves " \
-            "its process group may outlive the check)"
+            "its process group may outlive the check)" + (NOT_TRACED if settings.trace else "")
     program = Program(run, cwd=cwd, stdin=stdin, owner=isolated) if run is not None else None
-    state = _Run(target, program, settings, fmt, isolated=isolated, progress=progress)
+    state = _Run(target, program, settings, fmt, isolated=isolated, progress=progress,
+                 host_netns=host_netns if isolated else None)
     report = CheckReport(run if run is not None else str(target), settings.service, settings.profile,
                          None if settings.service != "sum" else str(state.fmt), isolation=note)
     try:
@@ -357,7 +373,8 @@ async def grade(template: str, submissions: Sequence[str], settings: CheckSettin
 
     Raises: UsageError for inputs that do not go together (`check_usage`: the template has no
     ``{}``, there are no submissions, `jobs` is below 1), or when a submission is not a file."""
-    check_usage(targets=submissions, run=template, stdin=stdin, jobs=jobs, kind="folder")
+    check_usage(targets=submissions, run=template, stdin=stdin, jobs=jobs, kind="folder", trace=settings.trace,
+                namespaces=settings.namespaces)
     missing = [s for s in submissions if not os.path.isfile(s)]
     if missing:
         raise UsageError(f"not a file: {missing[0]}")

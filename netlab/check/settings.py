@@ -26,6 +26,9 @@ class CheckSettings:
     idle_window: float = 1.0  # resources.idle_cpu: seconds of CPU time measured
     startup: float = 10.0  # --run: seconds a program may take to start listening
     namespaces: bool = True  # reach.interfaces: test from a second network namespace when root
+    #: keep the packets of each case that fails (or warns): captured in the program's own
+    #: namespaces (`netlab.check.packets`); needs them
+    trace: bool = False
 
 
 __all__ = ["CheckSettings", "Outcome", "Verdict"]

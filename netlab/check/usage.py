@@ -20,10 +20,12 @@ Kind = Literal["client", "server", "folder"]
 
 def check_usage(*, targets: Sequence[str] = (), run: str | None = None, at: Address | str | None = None,
                 client: str | None = None, listen: Address | str | None = None, stdin: bytes | None = None,
-                jobs: int | None = None, kind: Literal["server", "folder"] | None = None) -> Kind:
+                jobs: int | None = None, kind: Literal["server", "folder"] | None = None, trace: bool = False,
+                namespaces: bool = True) -> Kind:
     """The kind of check these inputs ask for (`Kind`), as ``netlab check`` reads them:
     `targets` are the arguments (one address, or the submissions), `run`, `at`, `client`,
-    `listen`, `stdin` and `jobs` the options of those names. `kind` is the check a caller
+    `listen`, `stdin`, `jobs`, `trace` and `namespaces` the options of those names (``--trace``,
+    ``--namespaces/--no-namespaces``). `kind` is the check a caller
     makes (`check_server`: server, `grade`: folder); None decides it as the command does: a
     client with --client, the submissions with ``{}`` in --run, else one server. (Only
     where it decides does ``{}`` mark a template: the command a caller runs may hold it.)
@@ -56,6 +58,12 @@ def check_usage(*, targets: Sequence[str] = (), run: str | None = None, at: Addr
         raise UsageError("--jobs goes with --run 'CMD {}' and the SUBMISSION files to check at once")
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs must be 1 or more, not {jobs}")
+    if trace and not namespaces:
+        raise UsageError("--trace captures the packets in the namespaces netlab makes for the program it checks: "
+                         "it does not go with --no-namespaces")
+    if trace and run is None and client is None:
+        raise UsageError("--trace captures the packets in the namespaces netlab makes for the program it checks: "
+                         "it goes with --run or --client (a server at an address shares the host's network)")
     return decided
 
 

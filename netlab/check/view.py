@@ -36,10 +36,24 @@ def check_report(console: Console, report: CheckReport, score: Score | None = No
                         ([case.id, case.outcome, *([points.get(case.id, "-")] if score is not None else []),
                           case.detail] for case in report.cases),
                         title=f"netlab check {report.service} ({report.profile} profile): {report.target}"))
+    check_packets(console, report)
     if report.request is not None:
         console.print(f"requests written as {report.request}", highlight=False, markup=False)
     console.print(check_summary(report) + (f"; score {score.text()}" if score is not None else ""), highlight=False)
     check_notes(console, [report])
+
+
+def check_packets(console: Console, report: CheckReport) -> None:
+    """With ``--trace``: under the table, each failed (or warned) case's packets, the ladder
+    as `netlab trace` draws it (80 columns), then a blank line."""
+    for case in report.cases:
+        if not case.packets:
+            continue
+        console.print(f"{case.id} {'failed' if case.outcome == 'fail' else 'warned'}; its packets:",
+                      highlight=False, markup=False)
+        for line in case.packets:
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        console.print()
 
 
 def check_notes(console: Console, reports: Sequence[CheckReport]) -> None:
@@ -72,4 +86,4 @@ def check_grades(console: Console, rows: Sequence[GradeRow]) -> None:
         title="netlab check: one row per submission"))
 
 
-__all__ = ["check_cases", "check_grades", "check_notes", "check_report", "check_summary"]
+__all__ = ["check_cases", "check_grades", "check_notes", "check_packets", "check_report", "check_summary"]

@@ -71,6 +71,10 @@ def check(
                                              help="run each program in network and PID namespaces of its own "
                                                   "(as root, or in a user namespace) and test reach.interfaces "
                                                   "from a second one; off: on the host")] = True,
+    trace: Annotated[bool, typer.Option("--trace", rich_help_panel=_CHECK,
+                                        help="keep the packets of each case that fails (captured in the program's "
+                                             "namespaces): shown under the case, in --json, and as pcap files "
+                                             "beside --junit/--gradescope reports")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON instead of a table")] = False,
     list_cases: Annotated[bool, typer.Option("--list", help="list every case (id, what it checks, where it "
                                                            "applies) and exit")] = False,
@@ -99,17 +103,19 @@ def check(
              partial(view.check_cases, common.out, listing))
         return
     from ..check.grading import (Rubric, grade_rows, gradescope, gradescope_targets, grades_csv, grades_json,
-                                known_cases, scored_json)
+                                known_cases, scored_json, submission_names)
+    from ..check.packets import ONE_CHECK, pcap_files
     from ..check.run import request_format
-    from ..output import write_text
+    from ..output import write_bytes, write_text
 
     names = targets or []
     template = None if request is None or request == "auto" else escaped_bytes(request)
     settings = CheckSettings(service=service, profile=profile,
                              request=request if template is None else template.decode("utf-8", "surrogateescape"),
                              timeout=timeout, only=tuple(case or ()),
-                             idle_window=idle_window, startup=startup, namespaces=namespaces)
-    kind = check_usage(targets=names, run=run, at=at, client=client, listen=listen, stdin=stdin, jobs=jobs)
+                             idle_window=idle_window, startup=startup, namespaces=namespaces, trace=trace)
+    kind = check_usage(targets=names, run=run, at=at, client=client, listen=listen, stdin=stdin, jobs=jobs,
+                       trace=trace, namespaces=namespaces)
     folder = kind == "folder"
     if kind != "client":
         request_format(settings)  # a bad profile or request, before the rubric is read against its cases
@@ -155,6 +161,13 @@ def check(
     if gradescope_files is not None:
         for path, report in zip(gradescope_files, reports):
             write_text(path, json.dumps(gradescope(report, rubric), indent=2) + "\n", wrote=wrote, parents=True)
+    if trace:
+        pcaps = submission_names(names) if folder else [ONE_CHECK]
+        for n, (name, report) in enumerate(zip(pcaps, reports)):
+            beside = ([junit_file.parent] if junit_file is not None else []) + \
+                ([gradescope_files[n].parent] if gradescope_files is not None else [])
+            for path, data in pcap_files(report, name, beside):
+                write_bytes(path, data, wrote=wrote)
     if any(report.failed for report in reports):
         raise typer.Exit(1)
 
