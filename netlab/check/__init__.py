@@ -18,7 +18,8 @@ judging). The cases: `cases` (a server's, in `answers`, `serving`, `system`, usi
 and `restart`) and `client` (a client's, against the `reference` server); `listing` lists
 them all (``netlab check --list``). Running them: `run` (the runner), `program` (the program
 under test), `procnet` (where it listens, from /proc), `isolate` and `inside` (namespaces of
-its own), `report`, `grading`, `view` (the tables the command prints), `usage` (which inputs of a check go together: `check_usage`,
+its own), `packets` (``--trace``: a failed case's packets), `report`, `grading`, `view` (the tables
+the command prints), `usage` (which inputs of a check go together: `check_usage`,
 for the command and the library).
 """
 

@@ -22,7 +22,8 @@ Layers, all of them here::
 Packet decoding and pcap writing are dpkt's (see the README: small, pure Python, no
 dependencies, and its pcap writer is what tcpdump and Wireshark read).
 
-The hook for other parts of netlab (``netlab check --trace``), inside a namespace of their own::
+The hook for other parts of netlab (``netlab check --trace``: `netlab.check.packets`), inside a
+namespace of their own::
 
     from netlab.trace import capture, Ladder
     with capture(refuse=parent_netns) as frames:
