@@ -46,6 +46,8 @@ from .usage import check_usage
 Progress = Callable[[str, int, int], None]
 #: a case's deadline is enforced this long after the case's own (cases stop themselves first)
 HARD_MARGIN = 1.0
+#: how long a program that stopped listening is given to finish dying before the verdict
+EXIT_GRACE = 3.0
 
 
 def request_format(settings: CheckSettings) -> RequestFormat | None:
@@ -262,12 +264,14 @@ class _Run:
 
     async def settled(self, ctx: CaseContext) -> str | None:
         """What became of the program during a case, once a program that stopped listening has
-        exited or kept running past the case's deadline (at least a second): a program dying
-        of an exception closes its sockets a moment before the kernel reports it gone, and "it
-        exited with status 1 (ValueError)" is the true story, not "it closed its listener"."""
+        exited, or `EXIT_GRACE` seconds have passed (at most until the case's deadline, at least
+        a second): a program dying of an exception closes its sockets a moment before the kernel
+        reports it gone, and "it exited with status 1 (ValueError)" is the true story, not "it
+        closed its listener". One that closed its listener and lives on costs no more than that."""
         program = self.program
         if program is not None and program.running and not program.listening():
-            with trio.move_on_at(max(ctx.deadline + HARD_MARGIN, trio.current_time() + 1.0)):
+            now = trio.current_time()
+            with trio.move_on_at(max(min(ctx.deadline + HARD_MARGIN, now + EXIT_GRACE), now + 1.0)):
                 while program.running:
                     await trio.sleep(0.02)
         return program_state(ctx)
