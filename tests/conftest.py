@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
-import logging
 import os
 import signal
 import subprocess
@@ -65,7 +64,7 @@ from netlab.services import Service
 from netlab.transports import COMPARE_SCHEMES, Address, Transport, get_transport, parse_address
 
 from heap import Heap
-from helpers import LogWatch
+from helpers import LogWatch, watching
 
 settings.register_profile("quick", max_examples=50, deadline=None)
 settings.register_profile("ci", max_examples=300, deadline=None)
@@ -221,15 +220,8 @@ async def sum_server(start_server: StartServer) -> Server:
 def server_log() -> Iterator[LogWatch]:
     """Every record the servers log (``netlab.server``, debug level up), to wait on:
     ``await server_log.wait_for("began a request")``."""
-    logger = logging.getLogger("netlab.server")
-    watch, level = LogWatch(), logger.level
-    logger.addHandler(watch)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with watching("netlab.server") as watch:
         yield watch
-    finally:
-        logger.removeHandler(watch)
-        logger.setLevel(level)
 
 
 @pytest.fixture

@@ -5,13 +5,14 @@ Import them by name: ``from helpers import table_rows, within_binomial``.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import math
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import trio
@@ -137,6 +138,20 @@ class LogWatch(logging.Handler):
                 finally:
                     self._waiters.remove(event)
         return found[:count]
+
+
+@contextlib.contextmanager
+def watching(name: str) -> Iterator[LogWatch]:
+    """Every record of logger `name` (debug level up), to wait on, while the block runs."""
+    logger = logging.getLogger(name)
+    watch, level = LogWatch(), logger.level
+    logger.addHandler(watch)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield watch
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(level)
 
 
 def message_channel(client: Client) -> MessageChannel:

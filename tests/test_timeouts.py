@@ -17,7 +17,7 @@ import contextlib
 import errno
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from netlab.runner import Limits, Server, open_client
 from netlab.server.datagrams import REPLY_TIMEOUT
 from netlab.transports import get_transport
 
-from helpers import LogWatch, eventually, framed, message_channel, read_to_end
+from helpers import LogWatch, eventually, framed, message_channel, read_to_end, watching
 
 StartServer = Callable[..., Awaitable[Server]]
 
@@ -40,18 +40,6 @@ StartServer = Callable[..., Awaitable[Server]]
 SLACK = 1 / 32
 
 
-@contextlib.contextmanager
-def watching(name: str) -> Iterator[LogWatch]:
-    """Every record of logger `name`, to wait on."""
-    logger = logging.getLogger(name)
-    watch, level = LogWatch(), logger.level
-    logger.addHandler(watch)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield watch
-    finally:
-        logger.removeHandler(watch)
-        logger.setLevel(level)
 
 
 # -- connections: the idle, stalled-writer and request timeouts ---------------------------------
