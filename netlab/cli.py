@@ -39,6 +39,7 @@ from .bench.core import BASELINES, MODES, PINS, RELAY_BASELINES
 from .errors import AddressError, ServiceOptionError, UsageError, exit_code, netlab_error
 from .lifecycle import run_until_signalled
 from .output import Outputs
+from .plaintext import printable
 from .runner import Limits, Server, open_client, run_chat, serve
 from .services import SERVICES, Framing, get_service
 from .transports import COMPARE_SCHEMES, TRANSPORTS, Address, parse_address
@@ -221,8 +222,9 @@ PlotOpt = Annotated[Optional[Path], typer.Option("--plot", metavar="FILE",
 
 
 def _say(message: str) -> None:
-    """One line on stderr, never wrapped or styled."""
-    print(f"netlab: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, never wrapped or styled; control characters escaped (a message
+    may quote a program's output)."""
+    print(f"netlab: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def _wrote(path: Path) -> None:
@@ -1024,7 +1026,7 @@ def check(
         task = progress.add_task("check", total=None)
 
         def step(what: str, done: int, total: int) -> None:
-            progress.update(task, description=f"check: {what}", completed=done, total=total)
+            progress.update(task, description=f"check: {render.markup_free(what)}", completed=done, total=total)
 
         if client is not None:
             assert listen is not None

@@ -50,6 +50,9 @@ Outcome = Literal["pass", "fail", "warn", "skip"]
 Verdict = tuple[Outcome, str]
 #: after the last bytes of a reply that is not (yet) right, wait this long for more
 SETTLE = 0.3
+#: the most bytes of a reply a conversation keeps (beyond what it sent, for echo): a server
+#: that sends more without the reply being right is done with, at once (`Conversation.overflow`)
+KEEP = 64 * 1024
 #: the share of one core above which an idle server counts as busy-looping (an idle server
 #: blocked in accept() or recv() uses next to nothing; a spinning one takes what it can get,
 #: which on a loaded machine can be well under a whole core)
@@ -139,6 +142,8 @@ class Conversation:
     accepted: bool | None = None
     #: with --run, when no reply came: the program's share of a core while this conversation waited
     busy: float | None = None
+    #: the server sent more than the conversation keeps (`KEEP`): reading stopped there
+    overflow: bool = False
 
     @property
     def silent(self) -> bool:
@@ -244,11 +249,12 @@ _BROKEN = (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError, OSEr
 
 async def converse(ctx: CaseContext, pieces: Sequence[bytes], done: Callable[[bytes], bool], *,
                    eof: bool = True, pause: float = 0.0, settle: bool = True, address: Address | None = None,
-                   deadline: float | None = None) -> Conversation:
+                   deadline: float | None = None, keep: int = KEEP) -> Conversation:
     """Send `pieces` (one message where the transport keeps boundaries; on a stream, with
     `pause` seconds between them), half-close if `eof`, and read until `done(received)`, the
-    end of the stream, `SETTLE` seconds of silence after some bytes (if `settle`), or the
-    deadline."""
+    end of the stream, `SETTLE` seconds of silence after some bytes (if `settle`), more than
+    `keep` bytes (the first `keep` are kept: a server that sends without end costs the case
+    no more than that, in time and memory), or the deadline."""
     conv = Conversation()
     end = ctx.deadline if deadline is None else deadline
     cpu = _CpuWatch(ctx)
@@ -285,10 +291,14 @@ async def converse(ctx: CaseContext, pieces: Sequence[bytes], done: Callable[[by
                         if not sent_all.is_set():
                             conv.early = True
                         conv.received += data
+                        if len(conv.received) > keep:
+                            conv.received, conv.overflow = conv.received[:keep], True
                         last[0] = trio.current_time()
                         got_some.set()
                         if done(conv.received):
                             conv.done = True
+                            break
+                        if conv.overflow:
                             break
                     nursery.cancel_scope.cancel()
 
@@ -410,7 +420,7 @@ def judge_sum(ctx: CaseContext, a: str, b: str, request: bytes, conv: Conversati
         if not conv.received:
             return "fail", why_no_reply(ctx, conv, request)
         return "fail", (f"{shown(request)} -> {shown(conv.received)}, expected {shown(want)} exactly "
-                        f"(netlab's line protocol)" + _early(conv, split))
+                        f"(netlab's line protocol)" + _overflowed(conv) + _early(conv, split))
     if judge.sum_matches(conv.received, a, b, exact=exact):
         return "pass", f"{shown(request)} -> {shown(conv.received)}"
     if not conv.received:
@@ -419,7 +429,7 @@ def judge_sum(ctx: CaseContext, a: str, b: str, request: bytes, conv: Conversati
             text += ": it read the first piece and gave up; loop until the request is complete"
         return "fail", text
     total = judge.expected_sum(a, b)
-    text = f"{shown(request)} -> {shown(conv.received)}, expected a reply ending in {total}"
+    text = f"{shown(request)} -> {shown(conv.received)}, expected a reply ending in {total}" + _overflowed(conv)
     cut = judge.truncation(request, conv.received)
     found = judge.numbers_in(conv.received)
     if split and conv.early:
@@ -436,6 +446,14 @@ def judge_sum(ctx: CaseContext, a: str, b: str, request: bytes, conv: Conversati
         text += (f" (the request is {len(request)} bytes: a server that reads a fixed 16 or 32 bytes, "
                  f"recv(16), sees only part of it)")
     return "fail", text
+
+
+def _overflowed(conv: Conversation) -> str:
+    """" (it sent more than 64 KiB ...)" when the conversation stopped reading at `KEEP`."""
+    if not conv.overflow:
+        return ""
+    return (f" (it sent more than {len(conv.received):,} bytes without the right reply; netlab read no further: "
+            f"answer each request with one line)")
 
 
 def _early(conv: Conversation, split: bool) -> str:
@@ -460,7 +478,7 @@ async def echo_exchange(ctx: CaseContext, data: bytes, *, split: bool = False,
     back (an echo client waits for its echo before it closes)."""
     pieces = split_pieces(data) if split else [data]
     conv = await converse(ctx, pieces, lambda got: len(got) >= len(data), eof=False,
-                          pause=pause_for(ctx) if split else 0.0, address=address)
+                          pause=pause_for(ctx) if split else 0.0, address=address, keep=len(data) + KEEP)
     if conv.received == data:
         return ("pass", f"{_size(data)} came back unchanged"), conv
     if not conv.received:
@@ -727,7 +745,7 @@ async def case_banner(ctx: CaseContext) -> Verdict:
     async with opened:
         with trio.move_on_after(quiet):
             try:
-                while (data := await receive_data(opened)) is not None:
+                while len(received) <= KEEP and (data := await receive_data(opened)) is not None:
                     received += data
             except _BROKEN:
                 pass

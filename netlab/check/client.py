@@ -56,6 +56,12 @@ QUIET = 0.2
 #: client.request_end: a request unfinished this long (no newline, no end of stream) is
 #: one a line-reading server waits on for ever (netlab serve logs its hint after as long)
 UNFINISHED = HINT_AFTER
+#: the most bytes of one request the reference server reads (a client that sends without end
+#: costs no more memory than this): what it has then is the request
+KEEP = 64 * 1024
+#: how long the reference server looks for connections and datagrams left over from the
+#: case before (a client stopped as it connected) before the next client starts
+DRAIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,8 @@ class _Seen:
     requests: list[bytes]
     answers: list[bytes]
     #: how each request ended: "newline", "eof" (the client shut down its sending side, or
-    #: closed), "quiet" (nothing more came for `QUIET` s)
+    #: closed), "quiet" (nothing more came for `QUIET` s), "long" (`KEEP` bytes came). A
+    #: connection that carried no request at all (a client's probe) is not recorded
     ends: list[str] = field(default_factory=list)
     #: client.request_end: the request as it stood once it had waited `UNFINISHED` s unfinished
     unfinished: bytes | None = None
@@ -165,6 +172,8 @@ async def _read_request(conn: Connection, service: str, seen: _Seen, *, line: bo
         if chunk is None:
             return data, "eof"
         data += chunk
+        if len(data) >= KEEP:
+            return data[:KEEP], "long"
         if data.endswith(b"\n") if line else _complete(service, data):
             return data, "newline"
 
@@ -232,6 +241,8 @@ async def _serve_connection(conn: Connection, case: ClientCase, service: str, se
                             pause: float) -> None:
     async with conn:
         request, end = await _read_request(conn, service, seen, line=case.behaviour == "line")
+        if not request:
+            return  # a connection that carried no request (a probe, connect then close): not the one judged
         seen.ends.append(end)
         answer = _answer(service, request)
         seen.record(request, answer)
@@ -265,7 +276,7 @@ async def _serve(listening: Listeners | DatagramEndpoint, case: ClientCase, serv
                 nursery.start_soon(_serve_connection, conn, case, service, seen, slow, pause)
         while True:
             message = await listening.receive()
-            if message.peer is None:
+            if message.peer is None or not message.data:
                 continue
             request = message.data
             answer = _answer(service, request)
@@ -280,6 +291,23 @@ async def _serve(listening: Listeners | DatagramEndpoint, case: ClientCase, serv
                 seen.replied()
             except NetlabError:
                 pass
+
+
+async def _drain(listening: Listeners | DatagramEndpoint) -> int:
+    """Accept and close every connection waiting (or read every datagram queued) from clients
+    of earlier cases, so that the next case judges only its own client; how many there were."""
+    count = 0
+    while True:
+        with trio.move_on_after(DRAIN) as quiet:
+            if isinstance(listening, Listeners):
+                conn = await listening.listeners[0].accept()
+                with trio.CancelScope(shield=True):
+                    await conn.aclose()
+            else:
+                await listening.receive()
+        if quiet.cancelled_caught:
+            return count
+        count += 1
 
 
 async def _later(endpoint: DatagramEndpoint, answer: bytes, peer: Peer, delay: float, seen: _Seen) -> None:
@@ -310,8 +338,8 @@ def _verdict(case: ClientCase, seen: _Seen, program: Program, finished: bool, wa
              if printed_answer(output, answer, seen.requests, echo=service == "echo")]
     got = bool(found)
     if case.behaviour == "line":
-        how = ("a newline" if seen.ends[0] == "newline" else
-               "the end of its stream (it shut down its sending side, or closed)")
+        how = {"newline": "a newline", "long": f"its size (netlab reads at most {KEEP:,} bytes of a request)"}.get(
+            seen.ends[0], "the end of its stream (it shut down its sending side, or closed)")
         return "pass", f"sent {shown(seen.requests[0])}, ended by {how}: a server that reads a line sees it whole"
     if case.behaviour in ("plain", "split", "slow"):
         if not finished:
@@ -425,6 +453,7 @@ async def _run_case(case: ClientCase, command: str, listening: Listeners | Datag
     wait = settings.timeout + MARGIN + (slow if case.behaviour == "slow" else 0.0) + \
         (32 * pause if case.behaviour == "split" else 0.0)  # a reply of up to 32 bytes, a pause after each
     finished = False
+    await _drain(listening)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_serve, listening, case, settings.service, seen, slow, pause)
         program.start()

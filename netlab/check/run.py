@@ -103,6 +103,12 @@ class _Run:
         #: the inet port the program last listened on (to tell TIME_WAIT from a taken port)
         self.port: int | None = None
 
+    def listening_note(self) -> str:
+        """Which socket was tested, when the program listens on several, and why."""
+        if self.program is None or self.ctx is None or self.ctx.listener is None:
+            return ""
+        return procnet.choice(self.program.listening(), self.ctx.listener)
+
     def listener_for(self, address: Address) -> ListeningSocket | None:
         if self.program is not None:
             found = self.program.listening()
@@ -303,8 +309,10 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
             if progress is not None:
                 progress(case.id, i, len(cases))
             result = await state.run_case(case)
-            if detected is not None and case.id == "connect":
-                result = dataclasses.replace(result, detail=f"{result.detail}; {detected}")
+            if case.id == "connect":
+                notes = [note for note in (detected, state.listening_note()) if note]
+                if notes:
+                    result = dataclasses.replace(result, detail="; ".join([result.detail, *notes]))
             state.results.append(result)
             if result.outcome == "pass" and state.ctx is not None:
                 state.ctx.passed.add(case.id)
