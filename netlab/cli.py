@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -71,6 +72,28 @@ def _tidy_help(command: Any, ctx: Any) -> None:  # Any: typer's (vendored) click
         param._get_number_range_help_str = lambda: None
 
 
+def _finite_numbers(command: Any) -> None:  # Any: typer's (vendored) click types
+    """Every number option refuses ``inf`` and ``nan`` (a bound such as ``min=0.05`` lets both
+    through: ``nan < 0.05`` is false): a duration of ``inf`` waits for ever, and NaN compares
+    false with everything. A usage error (exit 2), like any other bad value."""
+    from typer._click.exceptions import BadParameter  # typer does not export it
+
+    for param in getattr(command, "params", []):
+        if getattr(param, "_finite", False):
+            continue
+        original = param.process_value
+
+        def process(ctx: Any, value: Any, original: Any = original, param: Any = param) -> Any:
+            value = original(ctx, value)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise BadParameter("a finite number is needed, not inf or nan", ctx=ctx, param=param)
+            return value
+
+        param.process_value = process
+        param._finite = True
+
+
 def _usage_error(exc: Any, args: Sequence[str]) -> int:  # Any: typer's (vendored) click.ClickException
     """A usage error typer found (a missing option, a bad value): one ``netlab: error:`` line
     and the command's usage on a second (or, for ``--json FILE``, what --json means now); exit 2."""
@@ -98,6 +121,7 @@ class _NetlabGroup(TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _tidy_help(command, ctx)
+            _finite_numbers(command)
         return command
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
@@ -967,6 +991,14 @@ def check(
                                              help="run each program in network and PID namespaces of its own "
                                                   "(as root, or in a user namespace) and test reach.interfaces "
                                                   "from a second one; off: on the host")] = True,
+    user: Annotated[Optional[str], typer.Option(
+        "--user", metavar="NAME|UID", rich_help_panel=_CHECK,
+        help="as root: run the programs as this user (default: who ran sudo, else an unused uid; for a folder, an "
+             "unused uid per submission); root runs them as root")] = None,
+    env: Annotated[Optional[list[str]], typer.Option(
+        "--env", metavar="NAME", rich_help_panel=_CHECK,
+        help="also pass this variable of your environment to the programs (repeatable); they get only PATH, "
+             "HOME (a directory of their own), LANG and TERM otherwise")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON instead of a table")] = False,
     junit_file: Annotated[Optional[Path], typer.Option("--junit", metavar="FILE", rich_help_panel=_GRADING,
                                                        help="also write the report as JUnit XML")] = None,
@@ -984,7 +1016,7 @@ def check(
 ) -> None:
     """Check anyone's echo or sum server (or client): a report per case, with the likely cause
     and fix of each failure. Exit 0 if no case failed, 1 if one did."""
-    from .check import CheckSettings, check_client, check_server, grade, junit
+    from .check import CheckSettings, check_client, check_server, grade, guard, junit
     from .check.grading import (Rubric, grade_rows, gradescope, gradescope_targets, grades_csv, grades_json,
                                 known_cases, scored_json)
     from .check.run import request_format
@@ -995,7 +1027,8 @@ def check(
     settings = CheckSettings(service=service, profile=profile,
                              request=request if template is None else template.decode("utf-8", "surrogateescape"),
                              timeout=timeout, only=tuple(case or ()),
-                             idle_window=idle_window, startup=startup, namespaces=namespaces)
+                             idle_window=idle_window, startup=startup, namespaces=namespaces, user=user,
+                             env=tuple(env or ()))
     if client is not None:
         if listen is None or run is not None or names or at is not None:
             raise UsageError("--client goes with --listen ADDR (and no --run, --at or address)")
@@ -1030,14 +1063,15 @@ def check(
 
         if client is not None:
             assert listen is not None
-            checked = [(client, trio.run(partial(check_client, client, listen, settings, stdin=stdin,
-                                                 progress=step)))]
+            checked = [(client, guard.run(partial(check_client, client, listen, settings, stdin=stdin,
+                                                  progress=step)))]
         elif folder:
             assert run is not None
-            checked = trio.run(partial(grade, run, names, settings, progress=step))
+            checked = guard.run(partial(grade, run, names, settings, progress=step, jobs=jobs, stdin=stdin))
         else:
             address = at if run is not None else _address(names[0])
-            report = trio.run(partial(check_server, address, run=run, settings=settings, progress=step))
+            report = guard.run(partial(check_server, address, run=run, settings=settings, progress=step,
+                                       stdin=stdin))
             checked = [(report.target, report)]
     graded = [(name, rubric.apply(report)) for name, report in checked]
     reports = [report for _, report in graded]

@@ -40,6 +40,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -106,6 +107,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ]
         assert names, f"no transport matches {marker}"
     metafunc.parametrize("transport_name", names)
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's `tmp_path`, open to every user when the tests run as root: netlab check runs a
+    program as another user then (`netlab.check.sandbox`), and the programs the tests write
+    there must be readable, and the files they write writable, by it. (pytest makes its
+    directories 0700; the test's own directory becomes 0777, each one above it passable.)"""
+    if os.geteuid() == 0:
+        tmp_path.chmod(0o777)
+        for parent in tmp_path.parents:
+            if parent == Path(tempfile.gettempdir()) or parent == parent.parent:
+                break
+            parent.chmod(parent.stat().st_mode | 0o111)
+    return tmp_path
 
 
 @pytest.fixture

@@ -71,6 +71,10 @@ class CheckSettings:
     idle_window: float = 1.0  # resources.idle_cpu: seconds of CPU time measured
     startup: float = 10.0  # --run: seconds a program may take to start listening
     namespaces: bool = True  # reach.interfaces: test from a second network namespace when root
+    #: --user: who the program runs as, as root (None: `netlab.check.sandbox.resolve_user`'s default)
+    user: str | None = None
+    #: --env: the variables of netlab's environment a program also gets
+    env: tuple[str, ...] = ()
 
 
 @dataclass

@@ -46,8 +46,10 @@ from ..transports import (Address, Connection, DatagramEndpoint, Listeners, pars
 from .cases import CheckSettings, Outcome
 from .judge import numbers_in, printed_answer, shown
 from . import isolate
+from .command import Command
 from .program import Program
 from .report import CaseResult, CheckReport
+from .sandbox import RunAs, Workspace, resolve_user
 
 #: a client may take this long beyond its case's wait to start up and exit
 MARGIN = 2.0
@@ -410,7 +412,8 @@ def _unfinished(request: bytes) -> str:
 
 async def check_client(command: str, listen: Address | str, settings: CheckSettings = CheckSettings(), *,
                        stdin: bytes | None = None, cwd: str | None = None,
-                       progress: Callable[[str, int, int], None] | None = None, owner: bool = False) -> CheckReport:
+                       progress: Callable[[str, int, int], None] | None = None, owner: bool = False,
+                       run_as: RunAs | None = None) -> CheckReport:
     """Run the client `command` once per case against a reference server at `listen`.
 
     The client and the reference server run in namespaces of their own where this machine
@@ -420,12 +423,30 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
 
     Raises: what `Transport.listen` raises (the address is taken, not allowed)."""
     address = parse_address(listen)
-    if not owner and settings.namespaces:
-        found = isolate.isolation()
-        if found.available:
+    Command.parse(command)  # a bad command, before anything runs
+    if not owner:
+        found = isolate.isolation() if settings.namespaces else None
+        if run_as is None:
+            run_as = resolve_user(settings.user, isolation_mode=found.mode if found else None, folder=False,
+                                  env=settings.env)
+        assert run_as is not None  # folder=False always resolves
+        if found is not None and found.available:
             job = {"kind": "client", "command": command, "listen": str(address), "cwd": cwd,
-                   "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
+                   "stdin": None if stdin is None else stdin.hex(), "mode": found.mode, "run_as": run_as.as_json()}
             return await isolate.run_isolated(job, settings, len(CLIENT_CASES), progress)
+    run_as = run_as if run_as is not None else RunAs()
+    space = Workspace.make(run_as)
+    try:
+        report = await _check_client(command, address, settings, stdin, cwd, progress, owner, run_as, space.home)
+    finally:
+        space.remove()
+    report.isolation = run_as.describe()
+    return report
+
+
+async def _check_client(command: str, address: Address, settings: CheckSettings, stdin: bytes | None,
+                        cwd: str | None, progress: Callable[[str, int, int], None] | None, owner: bool,
+                        run_as: RunAs, home: str) -> CheckReport:
     kind = address.transport.kind
     cases = [c for c in CLIENT_CASES if kind in c.kinds and settings.service in c.services]
     if settings.only:
@@ -440,16 +461,16 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
             if progress is not None:
                 progress(case.id, i, len(cases))
             report.cases.append(await _run_case(case, command, listening, settings, stdin, cwd, slow, pause, owner,
-                                                report.cleanup))
+                                                report, run_as, home))
     return report
 
 
 async def _run_case(case: ClientCase, command: str, listening: Listeners | DatagramEndpoint,
                     settings: CheckSettings, stdin: bytes | None, cwd: str | None, slow: float,
-                    pause: float, owner: bool, cleanup: list[str]) -> CaseResult:
+                    pause: float, owner: bool, report: CheckReport, run_as: RunAs, home: str) -> CaseResult:
     started = trio.current_time()
     seen = _Seen([], [])
-    program = Program(command, cwd=cwd, stdin=stdin, owner=owner)
+    program = Program(command, cwd=cwd, stdin=stdin, owner=owner, run_as=run_as, home=home)
     wait = settings.timeout + MARGIN + (slow if case.behaviour == "slow" else 0.0) + \
         (32 * pause if case.behaviour == "split" else 0.0)  # a reply of up to 32 bytes, a pause after each
     finished = False
@@ -471,7 +492,8 @@ async def _run_case(case: ClientCase, command: str, listening: Listeners | Datag
         verdict = _verdict(case, seen, program, finished, wait, settings.service, slow, ended)
         await program.stop(grace=0.5)
         program.close()
-        cleanup += [f"{case.id}: {line}" for line in program.cleanup]
+        report.cleanup += [f"{case.id}: {line}" for line in program.cleanup]
+        report.limits += [f"{case.id}: {line}" for line in program.limits_hit]
         nursery.cancel_scope.cancel()
     return CaseResult(case.id, case.group, verdict[0], verdict[1], trio.current_time() - started)
 

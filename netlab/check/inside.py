@@ -10,8 +10,10 @@ it takes every process left in the namespace with it.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,10 @@ from .cases import CheckSettings
 from .client import check_client
 from .report import CheckReport
 from .run import check_server
+from .sandbox import RunAs
+
+#: prctl(2): whether a process may be dumped, or read through /proc by another of its user
+PR_SET_DUMPABLE = 4
 
 
 def _read_job() -> dict[str, Any]:
@@ -46,6 +52,7 @@ def child_main() -> int:
               file=sys.stderr)
         return 2
     token = job["token"]
+    guard_channel()
     channel = os.fdopen(os.dup(1), "w")
     # the programs get files of their own; nothing else may write on the channel
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -73,7 +80,8 @@ def child_main() -> int:
 
 async def _child_check(job: dict[str, Any], emit: Callable[[dict[str, Any]], None],
                        tw_problem: str | None) -> CheckReport:
-    settings = CheckSettings(**{**job["settings"], "only": tuple(job["settings"]["only"])})
+    settings = CheckSettings(**{**job["settings"], "only": tuple(job["settings"]["only"]),
+                                "env": tuple(job["settings"]["env"])})
 
     def progress(what: str, done: int, total: int) -> None:
         emit({"event": "progress", "what": what, "done": done, "total": total})
@@ -82,14 +90,32 @@ async def _child_check(job: dict[str, Any], emit: Callable[[dict[str, Any]], Non
     how = isolation_note(job["mode"])
     if tw_problem is not None:
         how += f" (TIME_WAIT is kept: {tw_problem})"
+    run_as = RunAs.from_json(job.get("run_as") or {})
     if job["kind"] == "client":
         report = await check_client(job["command"], job["listen"], settings, stdin=stdin, cwd=job.get("cwd"),
-                                    progress=progress, owner=True)
+                                    progress=progress, owner=True, run_as=run_as)
     else:
         report = await check_server(job.get("address"), run=job["command"], cwd=job.get("cwd"), settings=settings,
-                                    progress=progress, stdin=stdin, isolated=True)
-    report.isolation = how
+                                    progress=progress, stdin=stdin, isolated=True, submission=job.get("submission"),
+                                    run_as=run_as)
+    report.isolation = "; ".join(part for part in (how, report.isolation) if part)
     return report
+
+
+def guard_channel() -> None:
+    """Keep the program away from this process, and so from the channel to netlab and the
+    run's token: not dumpable (its /proc/PID/fd, mem and environ open only to a process with
+    CAP_SYS_PTRACE in its user namespace, which the program never has: it runs as another
+    user, or without capabilities, `netlab.check.sandbox.RunAs`), and deaf to the signals
+    the program could send it (a PID namespace's first process gets only the signals it has
+    a handler for; it ends when its stdin closes)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def isolation_note(mode: str | None) -> str:
