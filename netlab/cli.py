@@ -959,8 +959,9 @@ def check(
         metavar="FORMAT", help="sum: how a request is written, {a} and {b} for the numbers (default '{a} {b}\\n'; "
                                "escapes \\n \\r \\t); auto tries common formats")] = None,
     run: Annotated[Optional[str], typer.Option(
-        "--run", metavar="CMD", help="start the server with this shell command, find where it listens, restart it "
-                                     "if it dies, stop its process group at the end; {} stands for each SUBMISSION")]
+        "--run", metavar="CMD", help="start the server with this command (split into words; /bin/sh runs it only if "
+                                     "it uses shell syntax), find where it listens, restart it if it dies, stop it at "
+                                     "the end; {} stands for each SUBMISSION, as a word of its own")]
     = None,
     at: Annotated[Optional[Address], typer.Option(
         "--at", parser=_address, metavar="ADDR", help="with --run: the address to test (default: found from the "

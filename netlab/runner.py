@@ -838,6 +838,10 @@ async def _datagram_loop(server: Server, sock: DatagramEndpoint, pending: _Pendi
 # -- clients --------------------------------------------------------------------------
 
 
+#: how long `Client.request` waits for a reply unless told otherwise
+REQUEST_TIMEOUT = 10.0
+
+
 class Client:
     """A connection to a server, speaking `service`'s framing. Use `open_client`.
 
@@ -850,9 +854,12 @@ class Client:
         self.address = address
         self.service = service
 
-    async def request(self, message: bytes, *, timeout: float | None = None, newline: bool = True,
+    async def request(self, message: bytes, *, timeout: float | None = REQUEST_TIMEOUT, newline: bool = True,
                       half_close: bool = False) -> bytes:
         """Send one request; return its complete reply (for line services, with the line ending).
+        A reply that does not come within `timeout` seconds (default `REQUEST_TIMEOUT`, 10 s:
+        a test through a lossy relay fails instead of hanging) raises TimeoutError; ``None``
+        waits for ever.
 
         To behave like clients written without framing in mind: ``newline=False`` sends the
         message as it is, without the line ending a line service wants on a stream;
@@ -1093,4 +1100,5 @@ _DRIVERS: dict[Kind, _Driver] = {
 }
 
 
-__all__ = ["Limits", "Client", "run_chat", "NetlabError", "Server", "ServerStats", "open_client", "serve"]
+__all__ = ["Limits", "Client", "REQUEST_TIMEOUT", "run_chat", "NetlabError", "Server", "ServerStats", "open_client",
+           "serve"]

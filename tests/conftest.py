@@ -109,19 +109,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("transport_name", names)
 
 
-@pytest.fixture
-def tmp_path(tmp_path: Path) -> Path:
-    """pytest's `tmp_path`, open to every user when the tests run as root: netlab check runs a
-    program as another user then (`netlab.check.sandbox`), and the programs the tests write
-    there must be readable, and the files they write writable, by it. (pytest makes its
-    directories 0700; the test's own directory becomes 0777, each one above it passable.)"""
-    if os.geteuid() == 0:
-        tmp_path.chmod(0o777)
-        for parent in tmp_path.parents:
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_directories_open_to_programs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """When the tests run as root, every temporary directory pytest makes (`tmp_path`, and
+    `tmp_path_factory.mktemp`) is open to every user: netlab check runs a program as another
+    user then (`netlab.check.sandbox`), and the programs the tests write there must be
+    readable, and the files they write writable, by it. (pytest makes them 0700; each becomes
+    0777, each directory above it passable.)"""
+    if os.geteuid() != 0:
+        yield
+        return
+    original = tmp_path_factory.mktemp
+
+    def mktemp(basename: str, numbered: bool = True) -> Path:
+        path = original(basename, numbered)
+        path.chmod(0o777)
+        for parent in path.parents:
             if parent == Path(tempfile.gettempdir()) or parent == parent.parent:
                 break
             parent.chmod(parent.stat().st_mode | 0o111)
-    return tmp_path
+        return path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tmp_path_factory, "mktemp", mktemp)
+        yield
 
 
 @pytest.fixture

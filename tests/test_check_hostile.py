@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from netlab.check.cases import KEEP, CaseContext, converse
 from netlab.check.isolate import isolation
 from netlab.check.judge import RequestFormat, printed_answer, sum_matches
 from netlab.check.procnet import parse_unix_table, unix_diag, unix_listening
+from netlab.errors import UsageError
 from netlab.transports import parse_address
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -235,3 +239,261 @@ async def _endless(stream: trio.SocketStream) -> None:
             await stream.send_all(b"0 " * 65536)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+
+
+# -- 5. programs outlived the check -----------------------------------------------------------------
+
+
+def _grows(marker: Path, netlab: subprocess.Popen[bytes], deadline: float = 120.0) -> None:
+    """Wait until the program has written to `marker` (it runs)."""
+    end = time.monotonic() + deadline
+    while not (marker.exists() and marker.stat().st_size > 5):
+        if netlab.poll() is not None:
+            out, err = netlab.communicate()
+            raise AssertionError(f"netlab ended first ({netlab.returncode}): {out!r} {err!r}")
+        assert time.monotonic() < end, "the program never started"
+        time.sleep(0.05)
+
+
+def _stops(marker: Path, deadline: float = 20.0) -> None:
+    """Wait until `marker` has stopped growing for half a second (the program is gone)."""
+    end = time.monotonic() + deadline
+    while True:
+        size = marker.stat().st_size
+        time.sleep(0.5)
+        if marker.stat().st_size == size:
+            return
+        assert time.monotonic() < end, "the program outlived netlab"
+
+
+@pytest.mark.parametrize("isolated", MODES)
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "Ctrl-C twice"])
+def test_netlab_stopped_by_a_signal_stops_the_program_first(tmp_path: Path, isolated: bool, how: str) -> None:
+    marker = tmp_path / "beat"
+    program = hostile("heartbeat", "50000" if isolated else "0", str(marker), "stubborn")
+    args = [PYTHON, "-m", "netlab", "check", "--run", program, "--case", "resources.idle_cpu", "--idle-window", "60",
+            "--timeout", "60"] + ([] if isolated else ["--no-namespaces"])
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            cwd=tmp_path)
+    try:
+        _grows(marker, proc)
+        if how == "Ctrl-C twice":
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.3)  # while netlab stops the program (it ignores SIGTERM: a second of grace)
+            proc.send_signal(signal.SIGINT)
+        else:
+            proc.send_signal(getattr(signal, how))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    if how != "Ctrl-C twice":
+        assert f"stopped by {how}" in err.decode(), err
+    assert b"Traceback" not in err, err
+    _stops(marker)
+
+
+# -- 6. limits, named when hit -----------------------------------------------------------------------
+
+LIMIT_WORDS = {"stdout": "64 MiB on stdout", "fork": "processes and threads", "memory": "out of memory",
+               "files": "file descriptors"}
+
+
+@pytest.mark.parametrize("isolated", MODES)
+@pytest.mark.parametrize("mode", sorted(LIMIT_WORDS))
+async def test_each_limit_a_program_hits_is_named_in_the_report(isolated: bool, mode: str) -> None:
+    report = await check_server(run=hostile("limits", mode, "50000" if isolated else "0"), settings=CheckSettings(
+        timeout=3.0, namespaces=isolated, only=("connect", "sum.small")))
+    assert any(LIMIT_WORDS[mode] in line for line in report.limits), (report.limits, report.cases)
+    assert report.as_json()["limits"] == report.limits
+    if mode != "stdout":  # the others run on after their limit (stdout's is a SIGXFSZ)
+        assert report.outcome("sum.small") == "pass", report.cases
+
+
+# -- 7. submissions tampered with each other and with the report -------------------------------------
+
+
+def _class(tmp_path: Path) -> tuple[Path, Path, Path, Path, Path, Path]:
+    """A class folder (alice: tamper.py, bob: a good server), a drop box the attacker may
+    write, an output folder anyone may write (like /tmp: sticky), and a victim file."""
+    klass = tmp_path / "class"
+    (klass / "alice").mkdir(parents=True)
+    (klass / "bob").mkdir()
+    alice, bob = klass / "alice" / "server.py", klass / "bob" / "server.py"
+    alice.write_text((HOSTILE / "tamper.py").read_text())
+    bob.write_text((STUDENTS / "sum_server.py").read_text())
+    drop, out = tmp_path / "drop", tmp_path / "out"
+    drop.mkdir(mode=0o777)
+    drop.chmod(0o777)
+    out.mkdir()
+    out.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    return klass, alice, bob, drop, out, victim
+
+
+@pytest.mark.parametrize("isolated", MODES)
+def test_a_submission_cannot_touch_another_nor_the_report(tmp_path: Path, isolated: bool) -> None:
+    klass, alice, bob, drop, out, victim = _class(tmp_path)
+    original = bob.read_bytes()
+    port = "50000" if isolated else "0"
+    shown = invoke(["check", "--run", f"{PYTHON} {{}} {port} {drop} {klass} {out} {victim}", str(alice), str(bob),
+                    "--case", "connect", "--case", "sum.small", "--timeout", "3", "--json",
+                    "--junit", str(out / "grades.xml"), "--csv", str(out / "grades.csv")]
+                   + ([] if isolated else ["--no-namespaces"]))
+    assert_no_traceback(shown)
+    tried = json.loads((drop / "tamper.json").read_text())
+    document = json.loads(shown.stdout)  # nothing but netlab's JSON on its stdout
+    assert [s["summary"]["pass"] for s in document["submissions"]] == [2, 2], document
+    assert bob.read_bytes() == original and not tried["sibling"] == "ok"
+    if ROOT:
+        assert tried["class"] != "ok", tried
+    assert victim.read_text() == "precious\n" and not (out / "grades.csv").is_symlink()
+    assert (out / "grades.csv").read_text().startswith("submission,")
+    assert ET.parse(out / "grades.xml").getroot().tag == "testsuites"
+    opened = [key for key, value in tried.items() if key.startswith("/proc/") and value == "ok"]
+    assert not opened, tried
+    assert tried["environ"] != "ok" and tried["mem"] != "ok", tried
+
+
+def test_outputs_are_written_by_rename_never_through_a_planted_link(tmp_path: Path) -> None:
+    from netlab.output import write_text
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    target = tmp_path / "grades.xml"
+    target.symlink_to(victim)
+    write_text(target, "<testsuites/>\n")
+    assert victim.read_text() == "precious\n"
+    assert not target.is_symlink() and target.read_text() == "<testsuites/>\n"
+
+
+# -- 8. root, and the grader's secrets -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("isolated", MODES)
+async def test_a_program_gets_no_secret_and_as_root_no_root(tmp_path: Path, isolated: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETLAB_TEST_TOKEN", "hunter2")
+    monkeypatch.setenv("NETLAB_TEST_PASSED", "given")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)
+    report = await check_server(run=hostile("reads_secrets", "50000" if isolated else "0", str(drop)),
+                                settings=CheckSettings(timeout=3.0, namespaces=isolated, env=("NETLAB_TEST_PASSED",),
+                                                       only=("connect", "sum.small")))
+    assert report.outcome("sum.small") == "pass", report.cases
+    seen = json.loads((drop / "secrets.json").read_text())
+    assert "hunter2" not in json.dumps(seen["env"]), seen["env"]
+    assert set(seen["env"]) <= {"PATH", "HOME", "LANG", "TERM", "PYTHONUNBUFFERED", "NETLAB_TEST_PASSED"}, seen
+    assert seen["env"]["NETLAB_TEST_PASSED"] == "given"
+    assert seen["env"]["HOME"] != os.environ.get("HOME")
+    if ROOT:
+        assert seen["uid"] != 0 and seen["euid"] != 0 and seen["shadow"] is None, seen
+        assert "ran as uid" in report.isolation, report.isolation
+
+
+# -- 9. templates ---------------------------------------------------------------------------------------
+
+
+def test_a_template_is_split_without_a_shell_and_a_path_is_one_word() -> None:
+    from netlab.check.command import Command
+
+    path = "/subs/$(touch X) `id`;rm -rf ~/.py"
+    assert Command.parse('python3 "{}"', path).argv == ("python3", path)
+    assert Command.parse("python3 {} 0", path).argv == ("python3", path, "0")
+    assert Command.parse("python3 -m x --file={}", path).argv == ("python3", "-m", "x", "--file=" + path)
+    shell = Command.parse("cd /tmp && python3 '{}' 0 | tee log", path)
+    assert shell.argv == ("/bin/sh", "-c", 'cd /tmp && python3 "$1" 0 | tee log', "sh", path)
+    assert Command.parse("exec python3 {}", path).argv == ("/bin/sh", "-c", 'exec python3 "$1"', "sh", path)
+    for code in ("sh -c 'python3 {}'", "python3 -c \"exec(open('{}').read())\"", 'cd x && sh -c "python3 {}"',
+                 'python3 "{}'):
+        with pytest.raises(UsageError, match="inside the word"):
+            Command.parse(code, path)
+    with pytest.raises(UsageError, match="into words"):
+        Command.parse('python3 "x', path)
+
+
+def test_a_shell_template_passes_the_path_as_data(tmp_path: Path) -> None:
+    from netlab.check.command import Command
+
+    path = str(tmp_path / "$(touch INJECTED)`touch INJECTED2`.py")
+    argv = Command.parse('echo {} > out.txt && echo "{}" >> out.txt', path).argv
+    subprocess.run(argv, cwd=tmp_path, check=True)
+    assert (tmp_path / "out.txt").read_text() == f"{path}\n{path}\n"
+    assert not (tmp_path / "INJECTED").exists() and not (tmp_path / "INJECTED2").exists()
+
+
+@pytest.mark.parametrize("template", ['{python} "{{}}" {port}', "{python} {{}} {port}", "exec {python} {{}} {port}"])
+def test_a_file_named_like_a_command_is_checked_not_run(tmp_path: Path, template: str) -> None:
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    server = folder / "$(touch INJECTED).py"
+    server.write_text((STUDENTS / "sum_server.py").read_text())
+    shown = invoke(["check", "--run", template.format(python=PYTHON, port="50000" if ISOLATED else "0"), str(server),
+                    "--case", "sum.small", "--timeout", "3"] + ([] if ISOLATED else ["--no-namespaces"]))
+    assert_no_traceback(shown)
+    assert shown.exit_code == 0, shown.output
+    assert not (folder / "INJECTED").exists() and not (Path.cwd() / "INJECTED").exists()
+
+
+# -- 10. clients judged on the connection that carried the request -------------------------------------
+
+
+async def test_a_client_that_probes_first_is_judged_on_its_request() -> None:
+    listen = "tcp:127.0.0.1:50000" if ISOLATED else f"tcp:127.0.0.1:{_free_port()}"
+    port = listen.rpartition(":")[2]
+    report = await check_client(hostile("probing_client", "127.0.0.1", port, "12", "30"), listen,
+                                CheckSettings(timeout=3.0, only=("client.plain", "client.split_reply",
+                                                                 "client.slow_reply", "client.request_end")))
+    assert [c.outcome for c in report.cases] == ["pass"] * 4, report.cases
+
+
+# -- 11. smaller ones ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["check", "--run", "x", "--timeout", "inf"],
+                                  ["check", "--run", "x", "--startup", "inf"],
+                                  ["check", "--run", "x", "--idle-window", "nan"],
+                                  ["send", "tcp:127.0.0.1:9", "x", "--timeout", "inf"],
+                                  ["relay", "--listen", "tcp:127.0.0.1:0", "--to", "tcp:127.0.0.1:9", "--delay", "inf"],
+                                  ["relay", "--listen", "tcp:127.0.0.1:0", "--to", "tcp:127.0.0.1:9", "--delay", "nan"],
+                                  ["relay", "--listen", "tcp:127.0.0.1:0", "--to", "tcp:127.0.0.1:9", "--jitter", "inf"]])
+def test_infinite_and_nan_durations_are_usage_errors(args: list[str]) -> None:
+    shown = invoke(args)
+    assert_no_traceback(shown)
+    assert shown.exit_code == 2, shown.output
+    assert "finite" in shown.output or "greater than" in shown.output, shown.output
+
+
+def test_check_settings_refuse_what_never_ends() -> None:
+    for bad in (float("inf"), float("nan"), 0.0, -1.0):
+        with pytest.raises(UsageError, match="finite"):
+            CheckSettings(timeout=bad)
+        with pytest.raises(UsageError, match="finite"):
+            CheckSettings(startup=bad)
+
+
+async def test_a_plain_tcp_client_at_a_tls_port_is_told_at_once(netlab_server) -> None:
+    server = await netlab_server("sum", "tls:127.0.0.1:0")
+    port = server.address.port
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as plain:
+        plain.sendall(b"2 3\n")
+        reply = await trio.to_thread.run_sync(plain.recv, 1024)
+    assert reply.startswith(b"ERR") and b"TLS" in reply, reply
+
+
+async def test_a_request_through_a_relay_that_loses_everything_times_out(netlab_server, netlab_relay,
+                                                                         autojump_clock) -> None:
+    from netlab.errors import TimeoutError as NetlabTimeout
+    from netlab.runner import REQUEST_TIMEOUT, open_client
+
+    server = await netlab_server("sum", "udp:127.0.0.1:0")
+    relay = await netlab_relay(server, loss=1.0)
+    async with open_client(relay.address, "sum") as client:
+        started = trio.current_time()
+        with pytest.raises(NetlabTimeout):
+            await client.request(b"2 3")
+    assert trio.current_time() - started == pytest.approx(REQUEST_TIMEOUT, abs=1.0)

@@ -26,6 +26,7 @@ report, ``--json`` and ``--junit`` use it).
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import socket
@@ -75,6 +76,14 @@ class CheckSettings:
     user: str | None = None
     #: --env: the variables of netlab's environment a program also gets
     env: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "idle_window", "startup"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                from ..errors import UsageError
+
+                raise UsageError(f"{name} must be a finite number of seconds above 0, not {value!r}")
 
 
 @dataclass

@@ -11,6 +11,8 @@ is stopped, nothing else stops the program. So, for ``netlab check``:
 * **A second Ctrl-C** (or signal) while that stopping is under way cuts it short, and `run`
   then SIGKILLs every program still known (`netlab.check.program.kill_all`) before netlab
   exits.
+* netlab itself is not dumpable while it checks (`not_dumpable`): a program running as the
+  same user cannot open its /proc/PID/fd to write into its output, nor read its environment.
 * An isolated check (`netlab.check.isolate`) needs none of this to end: its child exits when
   netlab's end of its stdin closes, however netlab ends (SIGKILL included), and takes the
   program's whole PID namespace with it.
@@ -18,6 +20,7 @@ is stopped, nothing else stops the program. So, for ``netlab check``:
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -29,6 +32,8 @@ from ..errors import Interrupted
 from .program import kill_all
 
 T = TypeVar("T")
+#: prctl(2): whether a process may be dumped, or read through /proc by another of its user
+PR_SET_DUMPABLE = 4
 #: the signals that stop a check as Ctrl-C does
 STOPPING = (signal.SIGTERM, signal.SIGHUP)
 
@@ -62,10 +67,21 @@ async def stoppable(work: Callable[[], Awaitable[T]]) -> T:
     return result[0]
 
 
+def not_dumpable() -> None:
+    """Make this process undumpable: its /proc/PID/fd, mem and environ then open only to a
+    process with CAP_SYS_PTRACE, never to a program netlab runs, even as the same user (which
+    could otherwise write into netlab's stdout, or read its environment)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """``trio.run(work)`` for netlab check: `stoppable`, and whatever ends it (a second Ctrl-C
     during the clean-up included), every program netlab started and has not stopped is
-    SIGKILLed before this returns or raises."""
+    SIGKILLed before this returns or raises. netlab is made `not_dumpable` first."""
+    not_dumpable()
     try:
         return trio.run(stoppable, work)
     except Stopped as exc:
@@ -75,4 +91,4 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
         kill_all()
 
 
-__all__ = ["STOPPING", "Stopped", "run", "stoppable"]
+__all__ = ["STOPPING", "Stopped", "not_dumpable", "run", "stoppable"]

@@ -10,7 +10,6 @@ it takes every process left in the namespace with it.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -26,10 +25,8 @@ from .cases import CheckSettings
 from .client import check_client
 from .report import CheckReport
 from .run import check_server
+from .guard import not_dumpable
 from .sandbox import RunAs
-
-#: prctl(2): whether a process may be dumped, or read through /proc by another of its user
-PR_SET_DUMPABLE = 4
 
 
 def _read_job() -> dict[str, Any]:
@@ -111,11 +108,7 @@ def guard_channel() -> None:
     a handler for; it ends when its stdin closes)."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_IGN)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    not_dumpable()
 
 
 def isolation_note(mode: str | None) -> str:

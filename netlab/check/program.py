@@ -45,11 +45,14 @@ POLL = 0.02
 
 @dataclass(frozen=True)
 class Limits:
-    """What one program start may use (``prlimit``; each process inherits them). Processes are
-    counted per user, and not for root on the host: isolation, not this limit, bounds a fork
-    bomb there (the PID namespace ends it with the check)."""
+    """What one program start may use (``prlimit``; each process inherits them). Processes
+    (threads included) are counted per user: as root, each program runs as a user of its own
+    (`netlab.check.sandbox`), so the count is its own; as a normal user, it is shared with your
+    other processes. The limit does not bind a program run as root (``--user root``): then
+    only the PID namespace ends a fork bomb, with the check. Each limit a program runs into is
+    named in the report (`Program.limits_hit`)."""
 
-    processes: int = 1024
+    processes: int = 256
     memory: int = 2 << 30  # bytes of address space per process
     file_size: int = 64 << 20  # bytes per file written (its stdout and stderr included)
     open_files: int = 1024
