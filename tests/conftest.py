@@ -37,6 +37,7 @@ import contextlib
 import itertools
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -79,12 +80,25 @@ def transport_of(name: str) -> Transport:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.geteuid() == 0 and config.option.basetemp is None:
+        # as root, netlab check runs programs as other users, which must reach the tests'
+        # files: pytest's own /tmp/pytest-of-root is made 0700 again by every pytest that
+        # starts on the machine, so the tests' temporary directories live elsewhere
+        # (`_temporary_directories_open_to_programs`), removed at the end
+        config.option.basetemp = tempfile.mkdtemp(prefix="netlab-pytest-")
+        config._netlab_basetemp = config.option.basetemp  # type: ignore[attr-defined]  # ours, for pytest_unconfigure
     config.addinivalue_line(
         "markers",
         "transports(kind=None, target=None, boundaries=None): run only on the transports of that "
         "kind ('stream'/'datagram'/'seqpacket', or a tuple of them), target ('inet'/'unix'), and/or "
         "that keep message boundaries",
     )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = getattr(config, "_netlab_basetemp", None)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
