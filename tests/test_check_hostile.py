@@ -295,6 +295,15 @@ def test_netlab_stopped_by_a_signal_stops_the_program_first(tmp_path: Path, isol
     _stops(marker)
 
 
+@pytest.mark.parametrize("isolated", MODES)
+async def test_the_checkers_own_defences_are_not_the_programs(isolated: bool) -> None:
+    """The isolated checker is deaf to the program's signals; the program must not inherit
+    that: a server that does not ignore SIGTERM stops on it, and nothing is to clean up."""
+    report = await check_server(run=student("sum_server", "50000" if isolated else "0"), settings=CheckSettings(
+        timeout=2.0, namespaces=isolated, only=("connect", "sum.small")))
+    assert report.outcome("sum.small") == "pass" and report.cleanup == [], (report.cases, report.cleanup)
+
+
 @pytest.mark.skipif(not ISOLATED, reason="only an isolated check ends what leaves the process group")
 async def test_a_helper_in_namespaces_of_its_own_ends_with_the_check(tmp_path: Path) -> None:
     marker = tmp_path / "nested"

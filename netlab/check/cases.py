@@ -37,7 +37,7 @@ from typing import Literal
 
 import trio
 
-from ..errors import ConnectionRefusedError, NetlabError
+from ..errors import ConnectionRefusedError, NetlabError, UsageError
 from ..services import get_service
 from ..transports import Address, Connection, Transport, receive_data, send_data, socket_of
 from ..transports.udp import UDP4_MAX, UDP6_MAX, UdpTransport
@@ -81,8 +81,6 @@ class CheckSettings:
         for name in ("timeout", "idle_window", "startup"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                from ..errors import UsageError
-
                 raise UsageError(f"{name} must be a finite number of seconds above 0, not {value!r}")
 
 

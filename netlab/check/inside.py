@@ -104,11 +104,17 @@ def guard_channel() -> None:
     run's token: not dumpable (its /proc/PID/fd, mem and environ open only to a process with
     CAP_SYS_PTRACE in its user namespace, which the program never has: it runs as another
     user, or without capabilities, `netlab.check.sandbox.RunAs`), and deaf to the signals
-    the program could send it (a PID namespace's first process gets only the signals it has
-    a handler for; it ends when its stdin closes)."""
+    the program could send it: each has a handler that does nothing (it ends when its stdin
+    closes). A handler, not SIG_IGN: an ignored signal stays ignored in every program this
+    process starts, and a program that ignores SIGTERM and SIGINT without asking would be
+    stopped by SIGKILL and said to have ignored them; a handler is undone by exec."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(signum, signal.SIG_IGN)
+        signal.signal(signum, _deaf)
     not_dumpable()
+
+
+def _deaf(signum: int, frame: object) -> None:
+    """A signal the program sent the checker: nothing happens."""
 
 
 def isolation_note(mode: str | None) -> str:

@@ -72,7 +72,10 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 #: what a program's stderr says when it ran into a limit (Python's, and C's, words)
 _MEMORY = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
-_PROCESSES = ("Resource temporarily unavailable", "can't start new thread", "fork: retry")
+_PROCESSES = ("can't start new thread", "fork: retry", "fork: Resource temporarily unavailable")
+#: EAGAIN, which means the process limit only where a fork or a thread is named beside it (a
+#: non-blocking socket says the same)
+_EAGAIN = "Resource temporarily unavailable"
 _FILES = ("Too many open files",)
 
 
@@ -304,7 +307,8 @@ class Program:
         if any(word in tail for word in _MEMORY):
             found.append(f"it ran out of memory: netlab allows {limits.memory >> 20} MiB of address space per "
                          f"process")
-        if any(word in tail for word in _PROCESSES) or tasks >= limits.processes:
+        forked = _EAGAIN in tail and any(word in tail for word in ("fork", "thread", "spawn", "clone"))
+        if any(word in tail for word in _PROCESSES) or forked or tasks >= limits.processes:
             found.append(f"it could not start another process or thread: netlab allows {limits.processes} "
                          f"processes and threads")
         if any(word in tail for word in _FILES):
