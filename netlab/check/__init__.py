@@ -11,8 +11,14 @@ whole process group is stopped at the end.
     junit([report, ...])                                           -> JUnit XML text
 
 Modules: `cases` (the registry and the conversations), `judge` (pure judging), `run` (the
-runner), `program` (the program under test), `procnet` (where it listens, from /proc),
-`reach` (can another machine reach it?), `client` (checking a client), `report`.
+runner), `program` (the program under test), `command` (its command line: no shell unless
+it asks for one), `sandbox` (who it runs as, its environment, its private folder), `guard`
+(netlab stopped: the programs first), `procnet` (where it listens, from /proc and
+sock_diag), `reach` (can another machine reach it?), `client` (checking a client),
+`isolate`/`inside` (namespaces of its own), `report`, `grading`.
+
+Everything a program sends or prints is hostile input: parsed defensively, bounded, and
+shown as plain text (`netlab.plaintext.printable`); see the README's "A hostile submission".
 """
 
 from __future__ import annotations
