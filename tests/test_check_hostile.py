@@ -417,6 +417,31 @@ async def test_a_program_gets_no_secret_and_as_root_no_root(tmp_path: Path, isol
         assert "ran as uid" in report.isolation, report.isolation
 
 
+def test_who_a_program_runs_as(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netlab.check.sandbox import RunAs, for_submission, resolve_user
+
+    monkeypatch.setenv("SUDO_UID", "4242")
+    monkeypatch.setenv("SUDO_GID", "4343")
+    monkeypatch.setenv("SUDO_USER", "alice")
+    if ROOT:
+        assert resolve_user(None, isolation_mode="root", folder=False) == RunAs(4242, 4343, "alice (who ran sudo)")
+        assert resolve_user(None, isolation_mode="root", folder=True) is None  # an unused uid per submission
+        taken: set[int] = set()
+        first, second = for_submission(None, taken), for_submission(None, taken)
+        assert first.uid != second.uid and first.uid not in (None, 0) and len(taken) == 2
+        assert resolve_user("nobody", isolation_mode="root", folder=True).name.startswith("nobody")
+        assert resolve_user("root", isolation_mode="root", folder=False).uid is None
+        with pytest.raises(UsageError, match="no such user"):
+            resolve_user("no-such-user-here", isolation_mode="root", folder=False)
+    else:
+        assert resolve_user(None, isolation_mode="user", folder=True) == RunAs(drop_caps=True)
+        with pytest.raises(UsageError, match="needs root"):
+            resolve_user("nobody", isolation_mode="user", folder=False)
+    env = RunAs(env=("EXTRA",)).environment("/home/x", {"PATH": "/bin", "TOKEN": "s3cret", "EXTRA": "1", "HOME": "/r"})
+    assert env == {"PATH": "/bin", "LANG": "C.UTF-8", "TERM": "dumb", "EXTRA": "1", "HOME": "/home/x",
+                   "PYTHONUNBUFFERED": "1"}
+
+
 # -- 9. templates ---------------------------------------------------------------------------------------
 
 
