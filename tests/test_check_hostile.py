@@ -285,9 +285,13 @@ def test_netlab_stopped_by_a_signal_stops_the_program_first(tmp_path: Path, isol
             proc.send_signal(getattr(signal, how))
         _, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # the test failed on the way: stop netlab as gently (it stops the program)
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 130, err
     if how != "Ctrl-C twice":
         assert f"stopped by {how}" in err.decode(), err
