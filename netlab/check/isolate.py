@@ -39,6 +39,7 @@ import trio
 
 from .. import netns
 from ..errors import NetlabError
+from .program import track, untrack
 from .settings import CheckSettings
 from .report import CheckReport
 
@@ -47,6 +48,8 @@ Progress = Callable[[str, int, int], None]
 CHILD = "import sys; from netlab.check.inside import child_main; sys.exit(child_main())"
 #: netns.isolation() is probed once; tests may set it off
 _forced_off: list[str] = []
+#: the longest line of the child's taken as an event (a report is a few KiB)
+MAX_EVENT = 16 << 20
 
 
 def isolation() -> netns.Isolation:
@@ -76,6 +79,8 @@ async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
                                                stderr=subprocess.PIPE, start_new_session=True)
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     stderr = process.stderr
+    child = _Child(process.pid)
+    track(child)
     try:
         await process.stdin.send_all(line)
         with trio.move_on_after(budget(settings, cases)) as guard:
@@ -91,6 +96,8 @@ async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
                 async for chunk in process.stdout:
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
+                    if len(buffer) > MAX_EVENT:  # no event of the child's is this long
+                        buffer = b""
                     for raw in lines:
                         event = _event(raw, token)
                         if event is None:
@@ -111,11 +118,25 @@ async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
             if process.returncode is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
+            untrack(child)
     if report is None:
         text = b"".join(errors).decode("utf-8", "replace").strip().splitlines()
         raise NetlabError(f"the isolated check ended without a report (exit {process.returncode}): "
                           f"{text[-1] if text else 'no output'}")
     return report
+
+
+class _Child:
+    """The isolated child's process group, for `netlab.check.program.kill_all`."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _event(raw: bytes, token: str) -> dict[str, Any] | None:
