@@ -24,8 +24,9 @@ import pytest
 import trio
 from helpers import assert_no_traceback, invoke
 
-from netlab.check import CheckSettings, check_client, check_server, grade, junit
-from netlab.check.cases import KEEP, CaseContext, converse
+from netlab.check import CheckSettings, check_client, check_server, junit
+from netlab.check.context import CaseContext
+from netlab.check.conversation import KEEP, converse
 from netlab.check.isolate import isolation
 from netlab.check.judge import RequestFormat, printed_answer, sum_matches
 from netlab.check.procnet import parse_unix_table, unix_diag, unix_listening

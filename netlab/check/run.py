@@ -352,7 +352,7 @@ def how_it_ran(run_as: RunAs, submission: str | None) -> str:
 
 
 async def _check(target: Address | None, program: Program | None, settings: CheckSettings,
-                 fmt: RequestFormat | None, cases: list[Case], note: str, isolated: bool,
+                 fmt: RequestFormat | None, cases: list[Case[CaseContext]], note: str, isolated: bool,
                  progress: Progress | None, run: str | None, host_netns: str | None) -> CheckReport:
     state = _Run(target, program, settings, fmt, isolated=isolated, progress=progress, host_netns=host_netns)
     report = CheckReport(run if run is not None else str(target), settings.service, settings.profile,

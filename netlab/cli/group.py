@@ -33,7 +33,7 @@ from ..errors import exit_code, netlab_error
 from ..plaintext import printable
 
 if TYPE_CHECKING:
-    from typer._click import Command, Context, HelpFormatter, Parameter
+    from typer._click import Command, Context, HelpFormatter
 
 
 def say(message: str) -> None:
@@ -80,13 +80,13 @@ def _finite_numbers(command: Command) -> None:
     false with everything. A usage error (exit 2), like any other bad value. (Set on each
     parameter's ``process_value``, once: typer has no setting for it.)"""
     for param in command.params:
-        if getattr(param, "_finite", False):
+        if not isinstance(param, (TyperOption, TyperArgument)) or getattr(param, "_finite", False):
             continue
         setattr(param, "process_value", _finite_values(param, param.process_value))
         setattr(param, "_finite", True)
 
 
-def _finite_values(param: Parameter, original: Callable[[Context, Any], Any]) -> Callable[[Context, Any], Any]:
+def _finite_values(param: TyperOption | TyperArgument, original: Callable[[Context, Any], Any]) -> Callable[[Context, Any], Any]:
     """`original` (a parameter's ``process_value``), refusing a float that is inf or nan.
     (Any: a parameter's value, of whatever type it declares.)"""
 
