@@ -68,6 +68,7 @@ def test_a_number_beyond_any_exponent_is_judged_not_raised() -> None:
     assert printed_answer(b"1e1000000\n5\n", b"5\n", [b"2 3\n"], echo=False)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 async def test_a_reply_of_1e1000000_fails_the_case_and_the_check_goes_on(isolated: bool) -> None:
     report = await check_server(run=hostile("overflow_reply", "0"),
@@ -77,6 +78,7 @@ async def test_a_reply_of_1e1000000_fails_the_case_and_the_check_goes_on(isolate
     assert "1e1000000" in detail(report, "sum.small")
 
 
+@pytest.mark.process
 async def test_a_client_printing_1e1000000_is_judged_not_raised() -> None:
     listen = "tcp:127.0.0.1:50000" if ISOLATED else f"tcp:127.0.0.1:{_free_port()}"
     port = listen.rpartition(":")[2]
@@ -117,6 +119,7 @@ def test_sock_diag_reads_a_name_with_a_newline_as_one_name() -> None:
         assert all(s.path != "x y" for s in unix_listening())
 
 
+@pytest.mark.process
 async def test_any_local_user_binding_a_forged_name_crashes_no_check(netlab_server) -> None:
     """Another user's abstract socket, in the host's namespace, where an address check reads."""
     from hostile.unparsable_unix_row import NAME
@@ -133,6 +136,7 @@ async def test_any_local_user_binding_a_forged_name_crashes_no_check(netlab_serv
         assert on_host.outcome("sum.small") == "pass", on_host.cases
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 async def test_a_forged_row_pointing_at_another_server_gets_no_pass(netlab_server, tmp_path: Path,
                                                                     isolated: bool) -> None:
@@ -149,6 +153,7 @@ async def test_a_forged_row_pointing_at_another_server_gets_no_pass(netlab_serve
     assert str(victim) not in " ".join(c.detail for c in report.cases)
 
 
+@pytest.mark.process
 async def test_with_several_listeners_the_report_says_which_was_tested_and_why(tmp_path: Path) -> None:
     program = tmp_path / "two.py"
     program.write_text(
@@ -168,6 +173,7 @@ async def test_with_several_listeners_the_report_says_which_was_tested_and_why(t
 # -- 3. program output in the report --------------------------------------------------------------
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 def test_markup_and_escape_sequences_in_stderr_reach_no_output_raw(tmp_path: Path, isolated: bool) -> None:
     xml, csv = tmp_path / "out.xml", tmp_path / "out.csv"
@@ -186,6 +192,7 @@ def test_markup_and_escape_sequences_in_stderr_reach_no_output_raw(tmp_path: Pat
     assert "\\u001b" not in text and "\\\\x1b[2J" in text, text
 
 
+@pytest.mark.process
 def test_a_submission_path_with_markup_and_escapes_is_shown_as_written(tmp_path: Path) -> None:
     folder = tmp_path / "a[" / "b]\x1b[2J[bold]x"  # the path holds "[/b]", and an escape sequence
     folder.mkdir(parents=True)
@@ -214,6 +221,7 @@ def test_junit_of_a_folder_parses_whatever_one_submission_printed() -> None:
 # -- 4. judging is bounded -------------------------------------------------------------------------
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 async def test_endless_numbers_without_a_newline_cost_a_bounded_read(isolated: bool) -> None:
     report = await check_server(run=hostile("endless_zeros", "0"), settings=CheckSettings(
@@ -267,6 +275,7 @@ def _stops(marker: Path, deadline: float = 20.0) -> None:
         assert time.monotonic() < end, "the program outlived netlab"
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "Ctrl-C twice"])
 def test_netlab_stopped_by_a_signal_stops_the_program_first(tmp_path: Path, isolated: bool, how: str) -> None:
@@ -300,6 +309,7 @@ def test_netlab_stopped_by_a_signal_stops_the_program_first(tmp_path: Path, isol
     _stops(marker)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 async def test_the_checkers_own_defences_are_not_the_programs(isolated: bool) -> None:
     """The isolated checker is deaf to the program's signals; the program must not inherit
@@ -309,6 +319,7 @@ async def test_the_checkers_own_defences_are_not_the_programs(isolated: bool) ->
     assert report.outcome("sum.small") == "pass" and report.cleanup == [], (report.cases, report.cleanup)
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not ISOLATED, reason="only an isolated check ends what leaves the process group")
 async def test_a_helper_in_namespaces_of_its_own_ends_with_the_check(tmp_path: Path) -> None:
     marker = tmp_path / "nested"
@@ -327,6 +338,7 @@ LIMIT_WORDS = {"stdout": "64 MiB on stdout", "fork": "processes and threads", "m
                "files": "file descriptors"}
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 @pytest.mark.parametrize("mode", sorted(LIMIT_WORDS))
 async def test_each_limit_a_program_hits_is_named_in_the_report(isolated: bool, mode: str) -> None:
@@ -360,6 +372,7 @@ def _class(tmp_path: Path) -> tuple[Path, Path, Path, Path, Path, Path]:
     return klass, alice, bob, drop, out, victim
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 def test_a_submission_cannot_touch_another_nor_the_report(tmp_path: Path, isolated: bool) -> None:
     klass, alice, bob, drop, out, victim = _class(tmp_path)
@@ -400,6 +413,7 @@ def test_outputs_are_written_by_rename_never_through_a_planted_link(tmp_path: Pa
 # -- 8. root, and the grader's secrets -----------------------------------------------------------------
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("isolated", MODES)
 async def test_a_program_gets_no_secret_and_as_root_no_root(tmp_path: Path, isolated: bool,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -468,6 +482,7 @@ def test_a_template_is_split_without_a_shell_and_a_path_is_one_word() -> None:
         Command.parse('python3 "x', path)
 
 
+@pytest.mark.process
 def test_a_shell_template_passes_the_path_as_data(tmp_path: Path) -> None:
     from netlab.check.command import Command
 
@@ -478,6 +493,7 @@ def test_a_shell_template_passes_the_path_as_data(tmp_path: Path) -> None:
     assert not (tmp_path / "INJECTED").exists() and not (tmp_path / "INJECTED2").exists()
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("template", ['{python} "{{}}" {port}', "{python} {{}} {port}", "exec {python} {{}} {port}"])
 def test_a_file_named_like_a_command_is_checked_not_run(tmp_path: Path, template: str) -> None:
     folder = tmp_path / "sub"
@@ -494,6 +510,7 @@ def test_a_file_named_like_a_command_is_checked_not_run(tmp_path: Path, template
 # -- 10. clients judged on the connection that carried the request -------------------------------------
 
 
+@pytest.mark.process
 async def test_a_client_that_probes_first_is_judged_on_its_request() -> None:
     listen = "tcp:127.0.0.1:50000" if ISOLATED else f"tcp:127.0.0.1:{_free_port()}"
     port = listen.rpartition(":")[2]
