@@ -319,7 +319,7 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
                    "stdin": None if stdin is None else stdin.hex(), "mode": found.mode, "run_as": run_as.as_json()}
             return await isolate.run_isolated(job, settings, len(CLIENT_CASES), progress)
         if found is not None and settings.trace:
-            note = found.describe() + NOT_TRACED
+            note = found.describe()
     run_as = run_as if run_as is not None else RunAs()
     space = Workspace.make(run_as)
     try:
@@ -327,7 +327,7 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
                                      space.home)
     finally:
         space.remove()
-    report.isolation = "; ".join(part for part in (note, run_as.describe()) if part)
+    report.isolation = "; ".join(part for part in (note, run_as.describe()) if part) + (NOT_TRACED if note else "")
     return report
 
 

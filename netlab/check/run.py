@@ -330,12 +330,14 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
             return await isolate.run_isolated(job, settings, len(cases), progress)
         note = ("not isolated: --no-namespaces" if found is None else found.describe()) + \
             " (verdicts were taken on the host: a restart may wait for TIME_WAIT, and a program that leaves " \
-            "its process group may outlive the check)" + (NOT_TRACED if settings.trace else "")
+            "its process group may outlive the check)"
     space = None
     if run is not None:
         run_as = run_as if run_as is not None else RunAs()
         space = Workspace.make(run_as, submission)
         note = "; ".join(part for part in (note, how_it_ran(run_as, submission)) if part)
+        if settings.trace and not isolated:
+            note += NOT_TRACED
     try:
         program = Program(Command.parse(run, space.path if space else None), cwd=space.folder or cwd, stdin=stdin,
                           owner=isolated, run_as=run_as, home=space.home) if run is not None and space else None
