@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -317,6 +318,27 @@ async def test_the_checkers_own_defences_are_not_the_programs(isolated: bool) ->
     report = await check_server(run=student("sum_server", "50000" if isolated else "0"), settings=CheckSettings(
         timeout=2.0, namespaces=isolated, only=("connect", "sum.small")))
     assert report.outcome("sum.small") == "pass" and report.cleanup == [], (report.cases, report.cleanup)
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("isolated", MODES)
+async def test_a_check_cut_short_leaves_no_private_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             isolated: bool) -> None:
+    private = tmp_path / "tmp"
+    private.mkdir()
+    private.chmod(0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    monkeypatch.setenv("TMPDIR", str(private))  # the isolated child's too
+    with trio.CancelScope() as scope:
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what == "sum.small":  # the program is up, in its private directories: stop here
+                scope.cancel()
+
+        await check_server(run=student("sum_server", "50000" if isolated else "0"), progress=progress,
+                           settings=CheckSettings(timeout=3.0, namespaces=isolated, only=("connect", "sum.small")))
+    assert scope.cancelled_caught
+    assert os.listdir(private) == []
 
 
 @pytest.mark.process

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,8 @@ def child_main() -> int:
               file=sys.stderr)
         return 2
     token = job["token"]
+    if job.get("workspace"):  # netlab's own directory for the programs' files: it removes it, whatever happens here
+        tempfile.tempdir = job["workspace"]
     guard_channel()
     channel = os.fdopen(os.dup(1), "w")
     # the programs get files of their own; nothing else may write on the channel

@@ -42,6 +42,7 @@ from ..errors import NetlabError
 from .program import track, untrack
 from .settings import CheckSettings
 from .report import CheckReport
+from .sandbox import remove_tree, temporary_root
 
 Progress = Callable[[str, int, int], None]
 #: the child (`netlab.check.inside`), named here as text: it imports the runner, which imports this
@@ -70,13 +71,19 @@ async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
     """Run one check (``job["kind"]``: ``server`` or ``client``, of `cases` cases) in a fresh
     network and PID namespace; its report. Raises NetlabError if the namespace cannot be made."""
     token = secrets.token_hex(8)
-    line = json.dumps({**job, "settings": asdict(settings), "token": token,
+    # the programs' private directories go in here, removed below however the child ends
+    workspace = temporary_root()
+    line = json.dumps({**job, "settings": asdict(settings), "token": token, "workspace": workspace,
                        "parent_netns": netns.current_netns()}).encode() + b"\n"
     command = netns.unshare_command(netns.python_command(CHILD), pid=True)
     report: CheckReport | None = None
     errors: list[bytes] = []
-    process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.PIPE, start_new_session=True)
+    except BaseException:
+        remove_tree(workspace)
+        raise
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     stderr = process.stderr
     child = _Child(process.pid)
@@ -119,6 +126,7 @@ async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
                 os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
             untrack(child)
+            remove_tree(workspace)
     if report is None:
         text = b"".join(errors).decode("utf-8", "replace").strip().splitlines()
         raise NetlabError(f"the isolated check ended without a report (exit {process.returncode}): "

@@ -210,11 +210,11 @@ class Workspace:
 
     @classmethod
     def make(cls, run_as: RunAs, submission: str | None = None) -> Workspace:
-        """Make the directories (and copy the submission's folder) for `run_as`.
+        """Make the directories (and copy the submission's folder) for `run_as`, in a new
+        `temporary_root`.
 
         Raises: NetlabError when the folder cannot be copied (too large, unreadable)."""
-        root = tempfile.mkdtemp(prefix="netlab-check-")
-        os.chmod(root, 0o711)  # others may pass through to what they own, and list nothing
+        root = temporary_root()
         space = cls(root, os.path.join(root, f"home-{secrets.token_hex(8)}"))
         try:
             os.mkdir(space.home, 0o700)
@@ -234,20 +234,36 @@ class Workspace:
         return space
 
     def remove(self) -> None:
-        """Remove every directory, whatever the program made of them (a directory it made
-        unreadable is opened up first)."""
+        """Remove every directory, whatever the program made of them."""
+        remove_tree(self.root)
 
-        def opened_up(_function: object, path: str, _exc: object) -> None:
-            for where in (os.path.dirname(path), path):
-                try:
-                    if not os.path.islink(where):
-                        os.chmod(where, 0o700)
-                except OSError:
-                    pass
-            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) and not os.path.islink(path) else \
-                _unlink(path)
 
-        shutil.rmtree(self.root, onerror=opened_up)
+def temporary_root() -> str:
+    """A new directory for programs' private directories (under the temporary directory):
+    others may pass through it to what they own, and list nothing (0711)."""
+    root = tempfile.mkdtemp(prefix="netlab-check-")
+    os.chmod(root, 0o711)
+    return root
+
+
+def remove_tree(path: str) -> None:
+    """Remove `path` and everything in it, whatever a program made of it (a directory it
+    made unreadable is opened up first); nothing if it is gone."""
+
+    def opened_up(_function: object, where: str, _exc: object) -> None:
+        for each in (os.path.dirname(where), where):
+            try:
+                if not os.path.islink(each):
+                    os.chmod(each, 0o700)
+            except OSError:
+                pass
+        if os.path.isdir(where) and not os.path.islink(where):
+            shutil.rmtree(where, ignore_errors=True)
+        else:
+            _unlink(where)
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, onerror=opened_up)
 
 
 def _unlink(path: str) -> None:
@@ -302,5 +318,5 @@ def _own(top: str, run_as: RunAs) -> None:
             os.lchown(os.path.join(path, name), run_as.uid, gid)
 
 
-__all__ = ["COPY_LIMIT", "RunAs", "Workspace", "check_env_names", "for_submission", "named_user", "resolve_user",
-           "unused_uid"]
+__all__ = ["COPY_LIMIT", "RunAs", "Workspace", "check_env_names", "for_submission", "named_user", "remove_tree",
+           "resolve_user", "temporary_root", "unused_uid"]
