@@ -30,6 +30,7 @@ import trio
 
 from ..errors import Interrupted
 from .program import kill_all
+from .sandbox import remove_all
 
 T = TypeVar("T")
 #: prctl(2): whether a process may be dumped, or read through /proc by another of its user
@@ -80,7 +81,8 @@ def not_dumpable() -> None:
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """``trio.run(work)`` for netlab check: `stoppable`, and whatever ends it (a second Ctrl-C
     during the clean-up included), every program netlab started and has not stopped is
-    SIGKILLed before this returns or raises. netlab is made `not_dumpable` first."""
+    SIGKILLed, and every private directory made for one removed, before this returns or
+    raises. netlab is made `not_dumpable` first."""
     not_dumpable()
     try:
         return trio.run(stoppable, work)
@@ -89,6 +91,7 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
         raise
     finally:
         kill_all()
+        remove_all()
 
 
 __all__ = ["STOPPING", "Stopped", "not_dumpable", "run", "stoppable"]

@@ -28,7 +28,7 @@ from .client import check_client
 from .report import CheckReport
 from .run import check_server
 from .guard import not_dumpable
-from .sandbox import RunAs
+from .sandbox import RunAs, remove_tree
 
 
 def _read_job() -> dict[str, Any]:
@@ -64,7 +64,8 @@ def child_main() -> int:
         channel.write(json.dumps({**event, "token": token}) + "\n")
         channel.flush()
 
-    netns.exit_with_parent(0)
+    workspace = job.get("workspace")
+    netns.exit_with_parent(0, before=None if not workspace else (lambda: remove_tree(workspace)))
     try:
         netns.refuse_host(job["parent_netns"])
         netns.loopback_up()

@@ -236,14 +236,28 @@ class Workspace:
     def remove(self) -> None:
         """Remove every directory, whatever the program made of them."""
         remove_tree(self.root)
+        _ROOTS.discard(self.root)
+
+
+#: every `temporary_root` made and not removed yet (`remove_all`)
+_ROOTS: set[str] = set()
 
 
 def temporary_root() -> str:
     """A new directory for programs' private directories (under the temporary directory):
-    others may pass through it to what they own, and list nothing (0711)."""
+    others may pass through it to what they own, and list nothing (0711). Known to
+    `remove_all` until `remove_tree` removes it."""
     root = tempfile.mkdtemp(prefix="netlab-check-")
     os.chmod(root, 0o711)
+    _ROOTS.add(root)
     return root
+
+
+def remove_all() -> None:
+    """Remove every private directory not removed yet: for a netlab being stopped, whose
+    clean-up a second Ctrl-C cut short (`netlab.check.guard.run`)."""
+    for root in list(_ROOTS):
+        remove_tree(root)
 
 
 def remove_tree(path: str) -> None:
@@ -264,6 +278,7 @@ def remove_tree(path: str) -> None:
 
     if os.path.lexists(path):
         shutil.rmtree(path, onerror=opened_up)
+    _ROOTS.discard(path)
 
 
 def _unlink(path: str) -> None:
@@ -318,5 +333,5 @@ def _own(top: str, run_as: RunAs) -> None:
             os.lchown(os.path.join(path, name), run_as.uid, gid)
 
 
-__all__ = ["COPY_LIMIT", "RunAs", "Workspace", "check_env_names", "for_submission", "named_user", "remove_tree",
-           "resolve_user", "temporary_root", "unused_uid"]
+__all__ = ["COPY_LIMIT", "RunAs", "Workspace", "check_env_names", "for_submission", "named_user", "remove_all",
+           "remove_tree", "resolve_user", "temporary_root", "unused_uid"]
