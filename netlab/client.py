@@ -25,6 +25,8 @@ from .transports import Address, ByteStream, Connection, MessageChannel, get_tra
 
 #: bytes asked for per read on a stream
 RECEIVE_SIZE = 64 * 1024
+#: how long `Client.request` waits for a reply unless told otherwise
+REQUEST_TIMEOUT = 10.0
 
 
 class Client(abc.ABC):
@@ -39,9 +41,12 @@ class Client(abc.ABC):
         self.address = address
         self.service = service
 
-    async def request(self, message: bytes, *, timeout: float | None = None, newline: bool = True,
+    async def request(self, message: bytes, *, timeout: float | None = REQUEST_TIMEOUT, newline: bool = True,
                       half_close: bool = False) -> bytes:
         """Send one request; return its complete reply (for line services, with the line ending).
+        A reply that does not come within `timeout` seconds (default `REQUEST_TIMEOUT`, 10 s:
+        a test through a lossy relay fails instead of hanging) raises TimeoutError; ``None``
+        waits for ever.
 
         To behave like clients written without framing in mind: ``newline=False`` sends the
         message as it is, without the line ending a line service wants on a stream;
@@ -263,4 +268,4 @@ async def run_chat(
         await client.aclose()
 
 
-__all__ = ["RECEIVE_SIZE", "Client", "MessageClient", "StreamClient", "open_client", "run_chat"]
+__all__ = ["RECEIVE_SIZE", "REQUEST_TIMEOUT", "Client", "MessageClient", "StreamClient", "open_client", "run_chat"]

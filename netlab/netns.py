@@ -42,7 +42,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -217,11 +217,12 @@ def read_sysctl(path: str) -> int | None:
         return None
 
 
-def exit_with_parent(stream: int = 0) -> None:
+def exit_with_parent(stream: int = 0, before: Callable[[], object] | None = None) -> None:
     """Exit this process as soon as `stream` (default: stdin) reaches end of file: the parent
-    closed its end, or died. In a PID namespace whose first process this is, every process in
-    it dies with it. (Not PR_SET_PDEATHSIG: that fires when the parent *thread* ends, and trio
-    starts processes from worker threads that end after 10 s idle.)"""
+    closed its end, or died; `before` runs first (what a parent that died cannot clean up). In
+    a PID namespace whose first process this is, every process in it dies with it. (Not
+    PR_SET_PDEATHSIG: that fires when the parent *thread* ends, and trio starts processes from
+    worker threads that end after 10 s idle.)"""
 
     def watch() -> None:
         while True:
@@ -232,7 +233,11 @@ def exit_with_parent(stream: int = 0) -> None:
                 continue
             except OSError:
                 break
-        os._exit(1)
+        try:
+            if before is not None:
+                before()
+        finally:
+            os._exit(1)
 
     threading.Thread(target=watch, name="netlab-parent-watch", daemon=True).start()
 

@@ -6,12 +6,16 @@ path) or a target that is a directory is an `OutputError` (the CLI exits 1); a p
 matplotlib cannot write is a `UsageError` (exit 2). A plot file given without an extension
 gets ``.png``, and the line saying it was written names the real file. `Outputs.write`
 writes the JSON document, then the plot; every failure is an `OutputError` naming the file.
+Text files are written to a temporary file and renamed into place (`replace_file`), never
+through a symbolic link someone planted where the file goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +68,8 @@ class Outputs:
         `wrote` hears of each file once it is written."""
         jobs: list[tuple[Path | None, Callable[[Path], object] | None]] = [
             (self.json, None if document is None else
-             (lambda path: path.write_text(json.dumps(document(), indent=indent) + "\n"))),
-            (self.plot, None if draw is None else (lambda path: draw(str(path)))),
+             (lambda path: replace_file(path, (json.dumps(document(), indent=indent) + "\n").encode()))),
+            (self.plot, None if draw is None else (lambda path: _drawn(path, draw))),
         ]
         for target, job in jobs:
             if target is None or job is None:
@@ -77,26 +81,72 @@ class Outputs:
             wrote(target)
 
 
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` the way nobody can redirect: into a new temporary file in the
+    same directory, then renamed over `path`. Whatever `path` was (a symbolic link someone
+    planted, say, in a directory others may write, such as /tmp), it is replaced, never
+    written through; and a reader never sees half a file. An existing file keeps its mode.
+    Raises OSError."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        mode = os.stat(path, follow_symlinks=False).st_mode & 0o777 if not path.is_symlink() else 0o644
+    except OSError:
+        mode = 0o666 & ~_umask()
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _drawn(path: Path, draw: Callable[[str], None]) -> None:
+    """`draw` into a temporary file of the same extension beside `path`, renamed into place
+    (as `replace_file`: never through a link)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        draw(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text(path: Path, text: str, *, wrote: Callable[[Path], None] = lambda path: None,
                parents: bool = False) -> None:
-    """Write a text output file (``--junit FILE``) as UTF-8, making its missing directories
-    first with `parents`; an `OutputError` naming it if that fails."""
+    """Write a text output file (``--junit FILE``) as UTF-8 (`replace_file`: never through a
+    symbolic link), making its missing directories first with `parents`; an `OutputError`
+    naming it if that fails."""
     try:
         if parents:
             path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        replace_file(path, text.encode("utf-8"))
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     wrote(path)
 
 
 def write_bytes(path: Path, data: bytes, *, wrote: Callable[[Path], None] = lambda path: None) -> None:
-    """Write a binary output file (a check's pcap); an `OutputError` naming it if that fails."""
+    """Write a binary output file (a check's pcap; `replace_file`: never through a symbolic
+    link); an `OutputError` naming it if that fails."""
     try:
-        path.write_bytes(data)
+        replace_file(path, data)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     wrote(path)
 
 
-__all__ = ["PLOT_FORMATS", "Outputs", "plot_path", "write_bytes", "write_text"]
+__all__ = ["PLOT_FORMATS", "Outputs", "plot_path", "replace_file", "write_bytes", "write_text"]

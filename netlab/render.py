@@ -19,9 +19,12 @@ from typing import TYPE_CHECKING, cast
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
+
+from .plaintext import printable
 
 if TYPE_CHECKING:  # the views import nothing heavy until they run
     from .bench.core import BenchResult
@@ -80,7 +83,7 @@ class FitTable:
     than the console on its own folds onto several lines rather than losing characters.
     Ruled under the header only, unless `framed` (a box around every cell)."""
 
-    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[str]], *, title: str | None,
+    def __init__(self, columns: Sequence[Column], rows: Sequence[Sequence[Text]], *, title: str | None,
                  left_title: bool, pad_edge: bool, framed: bool) -> None:
         self.columns = list(columns)
         self.rows = [list(row) for row in rows]
@@ -90,7 +93,7 @@ class FitTable:
         self.prose = [self._is_prose(i) for i in range(len(self.columns))]
 
     def _cells(self, index: int) -> list[str]:
-        return [self.columns[index].name] + [row[index] for row in self.rows]
+        return [self.columns[index].name] + [row[index].plain for row in self.rows]
 
     def _is_prose(self, index: int) -> bool:
         wrap = self.columns[index].wrap
@@ -132,11 +135,11 @@ class FitTable:
 
     def _table(self, indexes: Sequence[int], title: str | None, width: int) -> Table:
         cramped = self._table_width(indexes) > width  # one column too wide on its own: fold it
-        made = Table(title=title, box=box.HEAVY_HEAD if self.framed else box.SIMPLE_HEAD, pad_edge=self.pad_edge,
-                     title_justify="left" if self.left_title else "center")
+        made = Table(title=None if title is None else Text(title), box=box.HEAVY_HEAD if self.framed else
+                     box.SIMPLE_HEAD, pad_edge=self.pad_edge, title_justify="left" if self.left_title else "center")
         for index in indexes:
             column, prose = self.columns[index], self.prose[index]
-            made.add_column(column.name, justify="right" if column.right else "left",
+            made.add_column(Text(column.name), justify="right" if column.right else "left",
                             no_wrap=not (prose or cramped), overflow="fold",
                             min_width=None if prose or cramped else self._width(index))
         for row in self.rows:
@@ -157,12 +160,31 @@ class FitTable:
         return Measurement(min(widths), min(max(widths), options.max_width))
 
 
+def plain(text: str) -> Text:
+    """`text` as rich shows it exactly: never read as markup (``[/b]`` in a program's output
+    stays ``[/b]``), control characters (a terminal's escape sequences) written as ``\\xNN``."""
+    return Text(printable(text))
+
+
+def cell(value: object) -> Text:
+    """A table cell: a `Text` as it is (styled by the view), anything else as `plain` text."""
+    return value if isinstance(value, Text) else plain(str(value))
+
+
+def markup_free(text: str) -> str:
+    """`text` for a place that reads rich markup (a progress bar's description): shown as
+    written, control characters escaped."""
+    return escape(printable(text))
+
+
 def table(columns: Iterable[str | Column], rows: Iterable[Sequence[object]], *, title: str | None = None,
           left_title: bool = True, pad_edge: bool = True, framed: bool = False) -> FitTable:
-    """The one table renderer: `rows` of cells (shown with ``str``) under `columns`, fitted to
-    the width it is printed at (`FitTable`)."""
+    """The one table renderer: `rows` of cells under `columns`, fitted to the width it is
+    printed at (`FitTable`). Cells and the title are plain text (`cell`): whatever they hold,
+    a program's output included, is never taken for markup or a terminal's control sequence."""
     specs = [Column(column) if isinstance(column, str) else column for column in columns]
-    return FitTable(specs, [[str(cell) for cell in row] for row in rows], title=title, left_title=left_title,
+    return FitTable(specs, [[cell(value) for value in row] for row in rows],
+                    title=None if title is None else plain(title).plain, left_title=left_title,
                     pad_edge=pad_edge, framed=framed)
 
 
@@ -386,10 +408,10 @@ def bench(console: Console, result: BenchResult, details: bool = False) -> None:
 
 
 def host(console: Console, info: HostInfo) -> None:
-    rows: list[list[str]] = [["gethostname()", info.hostname]]
+    rows: list[list[str | Text]] = [["gethostname()", info.hostname]]
     for lookup in (info.gethostbyname, info.gethostbyname_ex):
         if not lookup.ok:
-            result = f"[red]failed[/red]: {lookup.error}"
+            result: str | Text = Text.assemble(("failed", "red"), f": {plain(str(lookup.error)).plain}")
         elif lookup.address is not None:
             result = lookup.address
         else:
@@ -545,7 +567,7 @@ def raw_listened(event: RawEvent, *, hexdump: bool) -> None:
         print(f"{who} {event.detail}", flush=True)
 
 
-__all__ = ["PLAIN_WIDTH", "Column", "FitTable", "bench", "bits_per_second", "compare", "console", "constants", "dash",
-           "explanation", "host", "kernel_compare", "prefixes", "raw_data", "raw_listened", "raw_received",
-           "raw_summary", "relay_summary", "relaying", "resolution", "result_table", "serving", "table", "transports",
-           "yes_no"]
+__all__ = ["PLAIN_WIDTH", "Column", "FitTable", "bench", "bits_per_second", "cell", "compare", "console", "constants",
+           "dash", "explanation", "host", "kernel_compare", "markup_free", "plain", "prefixes", "raw_data",
+           "raw_listened", "raw_received", "raw_summary", "relay_summary", "relaying", "resolution", "result_table",
+           "serving", "table", "transports", "yes_no"]

@@ -8,7 +8,7 @@ is not seen there.
 
 from __future__ import annotations
 
-from .client import RECEIVE_SIZE, Client, MessageClient, StreamClient, open_client, run_chat
+from .client import RECEIVE_SIZE, REQUEST_TIMEOUT, Client, MessageClient, StreamClient, open_client, run_chat
 from .errors import NetlabError
 from .server import Limits, Server, ServerStats, serve
 from .server.context import log
@@ -17,7 +17,7 @@ from .server.streams import SERVER_RECEIVE_SIZE
 from .server.unfinished import HINT_AFTER, HINT_SHOWS, HINTS_PER_S
 
 __all__ = [
-    "HINTS_PER_S", "HINT_AFTER", "HINT_SHOWS", "PEER_REPLY_QUEUE", "RECEIVE_SIZE", "REPLY_QUEUE_BYTES",
+    "HINTS_PER_S", "HINT_AFTER", "HINT_SHOWS", "PEER_REPLY_QUEUE", "RECEIVE_SIZE", "REPLY_QUEUE_BYTES", "REQUEST_TIMEOUT",
     "REPLY_TIMEOUT", "SERVER_RECEIVE_SIZE", "Client", "Limits", "MessageClient", "NetlabError", "Server",
     "ServerStats", "StreamClient", "log", "open_client", "run_chat", "serve",
 ]

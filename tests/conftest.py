@@ -44,10 +44,12 @@ import contextlib
 import gc
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import _posixsubprocess
 import sys
+import tempfile
 import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
@@ -89,6 +91,13 @@ def transport_of(name: str) -> Transport:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.geteuid() == 0 and config.option.basetemp is None:
+        # as root, netlab check runs programs as other users, which must reach the tests'
+        # files: pytest's own /tmp/pytest-of-root is made 0700 again by every pytest that
+        # starts on the machine, so the tests' temporary directories live elsewhere
+        # (`_temporary_directories_open_to_programs`), removed at the end
+        config.option.basetemp = tempfile.mkdtemp(prefix="netlab-pytest-")
+        config._netlab_basetemp = config.option.basetemp  # type: ignore[attr-defined]  # ours, for pytest_unconfigure
     config.addinivalue_line(
         "markers",
         "transports(kind=None, target=None, boundaries=None): run only on the transports of that "
@@ -147,6 +156,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = getattr(config, "_netlab_basetemp", None)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "transport_name" not in metafunc.fixturenames:
         return
@@ -167,6 +182,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ]
         assert names, f"no transport matches {marker}"
     metafunc.parametrize("transport_name", names)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_directories_open_to_programs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """When the tests run as root, every temporary directory pytest makes (`tmp_path`, and
+    `tmp_path_factory.mktemp`) is open to every user: netlab check runs a program as another
+    user then (`netlab.check.sandbox`), and the programs the tests write there must be
+    readable, and the files they write writable, by it. (pytest makes them 0700; each becomes
+    0777, each directory above it passable.)"""
+    if os.geteuid() != 0:
+        yield
+        return
+    original = tmp_path_factory.mktemp
+
+    def mktemp(basename: str, numbered: bool = True) -> Path:
+        path = original(basename, numbered)
+        path.chmod(0o777)
+        for parent in path.parents:
+            if parent == Path(tempfile.gettempdir()) or parent == parent.parent:
+                break
+            parent.chmod(parent.stat().st_mode | 0o111)
+        return path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tmp_path_factory, "mktemp", mktemp)
+        yield
 
 
 @pytest.fixture

@@ -101,7 +101,11 @@ def test_outputs_writes_json_then_plot(tmp_path: Path) -> None:
     outputs = Outputs(json=tmp_path / "a.json", plot=tmp_path / "a.png")
     outputs.write(lambda: {"x": 1}, drawn.append, indent=1, wrote=wrote.append)
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
-    assert drawn == [str(tmp_path / "a.png")] and wrote == [tmp_path / "a.json", tmp_path / "a.png"]
+    # the plot is drawn beside its file, with its extension, and renamed into place (never
+    # written through a link planted where it goes)
+    assert len(drawn) == 1 and Path(drawn[0]).parent == tmp_path and drawn[0].endswith(".png")
+    assert (tmp_path / "a.png").exists() and not Path(drawn[0]).exists()
+    assert wrote == [tmp_path / "a.json", tmp_path / "a.png"]
     with pytest.raises(OutputError, match="cannot write"):
         Outputs(json=tmp_path).write(lambda: {})  # a directory is not a file
 

@@ -17,10 +17,15 @@ what the kernel shows meanwhile), `conversation` (one exchange with the server: 
 judging). The cases: `cases` (a server's, in `answers`, `serving`, `system`, using `reach`
 and `restart`) and `client` (a client's, against the `reference` server); `listing` lists
 them all (``netlab check --list``). Running them: `run` (the runner), `program` (the program
-under test), `procnet` (where it listens, from /proc), `isolate` and `inside` (namespaces of
-its own), `packets` (``--trace``: a failed case's packets), `report`, `grading`, `view` (the tables
-the command prints), `usage` (which inputs of a check go together: `check_usage`,
-for the command and the library).
+under test), `command` (its command line: no shell unless it asks for one), `sandbox` (who
+it runs as, its environment, its private folder), `guard` (netlab stopped: the programs
+first), `procnet` (where it listens, from /proc and sock_diag), `isolate` and `inside`
+(namespaces of its own), `packets` (``--trace``: a failed case's packets), `report`,
+`grading`, `view` (the tables the command prints), `usage` (which inputs of a check go
+together: `check_usage`, for the command and the library).
+
+Everything a program sends or prints is hostile input: parsed defensively, bounded, and
+shown as plain text (`netlab.plaintext.printable`); see the README's "A hostile submission".
 """
 
 from __future__ import annotations

@@ -30,12 +30,14 @@ import trio
 
 from ..transports import Address, get_transport, parse_address
 from . import isolate
+from .command import Command
 from .judge import printed_answer, shown
 from .packets import NOT_TRACED, traced
 from .program import Program
-from .reference import UNFINISHED, Reference, Reply, ReplyWith, _Seen, reference
+from .reference import KEEP, UNFINISHED, Reference, Reply, ReplyWith, _Seen, reference
 from .registry import BYTE_STREAMS, CONNECTIONS, DATAGRAMS, SUM, Case, CaseList
 from .report import CaseResult, CheckReport
+from .sandbox import RunAs, Workspace, resolve_user
 from .settings import CheckSettings, Verdict
 from .usage import check_usage
 
@@ -274,7 +276,8 @@ async def client_request_end(run: ClientRun) -> Verdict:
     never = _never_asked(run)
     if never is not None:
         return never
-    how = "a newline" if seen.ends[0] == "newline" else "the end of its stream (it shut down its sending side, or closed)"
+    how = {"newline": "a newline", "long": f"its size (netlab reads at most {KEEP:,} bytes of a request)"}.get(
+        seen.ends[0], "the end of its stream (it shut down its sending side, or closed)")
     return "pass", f"sent {shown(seen.requests[0])}, ended by {how}: a server that reads a line sees it whole"
 
 
@@ -290,7 +293,7 @@ ClientCase = Case[ClientRun]
 async def check_client(command: str, listen: Address | str, settings: CheckSettings = CheckSettings(), *,
                        stdin: bytes | None = None, cwd: str | None = None,
                        progress: Callable[[str, int, int], None] | None = None, owner: bool = False,
-                       host_netns: str | None = None) -> CheckReport:
+                       host_netns: str | None = None, run_as: RunAs | None = None) -> CheckReport:
     """Run the client `command` once per case against a reference server at `listen`.
 
     The client and the reference server run in namespaces of their own where this machine
@@ -303,26 +306,45 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
     `Transport.listen` raises (the address is taken, not allowed)."""
     address = parse_address(listen)
     check_usage(client=command, listen=address, stdin=stdin, trace=settings.trace, namespaces=settings.namespaces)
+    Command.parse(command)  # a bad command, before anything runs
     note = ""
-    if not owner and settings.namespaces:
-        found = isolate.isolation()
-        if found.available:
+    if not owner:
+        found = isolate.isolation() if settings.namespaces else None
+        if run_as is None:
+            run_as = resolve_user(settings.user, isolation_mode=found.mode if found else None, folder=False,
+                                  env=settings.env)
+        assert run_as is not None  # folder=False always resolves
+        if found is not None and found.available:
             job = {"kind": "client", "command": command, "listen": str(address), "cwd": cwd,
-                   "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
+                   "stdin": None if stdin is None else stdin.hex(), "mode": found.mode, "run_as": run_as.as_json()}
             return await isolate.run_isolated(job, settings, len(CLIENT_CASES), progress)
-        if settings.trace:
-            note = found.describe() + NOT_TRACED
+        if found is not None and settings.trace:
+            note = found.describe()
+    run_as = run_as if run_as is not None else RunAs()
+    space = Workspace.make(run_as)
+    try:
+        report = await _check_client(command, address, settings, stdin, cwd, progress, owner, host_netns, run_as,
+                                     space.home)
+    finally:
+        space.remove()
+    report.isolation = "; ".join(part for part in (note, run_as.describe()) if part) + (NOT_TRACED if note else "")
+    return report
+
+
+async def _check_client(command: str, address: Address, settings: CheckSettings, stdin: bytes | None,
+                        cwd: str | None, progress: Callable[[str, int, int], None] | None, owner: bool,
+                        host_netns: str | None, run_as: RunAs, home: str) -> CheckReport:
     transport = get_transport(address.scheme)
     cases = [c for c in CLIENT_CASES if c.applies(settings.service, transport=transport)]
     if settings.only:
         cases = [c for c in cases if c.id in settings.only or c.group in settings.only]
-    report = CheckReport(command, settings.service, "client", None, isolation=note)
+    report = CheckReport(command, settings.service, "client", None)
     ref = await reference(address, settings.service, _slow(settings), _pause(settings))
     async with ref.listening:
         for i, case in enumerate(cases):
             if progress is not None:
                 progress(case.id, i, len(cases))
-            run = partial(_run_case, case, command, ref, settings, stdin, cwd, owner, report.cleanup)
+            run = partial(_run_case, case, command, ref, settings, stdin, cwd, owner, report, run_as, home)
             report.cases.append(await traced(run, trace=settings.trace, host_netns=host_netns if owner else None,
                                              seconds=settings.timeout + MARGIN + case.extra(settings) + 5,
                                              unix=lambda: address.is_unix))
@@ -330,15 +352,18 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
 
 
 async def _run_case(case: Case[ClientRun], command: str, ref: Reference, settings: CheckSettings,
-                    stdin: bytes | None, cwd: str | None, owner: bool, cleanup: list[str]) -> CaseResult:
+                    stdin: bytes | None, cwd: str | None, owner: bool, report: CheckReport, run_as: RunAs,
+                    home: str) -> CaseResult:
     started = trio.current_time()
-    program = Program(command, cwd=cwd, stdin=stdin, owner=owner)
+    program = Program(command, cwd=cwd, stdin=stdin, owner=owner, run_as=run_as, home=home)
+    await ref.drain()
     async with trio.open_nursery() as nursery:
         run = ClientRun(settings, program, ref, nursery, settings.timeout + MARGIN + case.extra(settings), _Seen([], []))
         verdict = await case.run(run)
         await program.stop(grace=0.5)
         program.close()
-        cleanup += [f"{case.id}: {line}" for line in program.cleanup]
+        report.cleanup += [f"{case.id}: {line}" for line in program.cleanup]
+        report.limits += [f"{case.id}: {line}" for line in program.limits_hit]
         nursery.cancel_scope.cancel()
     return CaseResult(case.id, case.group, verdict[0], verdict[1], trio.current_time() - started)
 

@@ -26,6 +26,9 @@ from .context import CaseContext, _CpuWatch, was_accepted
 
 #: after the last bytes of a reply that is not (yet) right, wait this long for more
 SETTLE = 0.3
+#: the most bytes of a reply a conversation keeps (beyond what it sent, for echo): a server
+#: that sends more without the reply being right is done with, at once (`Conversation.overflow`)
+KEEP = 64 * 1024
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Conversation:
     accepted: bool | None = None
     #: with --run, when no reply came: the program's share of a core while this conversation waited
     busy: float | None = None
+    #: the server sent more than the conversation keeps (`KEEP`): reading stopped there
+    overflow: bool = False
 
     @property
     def silent(self) -> bool:
@@ -72,11 +77,12 @@ _BROKEN = (NetlabError, trio.BrokenResourceError, trio.ClosedResourceError, OSEr
 
 async def converse(ctx: CaseContext, pieces: Sequence[bytes], done: Callable[[bytes], bool], *,
                    eof: bool = True, pause: float = 0.0, settle: bool = True, address: Address | None = None,
-                   deadline: float | None = None) -> Conversation:
+                   deadline: float | None = None, keep: int = KEEP) -> Conversation:
     """Send `pieces` (one message where the transport keeps boundaries; on a stream, with
     `pause` seconds between them), half-close if `eof`, and read until `done(received)`, the
-    end of the stream, `SETTLE` seconds of silence after some bytes (if `settle`), or the
-    deadline."""
+    end of the stream, `SETTLE` seconds of silence after some bytes (if `settle`), more than
+    `keep` bytes (the first `keep` are kept: a server that sends without end costs the case
+    no more than that, in time and memory), or the deadline."""
     conv = Conversation()
     end = ctx.deadline if deadline is None else deadline
     cpu = _CpuWatch(ctx)
@@ -113,10 +119,14 @@ async def converse(ctx: CaseContext, pieces: Sequence[bytes], done: Callable[[by
                         if not sent_all.is_set():
                             conv.early = True
                         conv.received += data
+                        if len(conv.received) > keep:
+                            conv.received, conv.overflow = conv.received[:keep], True
                         last[0] = trio.current_time()
                         got_some.set()
                         if done(conv.received):
                             conv.done = True
+                            break
+                        if conv.overflow:
                             break
                     nursery.cancel_scope.cancel()
 
@@ -182,5 +192,5 @@ async def reset(conn: Connection) -> None:
     await conn.aclose()
 
 
-__all__ = ["CONNECT_TIMED_OUT", "SETTLE", "Conversation", "converse", "open_connection", "pause_for", "reset",
+__all__ = ["CONNECT_TIMED_OUT", "KEEP", "SETTLE", "Conversation", "converse", "open_connection", "pause_for", "reset",
            "split_pieces"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ..transports import Address
 from . import judge
 from .context import CaseContext
-from .conversation import Conversation, converse, pause_for, split_pieces
+from .conversation import KEEP, Conversation, converse, pause_for, split_pieces
 from .judge import shown
 from .settings import Verdict
 from .wording import why_no_reply
@@ -40,7 +40,7 @@ def judge_sum(ctx: CaseContext, a: str, b: str, request: bytes, conv: Conversati
         if not conv.received:
             return "fail", why_no_reply(ctx, conv, request)
         return "fail", (f"{shown(request)} -> {shown(conv.received)}, expected {shown(want)} exactly "
-                        f"(netlab's line protocol)" + _early(conv, split))
+                        f"(netlab's line protocol)" + _overflowed(conv) + _early(conv, split))
     if judge.sum_matches(conv.received, a, b, exact=exact):
         return "pass", f"{shown(request)} -> {shown(conv.received)}"
     if not conv.received:
@@ -49,7 +49,7 @@ def judge_sum(ctx: CaseContext, a: str, b: str, request: bytes, conv: Conversati
             text += ": it read the first piece and gave up; loop until the request is complete"
         return "fail", text
     total = judge.expected_sum(a, b)
-    text = f"{shown(request)} -> {shown(conv.received)}, expected a reply ending in {total}"
+    text = f"{shown(request)} -> {shown(conv.received)}, expected a reply ending in {total}" + _overflowed(conv)
     cut = judge.truncation(request, conv.received)
     found = judge.numbers_in(conv.received)
     if split and conv.early:
@@ -66,6 +66,14 @@ def judge_sum(ctx: CaseContext, a: str, b: str, request: bytes, conv: Conversati
         text += (f" (the request is {len(request)} bytes: a server that reads a fixed 16 or 32 bytes, "
                  f"recv(16), sees only part of it)")
     return "fail", text
+
+
+def _overflowed(conv: Conversation) -> str:
+    """" (it sent more than 64 KiB ...)" when the conversation stopped reading at `KEEP`."""
+    if not conv.overflow:
+        return ""
+    return (f" (it sent more than {len(conv.received):,} bytes without the right reply; netlab read no further: "
+            f"answer each request with one line)")
 
 
 def _early(conv: Conversation, split: bool) -> str:
@@ -90,7 +98,7 @@ async def echo_exchange(ctx: CaseContext, data: bytes, *, split: bool = False,
     back (an echo client waits for its echo before it closes)."""
     pieces = split_pieces(data) if split else [data]
     conv = await converse(ctx, pieces, lambda got: len(got) >= len(data), eof=False,
-                          pause=pause_for(ctx) if split else 0.0, address=address)
+                          pause=pause_for(ctx) if split else 0.0, address=address, keep=len(data) + KEEP)
     if conv.received == data:
         return ("pass", f"{_size(data)} came back unchanged"), conv
     if not conv.received:

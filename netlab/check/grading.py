@@ -311,7 +311,7 @@ def grades_json(graded: Sequence[tuple[str, CheckReport]], rubric: Rubric) -> di
     return {
         "rubric": rubric.as_json() if rubric.source is not None else None,
         "max_score": _number(max((row.score.max_points for row in rows), default=0.0)),
-        "submissions": [{"submission": name, **scored_json(report, rubric),
+        "submissions": [{"submission": printable(name), **scored_json(report, rubric),
                          "failed": [{"id": case_id, "reason": reason} for case_id, reason in row.failed]}
                         for (name, report), row in zip(graded, rows)],
     }

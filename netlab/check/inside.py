@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +27,8 @@ from .settings import CheckSettings
 from .client import check_client
 from .report import CheckReport
 from .run import check_server
+from .guard import not_dumpable
+from .sandbox import RunAs, remove_tree
 
 
 def _read_job() -> dict[str, Any]:
@@ -47,6 +51,9 @@ def child_main() -> int:
               file=sys.stderr)
         return 2
     token = job["token"]
+    if job.get("workspace"):  # netlab's own directory for the programs' files: it removes it, whatever happens here
+        tempfile.tempdir = job["workspace"]
+    guard_channel()
     channel = os.fdopen(os.dup(1), "w")
     # the programs get files of their own; nothing else may write on the channel
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -57,7 +64,8 @@ def child_main() -> int:
         channel.write(json.dumps({**event, "token": token}) + "\n")
         channel.flush()
 
-    netns.exit_with_parent(0)
+    workspace = job.get("workspace")
+    netns.exit_with_parent(0, before=None if not workspace else (lambda: remove_tree(workspace)))
     try:
         netns.refuse_host(job["parent_netns"])
         netns.loopback_up()
@@ -74,7 +82,8 @@ def child_main() -> int:
 
 async def _child_check(job: dict[str, Any], emit: Callable[[dict[str, Any]], None],
                        tw_problem: str | None) -> CheckReport:
-    settings = CheckSettings(**{**job["settings"], "only": tuple(job["settings"]["only"])})
+    settings = CheckSettings(**{**job["settings"], "only": tuple(job["settings"]["only"]),
+                                "env": tuple(job["settings"]["env"])})
 
     def progress(what: str, done: int, total: int) -> None:
         emit({"event": "progress", "what": what, "done": done, "total": total})
@@ -83,14 +92,34 @@ async def _child_check(job: dict[str, Any], emit: Callable[[dict[str, Any]], Non
     how = isolation_note(job["mode"])
     if tw_problem is not None:
         how += f" (TIME_WAIT is kept: {tw_problem})"
+    run_as = RunAs.from_json(job.get("run_as") or {})
     if job["kind"] == "client":
         report = await check_client(job["command"], job["listen"], settings, stdin=stdin, cwd=job.get("cwd"),
-                                    progress=progress, owner=True, host_netns=job["parent_netns"])
+                                    progress=progress, owner=True, host_netns=job["parent_netns"], run_as=run_as)
     else:
         report = await check_server(job.get("address"), run=job["command"], cwd=job.get("cwd"), settings=settings,
-                                    progress=progress, stdin=stdin, isolated=True, host_netns=job["parent_netns"])
-    report.isolation = how
+                                    progress=progress, stdin=stdin, isolated=True, host_netns=job["parent_netns"],
+                                    submission=job.get("submission"), run_as=run_as)
+    report.isolation = "; ".join(part for part in (how, report.isolation) if part)
     return report
+
+
+def guard_channel() -> None:
+    """Keep the program away from this process, and so from the channel to netlab and the
+    run's token: not dumpable (its /proc/PID/fd, mem and environ open only to a process with
+    CAP_SYS_PTRACE in its user namespace, which the program never has: it runs as another
+    user, or without capabilities, `netlab.check.sandbox.RunAs`), and deaf to the signals
+    the program could send it: each has a handler that does nothing (it ends when its stdin
+    closes). A handler, not SIG_IGN: an ignored signal stays ignored in every program this
+    process starts, and a program that ignores SIGTERM and SIGINT without asking would be
+    stopped by SIGKILL and said to have ignored them; a handler is undone by exec."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, _deaf)
+    not_dumpable()
+
+
+def _deaf(signum: int, frame: object) -> None:
+    """A signal the program sent the checker: nothing happens."""
 
 
 def isolation_note(mode: str | None) -> str:

@@ -39,14 +39,18 @@ import trio
 
 from .. import netns
 from ..errors import NetlabError
+from .program import track, untrack
 from .settings import CheckSettings
 from .report import CheckReport
+from .sandbox import remove_tree, temporary_root
 
 Progress = Callable[[str, int, int], None]
 #: the child (`netlab.check.inside`), named here as text: it imports the runner, which imports this
 CHILD = "import sys; from netlab.check.inside import child_main; sys.exit(child_main())"
 #: netns.isolation() is probed once; tests may set it off
 _forced_off: list[str] = []
+#: the longest line of the child's taken as an event (a report is a few KiB)
+MAX_EVENT = 16 << 20
 
 
 def isolation() -> netns.Isolation:
@@ -67,15 +71,23 @@ async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
     """Run one check (``job["kind"]``: ``server`` or ``client``, of `cases` cases) in a fresh
     network and PID namespace; its report. Raises NetlabError if the namespace cannot be made."""
     token = secrets.token_hex(8)
-    line = json.dumps({**job, "settings": asdict(settings), "token": token,
+    # the programs' private directories go in here, removed below however the child ends
+    workspace = temporary_root()
+    line = json.dumps({**job, "settings": asdict(settings), "token": token, "workspace": workspace,
                        "parent_netns": netns.current_netns()}).encode() + b"\n"
     command = netns.unshare_command(netns.python_command(CHILD), pid=True)
     report: CheckReport | None = None
     errors: list[bytes] = []
-    process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.PIPE, start_new_session=True)
+    except BaseException:
+        remove_tree(workspace)
+        raise
     assert process.stdin is not None and process.stdout is not None and process.stderr is not None
     stderr = process.stderr
+    child = _Child(process.pid)
+    track(child)
     try:
         await process.stdin.send_all(line)
         with trio.move_on_after(budget(settings, cases)) as guard:
@@ -91,6 +103,8 @@ async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
                 async for chunk in process.stdout:
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
+                    if len(buffer) > MAX_EVENT:  # no event of the child's is this long
+                        buffer = b""
                     for raw in lines:
                         event = _event(raw, token)
                         if event is None:
@@ -111,11 +125,26 @@ async def run_isolated(job: dict[str, Any], settings: CheckSettings, cases: int,
             if process.returncode is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
+            untrack(child)
+            remove_tree(workspace)
     if report is None:
         text = b"".join(errors).decode("utf-8", "replace").strip().splitlines()
         raise NetlabError(f"the isolated check ended without a report (exit {process.returncode}): "
                           f"{text[-1] if text else 'no output'}")
     return report
+
+
+class _Child:
+    """The isolated child's process group, for `netlab.check.program.kill_all`."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid = pgid
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _event(raw: bytes, token: str) -> dict[str, Any] | None:

@@ -40,6 +40,10 @@ AUTO_FORMATS = ("{a} {b}\n", "{a} {b}", "{a},{b}\n", "{a},{b}", "{a} + {b}\n", "
 TOLERANCE = decimal.Decimal("1e-9")
 
 _NUMBER = re.compile(rb"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+#: the arithmetic the judges compare numbers in: no signal raises (a reply of ``1e1000000``,
+#: beyond the default context's exponent limit, would raise decimal.Overflow there), so a number
+#: out of range is an infinity, unequal to every sum, and an undefined result (inf - inf) NaN
+_JUDGING = decimal.Context(prec=60, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[])
 
 
 @dataclass(frozen=True)
@@ -80,17 +84,41 @@ def expected_sum(a: str, b: str) -> decimal.Decimal:
     return decimal.Decimal(add(f"{a} {b}"))
 
 
+#: how much of a reply's end `sum_matches` reads: its last number is there (a right sum is a
+#: few dozen digits), and a reply of megabytes is judged as fast as one line
+TAIL = 4096
+
+
+def tail(reply: bytes, size: int = TAIL) -> bytes:
+    """The last `size` bytes of `reply`, less a number cut in two at their start (its end
+    alone would read as a number it is not)."""
+    if len(reply) <= size:
+        return reply
+    end = reply[-size:]
+    cut = len(end) - len(end.lstrip(b"0123456789.eE+-"))
+    return end[cut:]
+
+
 def sum_matches(reply: bytes, a: str, b: str, *, exact: bool = False) -> bool:
-    """Whether the last number in `reply` is ``a + b`` (within `TOLERANCE` unless `exact`)."""
-    found = numbers_in(reply)
+    """Whether the last number in `reply` is ``a + b`` (within `TOLERANCE` unless `exact`).
+    Only the reply's `tail` is read."""
+    found = numbers_in(tail(reply))
     if not found:
         return False
     got, want = found[-1], expected_sum(a, b)
-    if got == want:
-        return True
-    if exact:
-        return False
-    return abs(got - want) <= TOLERANCE * max(abs(want), decimal.Decimal(1))
+    with decimal.localcontext(_JUDGING):
+        if got == want:
+            return True
+        if exact:
+            return False
+        return close(got, want)
+
+
+def close(got: decimal.Decimal, want: decimal.Decimal) -> bool:
+    """`got` is `want` within a relative `TOLERANCE`; never raises, whatever `got` is (a
+    number of a million digits, or beyond any exponent: then it is simply not close)."""
+    with decimal.localcontext(_JUDGING):
+        return bool(abs(got - want) <= TOLERANCE * max(abs(want), decimal.Decimal(1)))
 
 
 def truncation(request: bytes, reply: bytes) -> int | None:
@@ -104,8 +132,9 @@ def truncation(request: bytes, reply: bytes) -> int | None:
         if len(parts) != 2 or parts == numbers_in(request):
             continue
         try:
-            if decimal.Decimal(add(f"{parts[0]} {parts[1]}")) == found[-1]:
-                return size
+            with decimal.localcontext(_JUDGING):
+                if decimal.Decimal(add(f"{parts[0]} {parts[1]}")) == found[-1]:
+                    return size
         except SumError:
             continue
     return None
@@ -219,8 +248,7 @@ def printed_answer(output: bytes, answer: bytes, requests: Sequence[bytes], *, e
     numbers = numbers_in(answer)
     if not numbers or answer.startswith(b"ERR"):
         return False
-    scale = max(abs(numbers[0]), decimal.Decimal(1))
-    return any(abs(n - numbers[0]) <= TOLERANCE * scale for text in texts for n in numbers_in(text))
+    return any(close(n, numbers[0]) for text in texts for n in numbers_in(text))
 
 
 def shown(data: bytes, limit: int = 60) -> str:
@@ -234,5 +262,5 @@ def as_float_text(a: str, b: str) -> str:
     return repr(float(a) + float(b))
 
 
-__all__ = ["AUTO_FORMATS", "DEFAULT_FORMAT", "PROFILES", "RequestFormat", "as_float_text", "expected_sum",
-           "numbers_in", "printed_answer", "reply_lines", "shown", "sum_matches", "truncation"]
+__all__ = ["AUTO_FORMATS", "DEFAULT_FORMAT", "PROFILES", "RequestFormat", "as_float_text", "close", "expected_sum",
+           "numbers_in", "printed_answer", "reply_lines", "shown", "sum_matches", "tail", "truncation"]

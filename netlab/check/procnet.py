@@ -15,17 +15,30 @@ What counts as listening (`ListeningSocket`):
 
 Addresses in ``/proc/net/tcp`` are hexadecimal in the host's byte order, one 32-bit word at a
 time (four words for IPv6); ports are big-endian hexadecimal.
+
+Everything here is read as untrusted: a row that does not parse is skipped, never raised on.
+The inet tables hold only figures, but ``/proc/net/unix`` ends each row with the socket's name,
+written raw, and any local user can bind an abstract name holding a newline and a whole forged
+row after it (pointing, say, at someone else's server, with the inode of the binder's own
+socket). So unix sockets are read from the kernel's ``sock_diag`` netlink interface, which
+gives each name as bytes (`unix_diag`), wherever the process asked about shares this one's
+network namespace; only elsewhere, or where the kernel lacks it, from ``/proc/net/unix``, and
+then every inode listed more than once is dropped (one of its rows is forged). A program's
+listening sockets are only ever those whose inodes its own processes hold (`sockets_of`).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
+import struct
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..errors import NetlabError
 from ..transports import Address, get_transport, kernel_scheme, parse_address
 
 _TCP_LISTEN = "0A"
@@ -97,11 +110,15 @@ def _inet_host(hex_address: str) -> str:
 
 
 def _read_lines(path: str) -> list[str]:
+    """A kernel table's rows, after its header: split at newlines only (a unix socket's name
+    may hold any other byte, none of which ends a row), bytes that are not UTF-8 kept as
+    surrogates."""
     try:
-        with open(path) as f:
-            return f.read().splitlines()[1:]
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError:
         return []
+    return data.decode("utf-8", "surrogateescape").split("\n")[1:]
 
 
 def parse_inet_table(lines: Iterable[str], kind: str) -> list[ListeningSocket]:
@@ -113,30 +130,136 @@ def parse_inet_table(lines: Iterable[str], kind: str) -> list[ListeningSocket]:
         if len(fields) < 10 or fields[3] != wanted:
             continue
         local_host, _, local_port = fields[1].partition(":")
-        port = int(local_port, 16)
+        try:
+            port = int(local_port, 16)
+            host, inode = _inet_host(local_host), int(fields[9])
+        except ValueError:
+            continue
         if port == 0:
             continue
-        found.append(ListeningSocket(kind, _inet_host(local_host), port, None, int(fields[9])))
+        found.append(ListeningSocket(kind, host, port, None, inode))
     return found
 
 
+#: a row of /proc/net/unix as the kernel writes it: "Num: RefCount Protocol Flags Type St Inode
+#: [Path]"; anything else is a piece of a name that held a newline
+_UNIX_ROW = re.compile(r"[0-9a-fA-F]+: [0-9a-fA-F]{8} [0-9a-fA-F]{8} [0-9a-fA-F]{8} [0-9a-fA-F]{4} [0-9a-fA-F]{2} "
+                       r"[0-9]+(?: (.*))?\Z")
+
+
 def parse_unix_table(lines: Iterable[str]) -> list[ListeningSocket]:
-    """The listening (or bound, unconnected datagram) sockets in ``/proc/net/unix``'s lines."""
-    found = []
+    """The listening (or bound, unconnected datagram) sockets in ``/proc/net/unix``'s lines.
+
+    A name may hold a newline, and what follows it then reads as a row of its own: lines
+    that are not rows are skipped, and an inode listed more than once is dropped altogether
+    (one of its rows was forged inside a name, and which one cannot be told)."""
+    rows: list[tuple[int, int, int, int, str]] = []
     for line in lines:
+        match = _UNIX_ROW.match(line)
+        if match is None or match.group(1) is None:
+            continue  # not a row, or no name: an unbound socket
         fields = line.split(None, 7)
-        if len(fields) < 8:
-            continue  # no name: an unbound socket
-        flags, socktype, state, inode = int(fields[3], 16), int(fields[4], 16), int(fields[5], 16), int(fields[6])
+        rows.append((int(fields[3], 16), int(fields[4], 16), int(fields[5], 16), int(fields[6]), match.group(1)))
+    counts: dict[int, int] = {}
+    for row in rows:
+        counts[row[3]] = counts.get(row[3], 0) + 1
+    found = []
+    for flags, socktype, state, inode, name in rows:
         kind = kernel_scheme(socket.AF_UNIX, socktype)
-        if kind is None:
+        if kind is None or counts[inode] > 1:
             continue
         # a bound datagram socket is listed as connected (03) once a connected client has
         # written to it; stream and seqpacket listeners are unconnected and accepting
         if get_transport(kind).connected and (state != _UNCONNECTED or not flags & _SO_ACCEPTCON):
             continue
-        found.append(ListeningSocket(kind, None, None, fields[7], inode))
+        found.append(ListeningSocket(kind, None, None, name, inode))
     return found
+
+
+# -- unix sockets from sock_diag (netlink): names as bytes, nothing to forge ---------------------
+
+_NETLINK_SOCK_DIAG, _SOCK_DIAG_BY_FAMILY = 4, 20
+_NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_UDIAG_SHOW_NAME, _UNIX_DIAG_NAME = 0x1, 0
+_TCP_LISTEN_STATE = 10  # sk_state of a unix socket that called listen()
+
+
+def parse_unix_diag(data: bytes) -> tuple[list[ListeningSocket], bool]:
+    """The listening (or bound datagram) sockets in netlink messages answering a unix_diag
+    dump, and whether the dump is complete (its NLMSG_DONE came). Raises ValueError for an
+    error message (no unix_diag in this kernel)."""
+    found: list[ListeningSocket] = []
+    offset = 0
+    while offset + 16 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, offset)
+        if length < 16 or offset + length > len(data):
+            break
+        body = data[offset + 16:offset + length]
+        offset += (length + 3) & ~3
+        if kind == _NLMSG_DONE:
+            return found, True
+        if kind == _NLMSG_ERROR:
+            code = struct.unpack_from("=i", body)[0] if len(body) >= 4 else 0
+            raise ValueError(f"sock_diag: {os.strerror(-code) if code else 'error'}")
+        if kind != _SOCK_DIAG_BY_FAMILY or len(body) < 16:
+            continue
+        _family, socktype, state, _pad, inode = struct.unpack_from("=BBBBI", body)
+        name: bytes | None = None
+        at = 16
+        while at + 4 <= len(body):
+            size, attr = struct.unpack_from("=HH", body, at)
+            if size < 4:
+                break
+            if attr == _UNIX_DIAG_NAME:
+                name = body[at + 4:at + size]
+            at += (size + 3) & ~3
+        sock_kind = kernel_scheme(socket.AF_UNIX, socktype)
+        if sock_kind is None or not name:
+            continue
+        if get_transport(sock_kind).connected and state != _TCP_LISTEN_STATE:
+            continue
+        text = "@" + name[1:].decode("utf-8", "surrogateescape") if name[:1] == b"\0" else \
+            name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        found.append(ListeningSocket(sock_kind, None, None, text, inode))
+    return found, False
+
+
+def unix_diag() -> list[ListeningSocket] | None:
+    """The listening unix sockets of this process's network namespace, from sock_diag; None
+    where the kernel does not answer (no unix_diag)."""
+    request = struct.pack("=BBHIII", socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, _UDIAG_SHOW_NAME) + b"\xff" * 8
+    header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
+    found: list[ListeningSocket] = []
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as sock:
+            sock.settimeout(5.0)
+            sock.sendto(header + request, (0, 0))
+            for _ in range(100_000):  # a dump of any size, in messages of up to 64 KiB each
+                part, done = parse_unix_diag(sock.recv(1 << 16))
+                found += part
+                if done:
+                    return found
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _same_netns(pid: int | str) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+
+
+def unix_listening(pid: int | str = "self") -> list[ListeningSocket]:
+    """The listening unix sockets in `pid`'s network namespace: from sock_diag where that is
+    this process's own and the kernel has it, else from ``/proc/PID/net/unix``."""
+    if _same_netns(pid):
+        found = unix_diag()
+        if found is not None:
+            return found
+    return parse_unix_table(_read_lines(f"/proc/{pid}/net/unix"))
 
 
 def listening_sockets(pid: int | str = "self") -> list[ListeningSocket]:
@@ -145,7 +268,7 @@ def listening_sockets(pid: int | str = "self") -> list[ListeningSocket]:
     found: list[ListeningSocket] = []
     for name, kind in (("tcp", "tcp4"), ("tcp6", "tcp6"), ("udp", "udp4"), ("udp6", "udp6")):
         found += parse_inet_table(_read_lines(f"{base}/{name}"), kind)
-    found += parse_unix_table(_read_lines(f"{base}/unix"))
+    found += unix_listening(pid)
     return found
 
 
@@ -179,7 +302,7 @@ def socket_inodes(pid: int) -> set[int]:
             target = os.readlink(f"/proc/{pid}/fd/{name}")
         except OSError:
             continue
-        if target.startswith("socket:["):
+        if target.startswith("socket:[") and target.endswith("]") and target[8:-1].isdigit():
             inodes.add(int(target[8:-1]))
     return inodes
 
@@ -226,10 +349,30 @@ def sockets_of(pids: Iterable[int]) -> list[ListeningSocket]:
         if not inodes:
             continue
         for sock in listening_sockets(pid):
-            if sock.inode in inodes and sock.inode not in seen:
+            if sock.inode in inodes and sock.inode not in seen and _reachable(sock):
                 seen.add(sock.inode)
                 found.append(ListeningSocket(sock.kind, sock.host, sock.port, sock.path, sock.inode, pid))
     return sorted(found, key=lambda s: _PREFERENCE.index(s.kind))
+
+
+def _reachable(sock: ListeningSocket) -> bool:
+    """Whether netlab can name the socket as an address to connect to (a unix name may be
+    any bytes: one that no address can spell is not tested)."""
+    try:
+        sock.client_address()
+    except (NetlabError, ValueError):
+        return False
+    return True
+
+
+def choice(found: list[ListeningSocket], tested: ListeningSocket) -> str:
+    """Which of a program's several listening sockets was tested, and why (empty for one)."""
+    if len(found) < 2:
+        return ""
+    shown = ", ".join(f"{s.kind} {s.bound_text}" for s in found[:6]) + (", ..." if len(found) > 6 else "")
+    why = ("the address given" if tested.inode != found[0].inode else
+           "the first in netlab's order: tcp, then unix streams, then datagrams")
+    return f"it listens on {len(found)} sockets ({shown}): tested {tested.kind} {tested.bound_text}, {why}"
 
 
 def _endpoint(field: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
@@ -305,6 +448,7 @@ def find_listener(address: Address, pid: int | str = "self") -> ListeningSocket 
     return matches[0] if matches else None
 
 
-__all__ = ["ListeningSocket", "accept_queue", "accepted", "cpu_seconds", "find_listener", "group_members",
-           "listening_sockets", "parse_accept_queue", "parse_accepted", "parse_inet_table", "parse_unix_table",
-           "socket_inodes", "sockets_of", "time_wait"]
+__all__ = ["ListeningSocket", "accept_queue", "accepted", "choice", "cpu_seconds", "find_listener",
+           "group_members", "listening_sockets", "parse_accept_queue", "parse_accepted", "parse_inet_table",
+           "parse_unix_diag", "parse_unix_table", "socket_inodes", "sockets_of", "time_wait", "unix_diag",
+           "unix_listening"]

@@ -39,6 +39,12 @@ QUIET = 0.2
 #: client.request_end: a request unfinished this long (no newline, no end of stream) is
 #: one a line-reading server waits on for ever (netlab serve logs its hint after as long)
 UNFINISHED = HINT_AFTER
+#: the most bytes of one request the reference server reads (a client that sends without end
+#: costs no more memory than this): what it has then is the request
+KEEP = 64 * 1024
+#: how long the reference server looks for connections and datagrams left over from the
+#: case before (a client stopped as it connected) before the next client starts
+DRAIN = 0.05
 
 
 @dataclass
@@ -48,7 +54,8 @@ class _Seen:
     requests: list[bytes]
     answers: list[bytes]
     #: how each request ended: "newline", "eof" (the client shut down its sending side, or
-    #: closed), "quiet" (nothing more came for `QUIET` s)
+    #: closed), "quiet" (nothing more came for `QUIET` s), "long" (`KEEP` bytes came). A
+    #: connection that carried no request at all (a client's probe) is not recorded
     ends: list[str] = field(default_factory=list)
     #: client.request_end: the request as it stood once it had waited `UNFINISHED` s unfinished
     unfinished: bytes | None = None
@@ -120,6 +127,8 @@ async def _read_request(conn: Connection, service: str, seen: _Seen, *, line: bo
         if chunk is None:
             return data, "eof"
         data += chunk
+        if len(data) >= KEEP:
+            return data[:KEEP], "long"
         if data.endswith(b"\n") if line else _complete(service, data):
             return data, "newline"
 
@@ -289,6 +298,21 @@ class Reference(abc.ABC):
         """Serve every request until cancelled, each as `reply_with` says; `line`: read a
         request as a line-reading server does."""
 
+    async def drain(self) -> int:
+        """Accept and close every connection waiting (or read every datagram queued) from clients
+        of earlier cases, so that the next case judges only its own client; how many there were."""
+        count = 0
+        while True:
+            with trio.move_on_after(DRAIN) as quiet:
+                await self._discard_one()
+            if quiet.cancelled_caught:
+                return count
+            count += 1
+
+    @abc.abstractmethod
+    async def _discard_one(self) -> None:
+        """Wait for one connection (accepted and closed) or datagram (read), left over."""
+
 
 class _Connections(Reference):
     def __init__(self, listeners: Listeners[Connection], service: str, slow: float, pause: float) -> None:
@@ -301,9 +325,16 @@ class _Connections(Reference):
                 conn = await self.listeners.listeners[0].accept()
                 nursery.start_soon(self._serve_connection, conn, reply_with, seen, line)
 
+    async def _discard_one(self) -> None:
+        conn = await self.listeners.listeners[0].accept()
+        with trio.CancelScope(shield=True):
+            await conn.aclose()
+
     async def _serve_connection(self, conn: Connection, reply_with: ReplyWith, seen: _Seen, line: bool) -> None:
         async with conn:
             request, end = await _read_request(conn, self.service, seen, line=line)
+            if not request:
+                return  # a connection that carried no request (a probe, connect then close): not the one judged
             seen.ends.append(end)
             answer = _answer(self.service, request)
             seen.record(request, answer)
@@ -322,12 +353,15 @@ class _Datagrams(Reference):
         async with trio.open_nursery() as nursery:
             while True:
                 message = await self.endpoint.receive()
-                if message.peer is None:
+                if message.peer is None or not message.data:
                     continue
                 request = message.data
                 answer = _answer(self.service, request)
                 seen.record(request, answer)
                 await reply_with(_DatagramReply(self.endpoint, answer, message.peer, seen, self.slow, nursery))
+
+    async def _discard_one(self) -> None:
+        await self.endpoint.receive()
 
 
 async def reference(address: Address, service: str, slow: float, pause: float) -> Reference:
@@ -339,4 +373,4 @@ async def reference(address: Address, service: str, slow: float, pause: float) -
     return _Datagrams(await listen_datagrams(address), service, slow, pause)
 
 
-__all__ = ["QUIET", "UNFINISHED", "Reference", "Reply", "ReplyWith", "reference"]
+__all__ = ["DRAIN", "KEEP", "QUIET", "UNFINISHED", "Reference", "Reply", "ReplyWith", "reference"]

@@ -5,6 +5,7 @@ The JSON document of one check (``--json``)::
     {"target": "...", "service": "sum", "profile": "assignment", "request": "'{a} {b}\\n'",
      "isolation": "isolated: a network and PID namespace of its own (as root)",
      "cleanup": ["killed 1 process [...] that had left the program's process group ..."],
+     "limits": ["it wrote more than 64 MiB on stdout: netlab's limit on a file ..."],
      "cases": [{"id": "sum.small", "group": "sum", "outcome": "pass|fail|warn|skip",
                 "detail": "...", "seconds": 0.01, "points": 1, "max_points": 1}, ...],
      "summary": {"pass": 14, "fail": 1, "warn": 1, "skip": 2},
@@ -31,8 +32,12 @@ JUnit XML (``--junit FILE``) is what CI systems and classroom autograders read: 
 ``<testsuite>`` per checked server, one ``<testcase name=ID classname=netlab.check.GROUP>``
 per case, ``<failure message=...>`` for a failed case, ``<skipped message=...>`` for a skipped
 one; a warning passes, with its sentence in ``<system-out>``; with ``--trace``, a failed or
-warned case's packets are in its ``<system-out>`` too. What a program printed reaches
-the XML through `printable`: characters XML 1.0 cannot hold are written as ``\\xNN`` text.
+warned case's packets are in its ``<system-out>`` too.
+
+Every text in a report may hold what a program printed or a submission's path: hostile
+input. It reaches every output (the table, the JSON, the JUnit XML, Gradescope's file and
+the CSV) through `printable`: control characters (a terminal's escape sequences), characters
+XML 1.0 cannot hold and those that reorder text are written as ``\\xNN`` text.
 """
 
 from __future__ import annotations
@@ -44,25 +49,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..plaintext import printable
 from .settings import Outcome
 
 OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "warn", "skip")
-
-
-def _shown(ch: str) -> str:
-    code = ord(ch)
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8, kept by surrogateescape
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str) -> str:
-    """`text` as XML 1.0, JSON readers in any language and a spreadsheet all take it: tabs
-    and newlines kept, other control characters, lone surrogates and non-characters written
-    as ``\\xNN`` (``\\uNNNN``) text."""
-    return "".join(ch if ch in "\t\n" or ("\x20" <= ch < "\x7f") or
-                   ("\xa0" <= ch <= "\ud7ff") or ("\ue000" <= ch <= "\ufffd") or ch >= "\U00010000"
-                   else _shown(ch) for ch in text)
 
 
 @dataclass(frozen=True)
@@ -79,10 +69,11 @@ class CaseResult:
     pcap: bytes | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"id": self.id, "group": self.group, "outcome": self.outcome,
-                                   "detail": self.detail, "seconds": round(self.seconds, 3)}
+        data: dict[str, object] = {"id": printable(self.id), "group": printable(self.group),
+                                   "outcome": self.outcome, "detail": printable(self.detail),
+                                   "seconds": round(self.seconds, 3)}
         if self.packets:
-            data["packets"] = list(self.packets)
+            data["packets"] = [printable(line) for line in self.packets]
         if self.pcap is not None:
             data["pcap"] = base64.b64encode(self.pcap).decode("ascii")
         return data
@@ -110,6 +101,9 @@ class CheckReport:
     isolation: str = ""
     #: what netlab had to clean up after the program: processes it left running, one sentence each
     cleanup: list[str] = field(default_factory=list)
+    #: the limits the program ran into (output bytes, memory, processes, open files), one
+    #: sentence each (`netlab.check.program.Limits`)
+    limits: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -131,8 +125,12 @@ class CheckReport:
         return next((c.outcome for c in self.cases if c.id == case_id), None)
 
     def as_json(self) -> dict[str, object]:
-        return {"target": self.target, "service": self.service, "profile": self.profile, "request": self.request,
-                "isolation": self.isolation, "cleanup": list(self.cleanup),
+        """The report as JSON, every text in it `printable` (what a program printed, or a
+        submission's path, never reaches a reader as control characters)."""
+        return {"target": printable(self.target), "service": self.service, "profile": self.profile,
+                "request": None if self.request is None else printable(self.request),
+                "isolation": printable(self.isolation), "cleanup": [printable(line) for line in self.cleanup],
+                "limits": [printable(line) for line in self.limits],
                 "cases": [c.as_dict() for c in self.cases], "summary": self.summary}
 
     @classmethod
@@ -144,7 +142,8 @@ class CheckReport:
             request = data.get("request")
             return cls(str(data["target"]), str(data["service"]), str(data["profile"]),
                        None if request is None else str(request), cases, str(data.get("isolation", "")),
-                       [str(line) for line in data.get("cleanup", [])])
+                       [str(line) for line in data.get("cleanup", [])],
+                       [str(line) for line in data.get("limits", [])])
         except (KeyError, TypeError, AttributeError, binascii.Error) as exc:
             raise ValueError(f"not a check report: {exc}") from None
 

@@ -26,10 +26,11 @@ from functools import partial
 
 import trio
 
-from ..errors import UsageError
+from ..errors import NetlabError, UsageError
 from ..transports import Address, parse_address
 from . import isolate, procnet
 from .cases import select_cases
+from .command import Command
 from .context import CaseContext
 from .exchange import sum_exchange
 from .judge import AUTO_FORMATS, DEFAULT_FORMAT, PROFILES, RequestFormat
@@ -38,6 +39,7 @@ from .procnet import ListeningSocket
 from .program import Program
 from .registry import Case, evaluate_skip
 from .report import CaseResult, CheckReport
+from .sandbox import RunAs, Workspace, for_submission, resolve_user
 from .settings import CheckSettings, Outcome
 from .wording import program_state
 from .usage import check_usage
@@ -115,6 +117,12 @@ class _Run:
         self.port: int | None = None
         #: isolated: the host's network namespace (a capture refuses it; `netlab.check.packets`)
         self.host_netns = host_netns
+
+    def listening_note(self) -> str:
+        """Which socket was tested, when the program listens on several, and why."""
+        if self.program is None or self.ctx is None or self.ctx.listener is None:
+            return ""
+        return procnet.choice(self.program.listening(), self.ctx.listener)
 
     def listener_for(self, address: Address) -> ListeningSocket | None:
         if self.program is not None:
@@ -280,10 +288,15 @@ class _Run:
 async def check_server(address: Address | str | None = None, *, run: str | None = None, cwd: str | None = None,
                        settings: CheckSettings = CheckSettings(), progress: Progress | None = None,
                        stdin: bytes | None = None, isolated: bool = False,
-                       host_netns: str | None = None) -> CheckReport:
+                       host_netns: str | None = None, submission: str | None = None,
+                       run_as: RunAs | None = None) -> CheckReport:
     """Check a server at `address`, or the program `run` starts (found where it listens, or at
     `address`), with every case of the settings' service and profile. `stdin` is what the
-    program reads on its standard input.
+    program reads on its standard input. `run` is split into words and run without a shell
+    unless it asks for one (`netlab.check.command`); with `submission`, each ``{}`` in it
+    stands for that file, and the program runs in a private copy of the file's folder
+    (`netlab.check.sandbox`). As root it runs as `run_as` (default: ``settings.user``, see
+    `netlab.check.sandbox.resolve_user`), always with a minimal environment.
 
     A program netlab starts runs in namespaces of its own when this machine allows it
     (`netlab.check.isolate`; ``settings.namespaces=False`` keeps it on the host); the report's
@@ -292,26 +305,58 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
     `host_netns`, which ``settings.trace``'s capture refuses.)
 
     Raises: UsageError for inputs or settings that do not go together (`check_usage`; the
-    cases themselves never raise: every problem of the server under test is a case's result)."""
+    cases themselves never raise: every problem of the server under test is a case's result);
+    NetlabError when the submission's folder cannot be copied."""
     check_usage(targets=() if address is None or run is not None else (str(address),), run=run,
                 at=address if run is not None else None, stdin=stdin, kind="server", trace=settings.trace,
                 namespaces=settings.namespaces)
     target = None if address is None else parse_address(address)
     fmt = request_format(settings)
     cases = select_cases(settings.service, settings.profile, settings.only)
+    if run is not None:
+        Command.parse(run, None if submission is None else submission)  # a bad template, before anything runs
     note = ""
     if run is not None and not isolated:
         found = isolate.isolation() if settings.namespaces else None
+        if run_as is None:
+            run_as = resolve_user(settings.user, isolation_mode=found.mode if found else None, folder=False,
+                                  env=settings.env)
+        assert run_as is not None  # folder=False always resolves
         if found is not None and found.available:
             job = {"kind": "server", "command": run, "cwd": cwd, "address": None if target is None else str(target),
-                   "stdin": None if stdin is None else stdin.hex(), "mode": found.mode}
+                   "stdin": None if stdin is None else stdin.hex(), "mode": found.mode,
+                   "submission": None if submission is None else os.path.abspath(submission),
+                   "run_as": run_as.as_json()}
             return await isolate.run_isolated(job, settings, len(cases), progress)
         note = ("not isolated: --no-namespaces" if found is None else found.describe()) + \
             " (verdicts were taken on the host: a restart may wait for TIME_WAIT, and a program that leaves " \
-            "its process group may outlive the check)" + (NOT_TRACED if settings.trace else "")
-    program = Program(run, cwd=cwd, stdin=stdin, owner=isolated) if run is not None else None
-    state = _Run(target, program, settings, fmt, isolated=isolated, progress=progress,
-                 host_netns=host_netns if isolated else None)
+            "its process group may outlive the check)"
+    space = None
+    if run is not None:
+        run_as = run_as if run_as is not None else RunAs()
+        space = Workspace.make(run_as, submission)
+        note = "; ".join(part for part in (note, how_it_ran(run_as, submission)) if part)
+        if settings.trace and not isolated:
+            note += NOT_TRACED
+    try:
+        program = Program(Command.parse(run, space.path if space else None), cwd=space.folder or cwd, stdin=stdin,
+                          owner=isolated, run_as=run_as, home=space.home) if run is not None and space else None
+        return await _check(target, program, settings, fmt, cases, note, isolated, progress, run,
+                            host_netns if isolated else None)
+    finally:
+        if space is not None:
+            space.remove()
+
+
+def how_it_ran(run_as: RunAs, submission: str | None) -> str:
+    """"ran as uid N (...), in a private copy of its folder", for the report."""
+    return run_as.describe() + (", in a private copy of its folder" if submission is not None else "")
+
+
+async def _check(target: Address | None, program: Program | None, settings: CheckSettings,
+                 fmt: RequestFormat | None, cases: list[Case[CaseContext]], note: str, isolated: bool,
+                 progress: Progress | None, run: str | None, host_netns: str | None) -> CheckReport:
+    state = _Run(target, program, settings, fmt, isolated=isolated, progress=progress, host_netns=host_netns)
     report = CheckReport(run if run is not None else str(target), settings.service, settings.profile,
                          None if settings.service != "sum" else str(state.fmt), isolation=note)
     try:
@@ -333,8 +378,10 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
             if progress is not None:
                 progress(case.id, i, len(cases))
             result = await state.run_case(case)
-            if detected is not None and case.id == "connect":
-                result = dataclasses.replace(result, detail=f"{result.detail}; {detected}")
+            if case.id == "connect":
+                notes = [note for note in (detected, state.listening_note()) if note]
+                if notes:
+                    result = dataclasses.replace(result, detail="; ".join([result.detail, *notes]))
             state.results.append(result)
             if result.outcome == "pass" and state.ctx is not None:
                 state.ctx.passed.add(case.id)
@@ -350,6 +397,20 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
             await program.stop()
             program.close()
             report.cleanup = list(program.cleanup)
+            report.limits = list(program.limits_hit)
+
+
+def unchecked(run: str, settings: CheckSettings, problem: Exception) -> CheckReport:
+    """The report of a submission netlab could not check (its folder could not be copied, its
+    isolated check ended without a report): the first case fails saying why, the others are
+    skipped, so the row says so and scores nothing."""
+    cases = select_cases(settings.service, settings.profile, settings.only)
+    report = CheckReport(run, settings.service, settings.profile)
+    for i, case in enumerate(cases):
+        report.cases.append(CaseResult(case.id, case.group, "fail" if i == 0 else "skip",
+                                       f"netlab could not check this submission: {problem}" if i == 0 else
+                                       "not checked (see the first case)", 0.0))
+    return report
 
 
 def submission_command(template: str, submission: str) -> tuple[str, str]:
@@ -390,8 +451,13 @@ async def grade(template: str, submissions: Sequence[str], settings: CheckSettin
     done_cases: dict[int, int] = {}
     limiter = trio.CapacityLimiter(width)
 
+    Command.parse(template, "submission")  # a bad template, before anything runs
+    found = isolate.isolation() if settings.namespaces else None
+    chosen = resolve_user(settings.user, isolation_mode=found.mode if found else None, folder=True, env=settings.env)
+    taken: set[int] = set()
+
     async def one(n: int, submission: str) -> None:
-        command, directory = submission_command(template, submission)
+        run_as = for_submission(chosen, taken, settings.env)
 
         def each(what: str, done: int, total: int) -> None:
             done_cases[n] = min(done, per)
@@ -401,7 +467,11 @@ async def grade(template: str, submissions: Sequence[str], settings: CheckSettin
                          sum(done_cases.values()), per * len(submissions))
 
         async with limiter:
-            report = await check_server(run=command, cwd=directory, settings=settings, progress=each, stdin=stdin)
+            try:
+                report = await check_server(run=template, settings=settings, progress=each, stdin=stdin,
+                                            submission=submission, run_as=run_as)
+            except NetlabError as exc:  # this submission could not be checked: the others still are
+                report = unchecked(template, settings, exc)
         report.target = submission
         results[n] = report
         done_cases[n] = per
@@ -415,4 +485,4 @@ async def grade(template: str, submissions: Sequence[str], settings: CheckSettin
     return [(submission, results[n]) for n, submission in enumerate(submissions)]
 
 
-__all__ = ["check_server", "default_jobs", "grade", "request_format", "submission_command"]
+__all__ = ["check_server", "default_jobs", "grade", "how_it_ran", "request_format", "submission_command", "unchecked"]

@@ -5,8 +5,11 @@ The foundation every other module of `netlab.check` stands on; it imports none o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
+
+from ..errors import UsageError
 
 Outcome = Literal["pass", "fail", "warn", "skip"]
 #: a case's outcome and the one sentence saying what happened (and, on failure, the likely
@@ -29,6 +32,16 @@ class CheckSettings:
     #: keep the packets of each case that fails (or warns): captured in the program's own
     #: namespaces (`netlab.check.packets`); needs them
     trace: bool = False
+    #: --user: who the program runs as, as root (None: `netlab.check.sandbox.resolve_user`'s default)
+    user: str | None = None
+    #: --env: the variables of netlab's environment a program also gets
+    env: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "idle_window", "startup"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise UsageError(f"{name} must be a finite number of seconds above 0, not {value!r}")
 
 
 __all__ = ["CheckSettings", "Outcome", "Verdict"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from ..render import Column, dash, table
+from ..render import Column, dash, plain, table
 
 if TYPE_CHECKING:
     from .grading import GradeRow, Score
@@ -38,7 +38,7 @@ def check_report(console: Console, report: CheckReport, score: Score | None = No
                         title=f"netlab check {report.service} ({report.profile} profile): {report.target}"))
     check_packets(console, report)
     if report.request is not None:
-        console.print(f"requests written as {report.request}", highlight=False, markup=False)
+        console.print(plain(f"requests written as {report.request}"), highlight=False)
     console.print(check_summary(report) + (f"; score {score.text()}" if score is not None else ""), highlight=False)
     check_notes(console, [report])
 
@@ -49,22 +49,25 @@ def check_packets(console: Console, report: CheckReport) -> None:
     for case in report.cases:
         if not case.packets:
             continue
-        console.print(f"{case.id} {'failed' if case.outcome == 'fail' else 'warned'}; its packets:",
-                      highlight=False, markup=False)
+        console.print(plain(f"{case.id} {'failed' if case.outcome == 'fail' else 'warned'}; its packets:"),
+                      highlight=False)
         for line in case.packets:
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            console.print(plain(line), highlight=False, soft_wrap=True)
         console.print()
 
 
 def check_notes(console: Console, reports: Sequence[CheckReport]) -> None:
-    """How the programs ran (isolated or not), and what netlab cleaned up after each."""
+    """How the programs ran (isolated or not), the limits each ran into, and what netlab
+    cleaned up after each."""
     notes = sorted({r.isolation for r in reports if r.isolation})
     for note in notes:
-        console.print(note, highlight=False, markup=False)
+        console.print(plain(note), highlight=False)
     for report in reports:
+        who = f"{report.target}: " if len(reports) > 1 else ""
+        for line in report.limits:
+            console.print(plain(f"limit: {who}{line}"), highlight=False)
         for line in report.cleanup:
-            who = f"{report.target}: " if len(reports) > 1 else ""
-            console.print(f"cleaned up: {who}{line}", highlight=False, markup=False)
+            console.print(plain(f"cleaned up: {who}{line}"), highlight=False)
 
 
 def check_cases(console: Console, entries: Sequence[CaseEntry]) -> None:

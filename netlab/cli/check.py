@@ -7,13 +7,13 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
-import trio
 import typer
 from rich.progress import Progress
 
 from ..check import view
 from ..errors import UsageError
 from ..output import Outputs
+from ..render import markup_free
 from ..transports import Address
 from . import common
 from .common import address_value, app, completes, emit, escaped_bytes, print_json, wrote
@@ -39,8 +39,9 @@ def check(
         metavar="FORMAT", help="sum: how a request is written, {a} and {b} for the numbers (default '{a} {b}\\n'; "
                                "escapes \\n \\r \\t); auto tries common formats")] = None,
     run: Annotated[Optional[str], typer.Option(
-        "--run", metavar="CMD", help="start the server with this shell command, find where it listens, restart it "
-                                     "if it dies, stop its process group at the end; {} stands for each SUBMISSION")]
+        "--run", metavar="CMD", help="start the server with this command (split into words; /bin/sh runs it only if "
+                                     "it uses shell syntax), find where it listens, restart it if it dies, stop it at "
+                                     "the end; {} stands for each SUBMISSION, as a word of its own")]
     = None,
     at: Annotated[Optional[Address], typer.Option(
         "--at", parser=address_value, metavar="ADDR", help="with --run: the address to test (default: found from the "
@@ -75,6 +76,14 @@ def check(
                                         help="keep the packets of each case that fails (captured in the program's "
                                              "namespaces): shown under the case, in --json, and as pcap files "
                                              "beside --junit/--gradescope reports")] = False,
+    user: Annotated[Optional[str], typer.Option(
+        "--user", metavar="NAME|UID", rich_help_panel=_CHECK,
+        help="as root: run the programs as this user (default: who ran sudo, else an unused uid; for a folder, an "
+             "unused uid per submission); root runs them as root")] = None,
+    env: Annotated[Optional[list[str]], typer.Option(
+        "--env", metavar="NAME", rich_help_panel=_CHECK,
+        help="also pass this variable of your environment to the programs (repeatable); they get only PATH, "
+             "HOME (a directory of their own), LANG and TERM otherwise")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON instead of a table")] = False,
     list_cases: Annotated[bool, typer.Option("--list", help="list every case (id, what it checks, where it "
                                                            "applies) and exit")] = False,
@@ -94,7 +103,7 @@ def check(
 ) -> None:
     """Check anyone's echo or sum server (or client): a report per case, with the likely cause
     and fix of each failure. Exit 0 if no case failed, 1 if one did."""
-    from ..check import CheckSettings, case_list, check_client, check_server, check_usage, grade, junit
+    from ..check import CheckSettings, case_list, check_client, check_server, check_usage, grade, guard, junit
     if list_cases:
         if targets or run is not None or client is not None:
             raise UsageError("--list goes alone (or with --json): it lists every case")
@@ -113,7 +122,8 @@ def check(
     settings = CheckSettings(service=service, profile=profile,
                              request=request if template is None else template.decode("utf-8", "surrogateescape"),
                              timeout=timeout, only=tuple(case or ()),
-                             idle_window=idle_window, startup=startup, namespaces=namespaces, trace=trace)
+                             idle_window=idle_window, startup=startup, namespaces=namespaces, trace=trace,
+                             user=user, env=tuple(env or ()))
     kind = check_usage(targets=names, run=run, at=at, client=client, listen=listen, stdin=stdin, jobs=jobs,
                        trace=trace, namespaces=namespaces)
     folder = kind == "folder"
@@ -131,19 +141,19 @@ def check(
         task = progress.add_task("check", total=None)
 
         def step(what: str, done: int, total: int) -> None:
-            progress.update(task, description=f"check: {what}", completed=done, total=total)
+            progress.update(task, description=f"check: {markup_free(what)}", completed=done, total=total)
 
         if kind == "client":
             assert client is not None and listen is not None
-            checked = [(client, trio.run(partial(check_client, client, listen, settings, stdin=stdin,
-                                                 progress=step)))]
+            checked = [(client, guard.run(partial(check_client, client, listen, settings, stdin=stdin,
+                                                  progress=step)))]
         elif folder:
             assert run is not None
-            checked = trio.run(partial(grade, run, names, settings, progress=step, jobs=jobs, stdin=stdin))
+            checked = guard.run(partial(grade, run, names, settings, progress=step, jobs=jobs, stdin=stdin))
         else:
             address = at if run is not None else address_value(names[0])
-            report = trio.run(partial(check_server, address, run=run, settings=settings, progress=step,
-                                      stdin=stdin))
+            report = guard.run(partial(check_server, address, run=run, settings=settings, progress=step,
+                                       stdin=stdin))
             checked = [(report.target, report)]
     graded = [(name, rubric.apply(report)) for name, report in checked]
     reports = [report for _, report in graded]

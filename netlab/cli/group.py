@@ -21,6 +21,7 @@ for the type checker only, never imported when netlab runs.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,14 +30,16 @@ import typer
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from ..errors import exit_code, netlab_error
+from ..plaintext import printable
 
 if TYPE_CHECKING:
     from typer._click import Command, Context, HelpFormatter
 
 
 def say(message: str) -> None:
-    """One line on stderr, never wrapped or styled: ``netlab: MESSAGE``."""
-    print(f"netlab: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, never wrapped or styled: ``netlab: MESSAGE``; control characters
+    escaped (a message may quote a program's output)."""
+    print(f"netlab: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def _shown_as(metavar: str | None) -> Callable[[Context], str | None]:
@@ -71,6 +74,32 @@ def _tidy_help(command: Command, ctx: Context) -> None:
             setattr(param, "_get_number_range_help_str", _no_range)
 
 
+def _finite_numbers(command: Command) -> None:
+    """Every number option refuses ``inf`` and ``nan`` (a bound such as ``min=0.05`` lets both
+    through: ``nan < 0.05`` is false): a duration of ``inf`` waits for ever, and NaN compares
+    false with everything. A usage error (exit 2), like any other bad value. (Set on each
+    parameter's ``process_value``, once: typer has no setting for it.)"""
+    for param in command.params:
+        if not isinstance(param, (TyperOption, TyperArgument)) or getattr(param, "_finite", False):
+            continue
+        setattr(param, "process_value", _finite_values(param, param.process_value))
+        setattr(param, "_finite", True)
+
+
+def _finite_values(param: TyperOption | TyperArgument, original: Callable[[Context, Any], Any]) -> Callable[[Context, Any], Any]:
+    """`original` (a parameter's ``process_value``), refusing a float that is inf or nan.
+    (Any: a parameter's value, of whatever type it declares.)"""
+
+    def process(ctx: Context, value: Any) -> Any:
+        value = original(ctx, value)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise typer.BadParameter("a finite number is needed, not inf or nan", ctx=ctx, param=param)
+        return value
+
+    return process
+
+
 class NetlabGroup(TyperGroup):
     """Every command runs inside this (see the module's docstring)."""
 
@@ -86,6 +115,7 @@ class NetlabGroup(TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _tidy_help(command, ctx)
+            _finite_numbers(command)
         return command
 
     def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:

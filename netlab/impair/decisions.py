@@ -33,6 +33,7 @@ cleanly).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -293,9 +294,12 @@ _UNITS = {"": 1, "k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6, "g": 1e9, "G": 1e9}
 
 def _number(text: str, what: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ImpairmentError(f"{what} takes a number, not {text!r}") from None
+    if not math.isfinite(value):  # a delay of inf waits for ever; nan compares false with everything
+        raise ImpairmentError(f"{what} takes a finite number, not {text!r}")
+    return value
 
 
 def _rate(text: str) -> float:

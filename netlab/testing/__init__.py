@@ -20,6 +20,10 @@ Installed with netlab, they are there in every pytest-trio test, no import neede
 * ``netlab_dir`` is that short directory (AF_UNIX paths may have at most 107 bytes, which a
   deep pytest tmp_path can exceed).
 
+A client's ``request()`` (`netlab.runner.Client.request`) waits at most 10 s for its reply
+(``timeout=``; ``timeout=None`` for ever) and then raises `netlab.errors.TimeoutError`, so a
+test through a relay that loses the request fails rather than hangs.
+
 Everything is torn down when the test ends: the nursery is cancelled, socket files go.
 
 ``check_message_channel(maker)`` checks the `MessageChannel` contract on the pairs `maker`

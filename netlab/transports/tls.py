@@ -22,7 +22,9 @@ The handshake happens at the first send or receive on either side, not in ``conn
 ``accept``: a client connects before the server accepts (`open_pair` does exactly that),
 and a server that handshook in ``accept`` would let one silent client stall every other.
 A failed handshake is a netlab `TransportError` that names the fix (``?ca=FILE``, or
-``?insecure=1``), never an `ssl.SSLError`.
+``?insecure=1``), never an `ssl.SSLError`. A client that speaks plain TCP to a TLS server
+(``2 3\\n`` where a handshake record should be) is told so at once, in the server's log and in
+one clear-text line to the client, instead of both waiting for a record that never comes.
 
 Certificates need no set-up (`certificates.py`): a server given no ``?cert=FILE&key=FILE`` makes a throwaway CA
 (one per process, with trustme), issues itself a certificate for its host, localhost,
@@ -60,6 +62,11 @@ from .tcp import TcpTransport, tcp_calls
 __all__ = ["SEND_CHUNK", "TLS_OPTIONS", "TlsStream", "TlsTransport", "throwaway_ca"]
 
 log = logging.getLogger("netlab.tls")
+
+#: the first byte of every TLS connection a client opens: a handshake record (RFC 8446 5.1)
+TLS_HANDSHAKE_RECORD = 0x16
+#: what a server answers, in clear text, a client that speaks plain TCP to it
+PLAINTEXT_REPLY = b"ERR this port speaks TLS: connect with TLS (a tls: address), not plain TCP\n"
 
 #: `TlsStream.send_all` encrypts and sends this much at a time, so a large send holds one
 #: chunk of ciphertext in memory, not a copy of all of it
@@ -189,6 +196,7 @@ class TlsStream(trio.abc.HalfCloseableStream):
         self._server_side = server_side
         self._address = address  # the client's: what it connected to
         self._handshook = False
+        self._peeked = False  # a server has looked at the client's first bytes (`_refuse_plaintext`)
         self._sending = False
         self._eof_sent = False
         self._closed = False
@@ -224,6 +232,9 @@ class TlsStream(trio.abc.HalfCloseableStream):
         before it began; TransportError, naming the fix, when it failed."""
         if self._handshook:
             return True
+        if self._server_side and not self._peeked:
+            self._peeked = True
+            await self._refuse_plaintext()
         try:
             await self._ssl.do_handshake()
         except trio.BrokenResourceError as exc:
@@ -244,6 +255,26 @@ class TlsStream(trio.abc.HalfCloseableStream):
         self._handshook = True
         self._carrier.eager = False
         return True
+
+    async def _refuse_plaintext(self) -> None:
+        """A server's first look at what a client sent: a TLS connection begins with a
+        handshake record (byte 0x16). Anything else is a client speaking plain TCP to this TLS
+        port ("2 3\\n"), which OpenSSL would take for the start of a record and wait on for
+        ever, the client waiting with it: say so in the log, tell the client in clear text,
+        and close. Raises TransportError then."""
+        try:
+            first = await self.transport_stream.socket.recv(64, socket.MSG_PEEK)
+        except OSError:
+            return  # the handshake will find the same
+        if not first or first[0] == TLS_HANDSHAKE_RECORD:
+            return
+        error = TransportError(f"{self._peer()} sent plaintext to this TLS port ({first[:24]!r}): it does not "
+                               f"speak TLS; connect with TLS (a tls: address), or serve plain tcp: for it")
+        log.warning("%s", error)
+        with contextlib.suppress(OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            with trio.move_on_after(1.0):
+                await self.transport_stream.send_all(PLAINTEXT_REPLY)
+        raise error
 
     def _peer(self) -> str:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from ..context import CaseContext, was_accepted
-from ..conversation import _BROKEN, converse, open_connection, reset
+from ..conversation import _BROKEN, KEEP, converse, open_connection, reset
 from ..exchange import _any_exchange, _two_clients
 from ..judge import shown
 from ...transports import receive_data, send_data
@@ -64,7 +64,7 @@ async def case_banner(ctx: CaseContext) -> Verdict:
     async with opened:
         with trio.move_on_after(quiet):
             try:
-                while (data := await receive_data(opened)) is not None:
+                while len(received) <= KEEP and (data := await receive_data(opened)) is not None:
                     received += data
             except _BROKEN:
                 pass
