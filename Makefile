@@ -15,7 +15,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-quick lint typecheck soak bench bench-quick install clean kernel-tools test-lowest
+.PHONY: demo test test-quick lint typecheck soak bench bench-quick install clean kernel-tools interpreter-access test-lowest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/netlab compare
 
-test: $(STAMP) kernel-tools typecheck lint
+test: $(STAMP) kernel-tools interpreter-access typecheck lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # the quick loop: no subprocess, no namespace (tests marked `process` are left out; an
@@ -66,6 +66,24 @@ kernel-tools:
 	  fi; \
 	else \
 	  echo "not root: kernel-mode tests will be skipped (run make test as root to include them)"; \
+	fi
+
+# As root, `netlab check` runs each program as an unused uid (issue 21): that uid must be able
+# to reach the Python interpreter the tests start programs with. Where the interpreter lives
+# under a directory closed to others (pyenv under /root), open the directories on its path for
+# traversal only (o+x: no listing), and say which.
+interpreter-access: $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then \
+	  for py in "$$(readlink -f $(BIN)/python)" "$$(readlink -f "$$(command -v python3)")"; do \
+	    d=$$(dirname "$$py"); \
+	    while [ "$$d" != / ]; do \
+	      if [ -d "$$d" ] && [ "$$(stat -c %A "$$d" | cut -c10)" != x ] && [ "$$(stat -c %A "$$d" | cut -c10)" != t ]; then \
+	        echo "opening $$d for traversal (o+x): programs netlab check runs as another uid start $$py"; \
+	        chmod o+x "$$d"; \
+	      fi; \
+	      d=$$(dirname "$$d"); \
+	    done; \
+	  done; \
 	fi
 
 soak: $(STAMP)
