@@ -37,7 +37,7 @@ from .program import Program
 from .reference import KEEP, UNFINISHED, Reference, Reply, ReplyWith, _Seen, reference
 from .registry import BYTE_STREAMS, CONNECTIONS, DATAGRAMS, SUM, Case, CaseList
 from .report import CaseResult, CheckReport
-from .sandbox import RunAs, Workspace, resolve_user
+from .sandbox import RunAs, Workspace
 from .settings import CheckSettings, Verdict
 from .usage import check_usage
 
@@ -309,11 +309,7 @@ async def check_client(command: str, listen: Address | str, settings: CheckSetti
     Command.parse(command)  # a bad command, before anything runs
     note = ""
     if not owner:
-        found = isolate.isolation() if settings.namespaces else None
-        if run_as is None:
-            run_as = resolve_user(settings.user, isolation_mode=found.mode if found else None, folder=False,
-                                  env=settings.env)
-        assert run_as is not None  # folder=False always resolves
+        found, run_as = isolate.where_to_run(settings, run_as)
         if found is not None and found.available:
             job = {"kind": "client", "command": command, "listen": str(address), "cwd": cwd,
                    "stdin": None if stdin is None else stdin.hex(), "mode": found.mode, "run_as": run_as.as_json()}

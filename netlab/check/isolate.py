@@ -42,7 +42,7 @@ from ..errors import NetlabError
 from .program import track, untrack
 from .settings import CheckSettings
 from .report import CheckReport
-from .sandbox import remove_tree, temporary_root
+from .sandbox import RunAs, remove_tree, resolve_user, temporary_root
 
 Progress = Callable[[str, int, int], None]
 #: the child (`netlab.check.inside`), named here as text: it imports the runner, which imports this
@@ -58,6 +58,17 @@ def isolation() -> netns.Isolation:
     if _forced_off:
         return netns.Isolation(None, _forced_off[-1])
     return netns.isolation()
+
+
+def where_to_run(settings: CheckSettings, run_as: RunAs | None) -> tuple[netns.Isolation | None, RunAs]:
+    """How a check started here is isolated (None: ``--no-namespaces``) and who its program
+    runs as (`run_as`, or the user the settings and the isolation call for)."""
+    found = isolation() if settings.namespaces else None
+    if run_as is None:
+        run_as = resolve_user(settings.user, isolation_mode=found.mode if found else None, folder=False,
+                              env=settings.env)
+    assert run_as is not None  # folder=False always resolves
+    return found, run_as
 
 
 def budget(settings: CheckSettings, cases: int) -> float:
@@ -158,4 +169,4 @@ def _event(raw: bytes, token: str) -> dict[str, Any] | None:
     return event
 
 
-__all__ = ["CHILD", "budget", "isolation", "run_isolated"]
+__all__ = ["CHILD", "budget", "isolation", "run_isolated", "where_to_run"]

@@ -317,11 +317,7 @@ async def check_server(address: Address | str | None = None, *, run: str | None 
         Command.parse(run, None if submission is None else submission)  # a bad template, before anything runs
     note = ""
     if run is not None and not isolated:
-        found = isolate.isolation() if settings.namespaces else None
-        if run_as is None:
-            run_as = resolve_user(settings.user, isolation_mode=found.mode if found else None, folder=False,
-                                  env=settings.env)
-        assert run_as is not None  # folder=False always resolves
+        found, run_as = isolate.where_to_run(settings, run_as)
         if found is not None and found.available:
             job = {"kind": "server", "command": run, "cwd": cwd, "address": None if target is None else str(target),
                    "stdin": None if stdin is None else stdin.hex(), "mode": found.mode,
